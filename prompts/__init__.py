@@ -1,0 +1,3 @@
+"""RegimeDesk prompts."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""RegimeDesk signals."""
+
+__all__: list[str] = []
