@@ -1,0 +1,3 @@
+"""RegimeDesk agents."""
+
+__all__: list[str] = []

@@ -1,0 +1,57 @@
+"""Build the configured market-data source from settings and secrets."""
+
+from __future__ import annotations
+
+from agents.config import Secrets, Settings
+from integrations import (
+    AlpacaSource,
+    BarSource,
+    BuiltinSource,
+    FileSource,
+    MarketData,
+    PolygonSource,
+)
+
+__all__ = ["SOURCE_NAMES", "build_source", "build_market_data"]
+
+SOURCE_NAMES: tuple[str, ...] = ("builtin", "file", "polygon", "alpaca")
+
+
+def build_source(settings: Settings, secrets: Secrets, name: str | None = None) -> BarSource:
+    """The bar source ``name`` (default: ``settings.data.source``), configured.
+
+    Credentials are only checked when the source first fetches, so that a missing key is
+    reported with the variable to set, at the moment it matters.
+    """
+    name = name or settings.data.source
+    cfg = settings.data
+    if name == "builtin":
+        return BuiltinSource()
+    if name == "file":
+        return FileSource(cfg.file.directory, cfg.file.files, cfg.file.timezone, cfg.file.timeframe)
+    if name == "polygon":
+        return PolygonSource(
+            secrets.get("polygon_api_key"),
+            base_url=cfg.polygon.base_url,
+            retries=cfg.polygon.retries,
+            timeout=cfg.polygon.timeout,
+        )
+    if name == "alpaca":
+        return AlpacaSource(
+            secrets.get("alpaca_api_key"),
+            secrets.get("alpaca_secret_key"),
+            base_url=cfg.alpaca.base_url,
+            feed=cfg.alpaca.feed,
+        )
+    raise ValueError(f"source must be one of {', '.join(SOURCE_NAMES)}, not {name!r}")
+
+
+def build_market_data(settings: Settings, secrets: Secrets, source: str | None = None) -> MarketData:
+    """A :class:`integrations.MarketData` for the configured (or named) source."""
+    return MarketData(
+        build_source(settings, secrets, source),
+        policy=settings.data.validation.to_policy(),
+        cache_dir=settings.cache_dir if settings.data.cache else None,
+        retries=settings.data.retries,
+        retry_backoff=settings.data.retry_backoff,
+    )

@@ -1,0 +1,69 @@
+"""Printing for the command line: JSON for machines, aligned text for people."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["to_jsonable", "print_json", "print_table", "print_fields"]
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert results to plain JSON types: NaN/inf become null, times ISO strings."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    if isinstance(value, (pd.Timestamp, datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if hasattr(value, "to_dict"):
+            return to_jsonable(value.to_dict())
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return [to_jsonable(v) for v in value.tolist()]
+    if isinstance(value, Iterable):
+        return [to_jsonable(v) for v in value]
+    return str(value)
+
+
+def print_json(value: Any, stream=None) -> None:
+    """Print ``value`` as indented, strict JSON."""
+    stream = stream or sys.stdout
+    stream.write(json.dumps(to_jsonable(value), indent=2, allow_nan=False) + "\n")
+
+
+def print_fields(title: str, fields: Iterable[tuple[str, Any]], stream=None) -> None:
+    """A heading and aligned ``name  value`` lines."""
+    stream = stream or sys.stdout
+    rows = list(fields)
+    width = max((len(k) for k, _ in rows), default=0)
+    stream.write(title + "\n")
+    for key, val in rows:
+        stream.write(f"  {key:<{width}}  {val}\n")
+
+
+def print_table(headers: list[str], rows: Iterable[Iterable[Any]], stream=None) -> None:
+    """A plain text table with left-aligned columns."""
+    stream = stream or sys.stdout
+    body = [[str(c) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(headers)]
+    stream.write("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip() + "\n")
+    for r in body:
+        stream.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")

@@ -1,0 +1,116 @@
+"""The ``regimedesk`` command line.
+
+Every command has ``--help``, prints for people by default and JSON with ``--json``.
+Errors are one line on stderr and a non-zero exit code, never a traceback:
+exit 2 for bad arguments, 1 for everything else that went wrong (bad data, missing
+credentials, a failing service).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from agents.config import Secrets, Settings, load_settings
+from analytics import RegimeDeskError, RegimeDeskWarning
+
+__all__ = ["main", "build_parser", "Context"]
+
+log = logging.getLogger("regimedesk")
+
+Handler = Callable[[argparse.Namespace, "Context"], int]
+
+
+@dataclass
+class Context:
+    """What a command needs: settings (loaded on first use) and secrets from the environment."""
+
+    config_path: str | None = None
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.config_path)
+
+    @cached_property
+    def secrets(self) -> Secrets:
+        return Secrets.from_env()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line plus a pointer to --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every subcommand registered."""
+    from agents import _cli_config, _cli_data
+
+    parser = _Parser(
+        prog="regimedesk",
+        description=(
+            "RegimeDesk: market-regime detection and trading decisions from a graph of "
+            "deterministic quantitative agents. Works offline on embedded SP500/NASDAQ daily "
+            "data (1999-2018); network sources, brokers and LLMs switch on by configuration."
+        ),
+        epilog="Run 'regimedesk COMMAND --help' for a command's options.",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: $REGIMEDESK_CONFIG, then ./regimedesk.toml)",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in (_cli_data, _cli_config):
+        module.register(sub)
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, RegimeDeskWarning):
+        sys.stderr.write(f"warning: {message}\n")
+    else:
+        log.debug("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``regimedesk`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("urllib3", "httpx", "httpcore", "openai", "telegram", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    ctx = Context(config_path=args.config)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        warnings.simplefilter("default")
+        try:
+            return int(args.handler(args, ctx) or 0)
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            return 130
+        except RegimeDeskError as exc:
+            sys.stderr.write(f"regimedesk: error: {exc}\n")
+            return 1
+        except (ValueError, TypeError) as exc:
+            if args.verbose >= 2:
+                raise
+            sys.stderr.write(f"regimedesk: error: {exc}\n")
+            return 2
+        except BrokenPipeError:
+            return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,367 @@
+"""Typed, frozen configuration: ``regimedesk.toml`` for settings, the environment for secrets.
+
+Where the file is looked for, first match wins: ``--config PATH``; the environment variable
+``REGIMEDESK_CONFIG``; ``./regimedesk.toml``; otherwise built-in defaults. Unknown keys are
+rejected with the key named. Secrets (API keys, tokens) are never read from the file: a key
+that looks like one is refused with the environment variable to set instead.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from analytics import ConfigError
+from analytics._bars import Timeframe
+from analytics._validation import VALIDATION_RULES, ValidationPolicy
+
+__all__ = [
+    "Settings",
+    "Secrets",
+    "DataConfig",
+    "ValidationConfig",
+    "TimeframeSpec",
+    "TimeframesConfig",
+    "LLMConfig",
+    "load_settings",
+    "resolve_config_path",
+    "config_template",
+    "SECRET_VARIABLES",
+    "TIMEFRAME_NAMES",
+]
+
+TIMEFRAME_NAMES: tuple[str, ...] = ("LT", "MT", "ST", "US")
+
+#: Environment variables read as secrets (never from the file, never printed).
+SECRET_VARIABLES: dict[str, str] = {
+    "openai_api_key": "OPENAI_API_KEY",
+    "polygon_api_key": "POLYGON_API_KEY",
+    "alpaca_api_key": "ALPACA_API_KEY",
+    "alpaca_secret_key": "ALPACA_SECRET_KEY",
+    "telegram_bot_token": "TELEGRAM_BOT_TOKEN",
+}
+_SECRETISH = ("api_key", "apikey", "secret", "token", "password")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeframeSpec(_Model):
+    """One analysis horizon: the bar length and how many bars the models look at."""
+
+    bar: str
+    lookback: int = Field(ge=20, le=100_000)
+
+    @field_validator("bar")
+    @classmethod
+    def _bar(cls, value: str) -> str:
+        return str(Timeframe.parse(value))
+
+
+class TimeframesConfig(_Model):
+    """DESIGN.md's horizons: LT weekly ~3y, MT daily ~1y, ST daily ~3m, US 5-minute ~5 sessions."""
+
+    LT: TimeframeSpec = TimeframeSpec(bar="1W", lookback=156)
+    MT: TimeframeSpec = TimeframeSpec(bar="1D", lookback=252)
+    ST: TimeframeSpec = TimeframeSpec(bar="1D", lookback=63)
+    US: TimeframeSpec = TimeframeSpec(bar="5Min", lookback=390)
+
+
+RuleAction = Literal["error", "repair", "warn"]
+
+
+class ValidationConfig(_Model):
+    """Validation rules applied on every load (see ``analytics.validate_bars``)."""
+
+    max_gap_days: float | None = Field(default=7.0, gt=0)
+    jump_z: float = Field(default=10.0, gt=0)
+    jump_window: int = Field(default=63, ge=20)
+    policy: dict[str, RuleAction] = Field(default_factory=dict)
+
+    @field_validator("policy")
+    @classmethod
+    def _rules(cls, value: dict[str, str]) -> dict[str, str]:
+        for rule, action in value.items():
+            if rule not in VALIDATION_RULES:
+                raise ValueError(f"unknown rule {rule!r}; rules are {', '.join(VALIDATION_RULES)}")
+            if action == "repair" and rule in ("gap", "jump"):
+                raise ValueError(f"rule {rule!r} cannot be repaired; use error or warn")
+        return value
+
+    def to_policy(self) -> ValidationPolicy:
+        """The ``analytics`` policy object these settings describe."""
+        gap = pd.Timedelta(days=self.max_gap_days) if self.max_gap_days else None
+        return ValidationPolicy(
+            policies=dict(self.policy), max_gap=gap, jump_z=self.jump_z, jump_window=self.jump_window
+        )
+
+
+class FileSourceConfig(_Model):
+    directory: Path | None = None
+    files: dict[str, Path] = Field(default_factory=dict)
+    timezone: str = "UTC"
+    timeframe: str = "1D"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            pd.Timestamp("2000-01-01").tz_localize(value)
+        except Exception:
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("timeframe")
+    @classmethod
+    def _tf(cls, value: str) -> str:
+        return str(Timeframe.parse(value))
+
+
+class PolygonConfig(_Model):
+    base_url: str = "https://api.polygon.io"
+    retries: int = Field(default=3, ge=0, le=10)
+    timeout: float = Field(default=30.0, gt=0, le=300)
+
+
+class AlpacaDataConfig(_Model):
+    base_url: str | None = None
+    feed: Literal["iex", "sip"] = "iex"
+
+
+class DataConfig(_Model):
+    """Where bars come from and how they are checked."""
+
+    source: Literal["builtin", "file", "polygon", "alpaca"] = "builtin"
+    cache: bool = True
+    retries: int = Field(default=4, ge=1, le=10)
+    retry_backoff: float = Field(default=0.5, ge=0, le=30)
+    validation: ValidationConfig = ValidationConfig()
+    file: FileSourceConfig = FileSourceConfig()
+    polygon: PolygonConfig = PolygonConfig()
+    alpaca: AlpacaDataConfig = AlpacaDataConfig()
+
+
+class LLMConfig(_Model):
+    """Narrator backend. ``template`` is offline and deterministic."""
+
+    backend: Literal["template", "openai"] = "template"
+    model: str = "gpt-4o-mini"
+    base_url: str | None = None
+    timeout: float = Field(default=20.0, gt=0, le=300)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+
+
+class Settings(_Model):
+    """Everything RegimeDesk reads from ``regimedesk.toml``.
+
+    ``home`` holds the journal, checkpoints, cache and model store; the environment variable
+    ``REGIMEDESK_HOME`` overrides it.
+    """
+
+    home: Path = Path("~/.regimedesk")
+    data: DataConfig = DataConfig()
+    timeframes: TimeframesConfig = TimeframesConfig()
+    llm: LLMConfig = LLMConfig()
+
+    @property
+    def home_dir(self) -> Path:
+        """``home`` with ``~`` expanded."""
+        return self.home.expanduser()
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home_dir / "cache" / "bars"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Secrets from the environment; masked in ``repr`` and in ``config show``."""
+
+    openai_api_key: SecretStr | None = None
+    polygon_api_key: SecretStr | None = None
+    alpaca_api_key: SecretStr | None = None
+    alpaca_secret_key: SecretStr | None = None
+    telegram_bot_token: SecretStr | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Secrets:
+        """Read every secret variable from ``env`` (default ``os.environ``); empty means unset."""
+        env = os.environ if env is None else env
+        values = {
+            field: SecretStr(env[var]) if env.get(var, "").strip() else None
+            for field, var in SECRET_VARIABLES.items()
+        }
+        return cls(**values)
+
+    def get(self, field: str) -> str | None:
+        """The plain value of one secret, or None."""
+        value = getattr(self, field)
+        return value.get_secret_value() if value is not None else None
+
+    def masked(self) -> dict[str, str]:
+        """``VARIABLE -> 'set' | 'not set'`` for display; never the value."""
+        return {var: ("set" if getattr(self, f) is not None else "not set") for f, var in SECRET_VARIABLES.items()}
+
+
+def resolve_config_path(explicit: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path | None:
+    """The configuration file in force, or None for built-in defaults.
+
+    Raises
+    ------
+    ConfigError
+        If an explicitly named file (argument or ``REGIMEDESK_CONFIG``) does not exist.
+    """
+    env = os.environ if env is None else env
+    for value, origin in ((explicit, "--config"), (env.get("REGIMEDESK_CONFIG"), "REGIMEDESK_CONFIG")):
+        if value:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"configuration file {path} (from {origin}) does not exist")
+            return path
+    local = Path("regimedesk.toml")
+    return local if local.is_file() else None
+
+
+def _format_error(err: Mapping[str, object]) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ()))  # type: ignore[union-attr]
+    kind = err.get("type")
+    last = str(err["loc"][-1]).lower() if err.get("loc") else ""  # type: ignore[index]
+    if kind == "extra_forbidden":
+        if any(s in last for s in _SECRETISH):
+            hint = ", ".join(SECRET_VARIABLES.values())
+            return f"{loc}: secrets are read only from the environment, not the file (variables: {hint})"
+        return f"unknown key {loc!r}"
+    msg = str(err.get("msg", "invalid"))
+    return f"{loc}: {msg}"
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the configuration.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Explicit file (``--config``). See the module docstring for the search order.
+    env : mapping, optional
+        Environment (default ``os.environ``); ``REGIMEDESK_HOME`` overrides ``home``.
+
+    Raises
+    ------
+    ConfigError
+        Missing or unparsable file, unknown key, wrong type or value, or a secret in the file.
+    """
+    env = os.environ if env is None else env
+    resolved = resolve_config_path(path, env)
+    raw: dict[str, object] = {}
+    where = "defaults"
+    if resolved is not None:
+        where = str(resolved)
+        try:
+            raw = tomllib.loads(resolved.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{resolved}: not valid TOML ({exc})") from None
+        except OSError as exc:
+            raise ConfigError(f"{resolved}: cannot read ({exc.strerror})") from None
+    if env.get("REGIMEDESK_HOME"):
+        raw = {**raw, "home": env["REGIMEDESK_HOME"]}
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems = [_format_error(e) for e in exc.errors()]
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(f"{where}: {problems[0]}{more}") from None
+
+
+def config_template() -> str:
+    """A commented ``regimedesk.toml`` whose values are the defaults."""
+    return _TEMPLATE
+
+
+_TEMPLATE = """\
+# RegimeDesk configuration. Every value below is the default; delete what you do not change.
+# Secrets never go here: set them in the environment instead:
+#   OPENAI_API_KEY, POLYGON_API_KEY, ALPACA_API_KEY, ALPACA_SECRET_KEY, TELEGRAM_BOT_TOKEN
+# REGIMEDESK_CONFIG names another file; REGIMEDESK_HOME overrides `home`.
+
+# Journal, checkpoints, the bar cache and the model store live here.
+home = "~/.regimedesk"
+
+[data]
+# builtin (embedded SP500/NASDAQ daily 1999-2018, offline) | file | polygon | alpaca
+source = "builtin"
+# Cache network answers for closed date ranges as Parquet under home/cache/bars.
+cache = true
+# Attempts and first backoff (seconds) for rate limits, server errors and time-outs.
+retries = 4
+retry_backoff = 0.5
+
+[data.validation]
+# Longest allowed time between two bars, in days (at least two bars of the timeframe).
+max_gap_days = 7.0
+# A single-bar move beyond this many robust z-scores (median/MAD of the previous
+# jump_window returns) is flagged.
+jump_z = 10.0
+jump_window = 63
+
+[data.validation.policy]
+# error | repair | warn per rule; gap and jump can only be error or warn.
+# order = "repair"
+# duplicate = "repair"
+# non_finite = "repair"
+# non_positive = "error"
+# high_low = "repair"
+# volume = "error"
+# gap = "warn"
+# jump = "warn"
+
+[data.file]
+# Folder with SYMBOL.csv or SYMBOL.parquet files, and/or explicit files per symbol.
+# directory = "/path/to/bars"
+# files = { SPY = "/path/to/spy.csv" }
+timezone = "UTC"
+timeframe = "1D"
+
+[data.polygon]
+base_url = "https://api.polygon.io"
+retries = 3
+timeout = 30.0
+
+[data.alpaca]
+# base_url = "https://data.alpaca.markets"
+feed = "iex"
+
+# Analysis horizons: bar length and number of bars.
+[timeframes.LT]
+bar = "1W"
+lookback = 156
+
+[timeframes.MT]
+bar = "1D"
+lookback = 252
+
+[timeframes.ST]
+bar = "1D"
+lookback = 63
+
+[timeframes.US]
+bar = "5Min"
+lookback = 390
+
+[llm]
+# template (offline, deterministic) | openai (any OpenAI-compatible server)
+backend = "template"
+model = "gpt-4o-mini"
+# base_url = "http://127.0.0.1:8000/v1"
+timeout = 20.0
+max_retries = 2
+temperature = 0.0
+"""

@@ -1,0 +1,203 @@
+"""Bar frames, timeframes and causal resampling.
+
+Conventions (the whole project relies on them):
+
+* A bar frame is a ``pandas.DataFrame`` with a tz-aware UTC ``DatetimeIndex`` that is sorted
+  and unique, and float columns ``open, high, low, close, volume``.
+* Intraday bars are stamped with their start time. Daily bars are stamped with their session
+  date at 00:00 UTC. Either way a bar stamped ``t`` is *available* at ``t + step``, the end of
+  its slot, and not before.
+* A resampled bar is stamped with the last base slot it covers (a weekly bar from daily bars
+  is stamped with the Friday of its week, an hourly bar from 5-minute bars with hh:55), so it
+  too is available at ``stamp + base step`` — the end of its bucket. Only complete buckets are
+  emitted; see :func:`resample_bars`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["BAR_COLUMNS", "Timeframe", "resample_bars", "empty_bars"]
+
+BAR_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+
+_TF_RE = re.compile(r"^\s*(\d+)\s*(min|m|h|d|w)\s*$", re.IGNORECASE)
+_UNIT_NAMES = {"min": "Min", "m": "Min", "h": "H", "d": "D", "w": "W"}
+_UNIT_DELTA = {
+    "Min": pd.Timedelta(minutes=1),
+    "H": pd.Timedelta(hours=1),
+    "D": pd.Timedelta(days=1),
+    "W": pd.Timedelta(weeks=1),
+}
+
+
+@dataclass(frozen=True)
+class Timeframe:
+    """A bar length such as ``5Min``, ``1H``, ``1D`` or ``1W``.
+
+    Parameters
+    ----------
+    amount : int
+        Positive multiple of the unit.
+    unit : {'Min', 'H', 'D', 'W'}
+        Minutes, hours, days or weeks. Weekly bars end on Friday.
+    """
+
+    amount: int
+    unit: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount, int) or isinstance(self.amount, bool) or self.amount < 1:
+            raise ValueError(f"amount must be a positive integer, got {self.amount!r}")
+        if self.unit not in _UNIT_DELTA:
+            raise ValueError(f"unit must be one of {sorted(_UNIT_DELTA)}, got {self.unit!r}")
+        if self.unit == "D" and self.amount != 1:
+            raise ValueError("only 1D daily bars are supported (sessions are not calendar days)")
+        if self.unit == "W" and self.amount != 1:
+            raise ValueError("only 1W weekly bars are supported")
+
+    @classmethod
+    def parse(cls, text: str | Timeframe) -> Timeframe:
+        """Parse ``'5Min'``, ``'1h'``, ``'1D'``, ``'1W'`` (case-insensitive).
+
+        Raises
+        ------
+        ValueError
+            If ``text`` is not a timeframe, with the accepted forms named.
+        """
+        if isinstance(text, Timeframe):
+            return text
+        if not isinstance(text, str):
+            raise TypeError(f"timeframe must be a string such as '1D', got {type(text).__name__}")
+        match = _TF_RE.match(text)
+        if not match:
+            raise ValueError(
+                f"timeframe {text!r} not understood; use e.g. 1Min, 5Min, 15Min, 1H, 1D or 1W"
+            )
+        return cls(int(match.group(1)), _UNIT_NAMES[match.group(2).lower()])
+
+    @property
+    def step(self) -> pd.Timedelta:
+        """Length of one bar."""
+        return self.amount * _UNIT_DELTA[self.unit]
+
+    @property
+    def intraday(self) -> bool:
+        """True for minute and hour bars."""
+        return self.unit in ("Min", "H")
+
+    def __str__(self) -> str:
+        return f"{self.amount}{self.unit}"
+
+
+def empty_bars() -> pd.DataFrame:
+    """An empty bar frame with the canonical columns and a UTC index."""
+    index = pd.DatetimeIndex([], tz="UTC", name="timestamp")
+    return pd.DataFrame({c: pd.Series([], dtype="float64") for c in BAR_COLUMNS}, index=index)
+
+
+def _bucket_ends(index: pd.DatetimeIndex, target: Timeframe) -> pd.DatetimeIndex:
+    """End (exclusive) of the target bucket that holds each timestamp."""
+    if target.unit == "W":
+        # Weeks run Saturday 00:00 .. next Saturday 00:00 UTC, so Friday's session closes them.
+        days = index.normalize()
+        offset = (5 - days.day_of_week) % 7  # days until Saturday
+        offset = np.where(offset == 0, 7, offset)
+        return days + pd.to_timedelta(offset, unit="D")
+    step = target.step
+    epoch = pd.Timestamp(0, tz="UTC")
+    k = (index - epoch) // step
+    return epoch + (k + 1) * step
+
+
+def resample_bars(
+    bars: pd.DataFrame,
+    base: Timeframe | str,
+    target: Timeframe | str,
+    as_of: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Aggregate bars to a higher timeframe using closed buckets only.
+
+    Parameters
+    ----------
+    bars : DataFrame
+        Canonical bar frame (UTC index, ``open, high, low, close, volume``) at ``base``.
+    base, target : Timeframe or str
+        Timeframe of ``bars`` and the one wanted. Allowed: intraday to a longer intraday
+        multiple (e.g. 5Min -> 1H), and 1D -> 1W. Intraday to daily is refused: sessions are
+        exchange-calendar days, which the sources deliver directly.
+    as_of : Timestamp, optional
+        Wall-clock time of the computation. A bucket is complete when a bar of a later bucket
+        exists, or when ``as_of`` (default: the end of the last bar's slot) has reached the
+        bucket's end. A partial last bucket is never emitted.
+
+    Returns
+    -------
+    DataFrame
+        One row per complete bucket, stamped with the bucket's last base slot
+        (``bucket_end - base.step``): open of the first bar, max high, min low, close of the
+        last bar, summed volume.
+
+    Notes
+    -----
+    Causality: for every timestamp ``t`` of ``bars``,
+    ``resample_bars(bars[:t]) == resample_bars(bars)[:t]`` (prefix invariance), because a
+    bucket stamped ``s`` needs either a bar at ``s`` or a bar after it to be complete.
+    """
+    base = Timeframe.parse(base)
+    target = Timeframe.parse(target)
+    if target.unit == "W":
+        if base.unit != "D":
+            raise ValueError(f"weekly bars are built from daily bars, not from {base}")
+    elif target.unit == "D":
+        if base.unit != "D":
+            raise ValueError(
+                f"cannot build daily bars from {base}: sessions come from the data source"
+            )
+    else:
+        if not base.intraday:
+            raise ValueError(f"cannot resample {base} bars to the shorter timeframe {target}")
+        if target.step % base.step != pd.Timedelta(0):
+            raise ValueError(f"{target} is not a whole multiple of {base}")
+    missing = [c for c in BAR_COLUMNS if c not in bars.columns]
+    if missing:
+        raise ValueError(f"bars is missing columns {missing}")
+    if target == base or len(bars) == 0:
+        return bars.loc[:, list(BAR_COLUMNS)].copy() if target == base else empty_bars()
+    index = bars.index
+    if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
+        raise ValueError("bars must have a tz-aware DatetimeIndex")
+    index = index.tz_convert("UTC")
+
+    ends = _bucket_ends(index, target)
+    coverage = (index[-1] + base.step) if as_of is None else pd.Timestamp(as_of).tz_convert("UTC")
+    frame = pd.DataFrame(
+        {
+            "open": bars["open"].to_numpy(dtype=float),
+            "high": bars["high"].to_numpy(dtype=float),
+            "low": bars["low"].to_numpy(dtype=float),
+            "close": bars["close"].to_numpy(dtype=float),
+            "volume": bars["volume"].to_numpy(dtype=float),
+            "_end": ends,
+        }
+    )
+    grouped = frame.groupby("_end", sort=True)
+    out = grouped.agg(
+        open=("open", "first"),
+        high=("high", "max"),
+        low=("low", "min"),
+        close=("close", "last"),
+        volume=("volume", "sum"),
+    )
+    bucket_end = pd.DatetimeIndex(out.index)
+    last_end = bucket_end[-1]
+    # Every bucket but the last has a later bar, so it is closed; the last needs the clock.
+    if coverage < last_end:
+        out = out.iloc[:-1]
+        bucket_end = bucket_end[:-1]
+    out.index = pd.DatetimeIndex(bucket_end - base.step, name="timestamp")
+    return out.astype("float64")

@@ -1,0 +1,45 @@
+"""Adapters to the outside world: market data, brokers, LLM client, Telegram, PDF, export.
+
+``integrations`` imports no ``agents`` code.
+"""
+
+from integrations._errors import (
+    IntegrationError,
+    MissingCredentialsError,
+    NoDataError,
+    PermanentError,
+    TransientError,
+    UnknownSymbolError,
+)
+from integrations._market_data import SYMBOL_PATTERN, BarCache, Bars, MarketData
+from integrations._retry import call_with_retry
+from integrations._sources import (
+    BUILTIN_SYMBOLS,
+    AlpacaSource,
+    BarSource,
+    BuiltinSource,
+    FileSource,
+    PolygonSource,
+    read_bar_file,
+)
+
+__all__ = [
+    "IntegrationError",
+    "TransientError",
+    "PermanentError",
+    "MissingCredentialsError",
+    "UnknownSymbolError",
+    "NoDataError",
+    "call_with_retry",
+    "BarSource",
+    "BuiltinSource",
+    "FileSource",
+    "PolygonSource",
+    "AlpacaSource",
+    "read_bar_file",
+    "BUILTIN_SYMBOLS",
+    "BarCache",
+    "Bars",
+    "MarketData",
+    "SYMBOL_PATTERN",
+]

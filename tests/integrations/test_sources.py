@@ -1,0 +1,292 @@
+"""Market-data sources: builtin, files, and the real Polygon/Alpaca clients on loopback stubs."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from urllib.parse import parse_qs
+
+import numpy as np
+import pandas as pd
+import pytest
+from werkzeug import Response
+
+from analytics import DataQualityWarning
+from integrations import (
+    AlpacaSource,
+    BuiltinSource,
+    FileSource,
+    MarketData,
+    MissingCredentialsError,
+    NoDataError,
+    PermanentError,
+    PolygonSource,
+    UnknownSymbolError,
+    read_bar_file,
+)
+
+warnings.filterwarnings("ignore", category=DataQualityWarning)
+NOW = pd.Timestamp("2024-06-01", tz="UTC")
+
+
+# ----------------------------------------------------------------------------- builtin
+
+
+def test_builtin_sp500_is_complete_and_adjusted():
+    bars = MarketData(BuiltinSource()).bars("SP500")
+    frame = bars.frame
+    assert len(frame) == 5031
+    assert frame.index[0] == pd.Timestamp("1999-01-04", tz="UTC")
+    assert frame.index[-1] == pd.Timestamp("2018-12-31", tz="UTC")
+    assert str(frame.index.tz) == "UTC"
+    assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
+    assert all(frame[c].dtype == np.float64 for c in frame.columns)
+    import arch.data.sp500
+
+    raw = arch.data.sp500.load()
+    np.testing.assert_allclose(frame["close"].to_numpy(), raw["Adj Close"].to_numpy())
+    assert bars.report.ok
+
+
+def test_builtin_aliases_ranges_and_weekly():
+    md = MarketData(BuiltinSource())
+    assert md.bars("^gspc").symbol == "SP500"
+    nas = md.bars("NASDAQ", start="2008-09-15", end="2009-03-31")
+    assert nas.frame.index[0] == pd.Timestamp("2008-09-15", tz="UTC")
+    assert nas.frame.index[-1] == pd.Timestamp("2009-03-31", tz="UTC")
+    weekly = md.bars("SP500", "1W").frame
+    assert (weekly.index.day_of_week == 4).all()  # stamped on Fridays
+    assert weekly.index[-1] == pd.Timestamp("2018-12-28", tz="UTC")  # the last week is partial
+
+
+def test_builtin_errors():
+    md = MarketData(BuiltinSource())
+    with pytest.raises(UnknownSymbolError, match="SP500, NASDAQ"):
+        md.bars("AAPL")
+    with pytest.raises(NoDataError, match="no 5Min bars"):
+        md.bars("SP500", "5Min")
+    with pytest.raises(ValueError, match="empty date range"):
+        md.bars("SP500", start="2010-01-01", end="2009-01-01")
+    with pytest.raises(NoDataError, match="no 1D bars"):
+        md.bars("SP500", start="2030-01-01")
+    with pytest.raises(ValueError, match="not a valid ticker"):
+        md.bars("rm -rf /")
+
+
+def test_as_of_drops_bars_not_yet_closed():
+    md = MarketData(BuiltinSource())
+    frame = md.bars("SP500", end="2008-10-01", now="2008-10-01 12:00").frame
+    assert frame.index[-1] == pd.Timestamp("2008-09-30", tz="UTC")
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _sample(n=30):
+    idx = pd.bdate_range("2022-03-01", periods=n, name="Date")
+    close = np.linspace(100, 110, n)
+    return pd.DataFrame(
+        {"Open": close - 0.5, "HIGH": close + 1, "low": close - 1, "Close": close, "Volume": np.arange(n) * 10.0},
+        index=idx,
+    )
+
+
+def test_csv_case_insensitive_columns_and_timezone(tmp_path):
+    df = _sample()
+    path = tmp_path / "SPY.csv"
+    df.reset_index().to_csv(path, index=False)
+    frame = read_bar_file(path, "America/New_York")
+    assert frame.index[0] == pd.Timestamp("2022-03-01 05:00", tz="UTC")
+    assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
+    src = FileSource(directory=tmp_path, timezone="America/New_York")
+    bars = MarketData(src).bars("spy")
+    assert bars.frame.index[0] == pd.Timestamp("2022-03-01", tz="UTC")  # session date
+    assert len(bars.frame) == 30
+
+
+def test_parquet_with_index_and_adjusted_close(tmp_path):
+    df = _sample()
+    df["Adj Close"] = df["Close"] / 2
+    df.index = df.index.tz_localize("UTC")
+    path = tmp_path / "X.parquet"
+    df.to_parquet(path)
+    frame = read_bar_file(path)
+    np.testing.assert_allclose(frame["close"], df["Close"] / 2)
+    np.testing.assert_allclose(frame["open"], df["Open"] / 2)
+    np.testing.assert_allclose(frame["volume"], df["Volume"] * 2)
+
+
+def test_epoch_milliseconds(tmp_path):
+    df = _sample(5).reset_index()
+    df["t"] = (df.pop("Date").astype("int64") // 10**6).astype("int64")
+    df.to_csv(tmp_path / "e.csv", index=False)
+    frame = read_bar_file(tmp_path / "e.csv")
+    assert frame.index[0] == pd.Timestamp("2022-03-01", tz="UTC")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("a,b\n1,2\n", "no timestamp column"),
+        ("date,open,high,low,close\n2020-01-01,1,2,0.5,1\n", "missing column 'volume'"),
+        ("date,open,high,low,close,volume\nnot-a-date,1,2,0.5,1,3\n", "cannot parse timestamps"),
+        ("date,open,high,low,close,volume\n2020-01-01,x,2,0.5,1,3\n", "not numeric"),
+        ("date,open,high,low,close,volume\n", "no rows"),
+    ],
+)
+def test_malformed_files_raise_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(PermanentError, match=message):
+        read_bar_file(path)
+
+
+def test_missing_and_unsupported_files(tmp_path):
+    with pytest.raises(PermanentError, match="no such file"):
+        read_bar_file(tmp_path / "nope.csv")
+    (tmp_path / "a.xlsx").write_text("x")
+    with pytest.raises(PermanentError, match="unsupported"):
+        read_bar_file(tmp_path / "a.xlsx")
+    with pytest.raises(UnknownSymbolError, match="QQQ.csv"):
+        MarketData(FileSource(directory=tmp_path)).bars("QQQ")
+
+
+# ----------------------------------------------------------------------------- polygon stub
+
+
+def _polygon_results(days, offset=0):
+    out = []
+    for i, d in enumerate(days, start=offset):
+        ny_midnight = pd.Timestamp(d, tz="America/New_York")
+        px = 400.0 + i
+        out.append({"o": px, "h": px + 2, "l": px - 2, "c": px + 1, "v": 1000.0 + i, "vw": px, "n": 10,
+                    "t": int(ny_midnight.timestamp() * 1000)})
+    return out
+
+
+@pytest.fixture
+def polygon_stub(httpserver):
+    days = pd.bdate_range("2024-01-02", "2024-01-31")
+    pages = [_polygon_results(days[:12]), _polygon_results(days[12:], offset=12)]
+    state = {"calls": 0, "fail_first": True}
+    base = httpserver.url_for("").rstrip("/")
+
+    def handler(request):
+        state["calls"] += 1
+        assert request.headers["Authorization"] == "Bearer test-key"
+        if state["fail_first"]:
+            state["fail_first"] = False
+            return Response(json.dumps({"status": "ERROR", "error": "rate limited"}), status=429,
+                            content_type="application/json")
+        page = 1 if "cursor" in parse_qs(request.query_string.decode()) else 0
+        body = {"ticker": "SPY", "adjusted": True, "status": "OK", "request_id": "r",
+                "resultsCount": len(pages[page]), "results": pages[page]}
+        if page == 0:
+            body["next_url"] = f"{base}/v2/aggs/ticker/SPY/range/1/day/page2?cursor=abc"
+        return Response(json.dumps(body), content_type="application/json")
+
+    import re
+
+    httpserver.expect_request(re.compile(r"^/v2/aggs/ticker/SPY/range/1/day/.*")).respond_with_handler(handler)
+    return base, state, days
+
+
+def test_polygon_pagination_retry_and_cache(polygon_stub, tmp_path):
+    base, state, days = polygon_stub
+    md = MarketData(PolygonSource("test-key", base_url=base, retries=3), cache_dir=tmp_path / "cache",
+                    retry_backoff=0.01)
+    bars = md.bars("SPY", "1D", start="2024-01-01", end="2024-01-31", now=NOW)
+    assert len(bars.frame) == len(days)
+    assert list(bars.frame.index) == list(days.tz_localize("UTC"))
+    assert bars.frame["close"].iloc[-1] == 400.0 + len(days) - 1 + 1
+    assert state["calls"] == 3  # 429, page 1, page 2
+    again = md.bars("SPY", "1D", start="2024-01-01", end="2024-01-31", now=NOW)
+    assert state["calls"] == 3 and again.cached
+    pd.testing.assert_frame_equal(again.frame, bars.frame, check_freq=False)
+    weekly = md.bars("SPY", "1W", start="2024-01-01", end="2024-01-31", now=NOW)
+    assert list(weekly.frame.index.strftime("%Y-%m-%d")) == ["2024-01-05", "2024-01-12", "2024-01-19", "2024-01-26"]
+
+
+def test_polygon_needs_key():
+    with pytest.raises(MissingCredentialsError, match="POLYGON_API_KEY"):
+        MarketData(PolygonSource(None)).bars("SPY", start="2024-01-01", end="2024-01-31", now=NOW)
+
+
+def test_polygon_unreachable_is_transient(httpserver):
+    from integrations import TransientError
+
+    httpserver.expect_request("/nothing").respond_with_data("x")
+    dead = "http://127.0.0.1:9"  # discard port: connection refused
+    md = MarketData(PolygonSource("k", base_url=dead, retries=0, timeout=1), retries=2, retry_backoff=0.01)
+    with pytest.raises(TransientError, match="polygon"):
+        md.bars("SPY", start="2024-01-01", end="2024-01-31", now=NOW)
+
+
+# ----------------------------------------------------------------------------- alpaca stub
+
+
+def _alpaca_bars(days, hour=5, offset=0):
+    return [{"t": (pd.Timestamp(d) + pd.Timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "o": 10.0 + i, "h": 12.0 + i, "l": 9.0 + i, "c": 11.0 + i, "v": 500 + i, "n": 5, "vw": 10.5 + i}
+            for i, d in enumerate(days, start=offset)]
+
+
+@pytest.fixture
+def alpaca_stub(httpserver):
+    days = pd.bdate_range("2024-02-01", "2024-02-29")
+    state = {"calls": 0, "fail_first": True}
+
+    def handler(request):
+        state["calls"] += 1
+        assert request.headers["APCA-API-KEY-ID"] == "kid"
+        if state["fail_first"]:
+            state["fail_first"] = False
+            return Response(json.dumps({"message": "internal error"}), status=500, content_type="application/json")
+        q = parse_qs(request.query_string.decode())
+        assert q["symbols"] == ["AAPL"] and q["timeframe"] == ["1Day"] and q["adjustment"] == ["all"]
+        if q.get("page_token") == ["p2"]:
+            return Response(json.dumps({"bars": {"AAPL": _alpaca_bars(days[10:], offset=10)}, "next_page_token": None}),
+                            content_type="application/json")
+        return Response(json.dumps({"bars": {"AAPL": _alpaca_bars(days[:10])}, "next_page_token": "p2"}),
+                        content_type="application/json")
+
+    httpserver.expect_request("/v2/stocks/bars").respond_with_handler(handler)
+
+    def crypto(request):
+        q = parse_qs(request.query_string.decode())
+        assert q["symbols"] == ["BTC/USD"]
+        return Response(json.dumps({"bars": {"BTC/USD": _alpaca_bars(days[:3], hour=0)}, "next_page_token": None}),
+                        content_type="application/json")
+
+    httpserver.expect_request("/v1beta3/crypto/us/bars").respond_with_handler(crypto)
+    return httpserver.url_for("").rstrip("/"), state, days
+
+
+def test_alpaca_stock_pagination_retry_and_cache(alpaca_stub, tmp_path):
+    base, state, days = alpaca_stub
+    md = MarketData(AlpacaSource("kid", "sec", base_url=base), cache_dir=tmp_path, retry_backoff=0.01)
+    bars = md.bars("AAPL", "1D", start="2024-02-01", end="2024-02-29", now=NOW)
+    assert list(bars.frame.index) == list(days.tz_localize("UTC"))
+    assert bars.frame["close"].iloc[0] == 11.0 and bars.frame["volume"].iloc[-1] == 500 + len(days) - 1
+    assert state["calls"] == 3  # 500, page 1, page 2
+    md.bars("AAPL", "1D", start="2024-02-01", end="2024-02-29", now=NOW)
+    assert state["calls"] == 3
+
+
+def test_alpaca_crypto(alpaca_stub):
+    base, _, days = alpaca_stub
+    bars = MarketData(AlpacaSource("kid", "sec", base_url=base)).bars(
+        "BTC/USD", "1D", start="2024-02-01", end="2024-02-29", now=NOW)
+    assert list(bars.frame.index) == list(days[:3].tz_localize("UTC"))
+
+
+def test_alpaca_needs_both_keys():
+    with pytest.raises(MissingCredentialsError, match="ALPACA_SECRET_KEY"):
+        MarketData(AlpacaSource("kid", None)).bars("AAPL", start="2024-01-01", end="2024-01-31", now=NOW)
+
+
+def test_alpaca_auth_failure_is_permanent(httpserver):
+    httpserver.expect_request("/v2/stocks/bars").respond_with_json({"message": "forbidden"}, status=403)
+    md = MarketData(AlpacaSource("kid", "bad", base_url=httpserver.url_for("").rstrip("/")))
+    with pytest.raises(PermanentError, match="rejected the credentials"):
+        md.bars("AAPL", start="2024-01-01", end="2024-01-31", now=NOW)
