@@ -3,6 +3,14 @@
 ``analytics`` imports no other RegimeDesk package and performs no I/O.
 """
 
+from analytics._backtest import (
+    BacktestConfig,
+    BacktestResult,
+    PerformanceMetrics,
+    performance_metrics,
+    run_backtest,
+)
+from analytics._bars import BAR_COLUMNS, Timeframe, empty_bars, resample_bars
 from analytics._errors import (
     ConfigError,
     DataQualityWarning,
@@ -12,8 +20,16 @@ from analytics._errors import (
     RegimeDeskError,
     RegimeDeskWarning,
 )
+from analytics._validation import (
+    VALIDATION_RULES,
+    ValidationIssue,
+    ValidationPolicy,
+    ValidationReport,
+    validate_bars,
+)
 
 __all__ = [
+    # errors
     "RegimeDeskError",
     "InsufficientDataError",
     "DataValidationError",
@@ -21,4 +37,21 @@ __all__ = [
     "RegimeDeskWarning",
     "DataQualityWarning",
     "EstimationWarning",
+    # bars
+    "BAR_COLUMNS",
+    "Timeframe",
+    "empty_bars",
+    "resample_bars",
+    # validation
+    "VALIDATION_RULES",
+    "ValidationPolicy",
+    "ValidationIssue",
+    "ValidationReport",
+    "validate_bars",
+    # backtest
+    "BacktestConfig",
+    "BacktestResult",
+    "PerformanceMetrics",
+    "performance_metrics",
+    "run_backtest",
 ]
