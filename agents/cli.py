@@ -50,7 +50,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every subcommand registered."""
-    from agents import _cli_config, _cli_data
+    from agents import _cli_config, _cli_data, _cli_run
 
     parser = _Parser(
         prog="regimedesk",
@@ -68,14 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (_cli_data, _cli_config):
+    for module in (_cli_run, _cli_data, _cli_config):
         module.register(sub)
     return parser
 
 
+_SHOWN: set[str] = set()
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     if issubclass(category, RegimeDeskWarning):
-        sys.stderr.write(f"warning: {message}\n")
+        text = str(message)
+        if text not in _SHOWN:  # the same data warning from several loads is said once
+            _SHOWN.add(text)
+            sys.stderr.write(f"warning: {text}\n")
     else:
         log.debug("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
 
@@ -94,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx = Context(config_path=args.config)
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
-        warnings.simplefilter("default")
+        warnings.simplefilter("once")
         try:
             return int(args.handler(args, ctx) or 0)
         except KeyboardInterrupt:

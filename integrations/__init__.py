@@ -11,6 +11,15 @@ from integrations._errors import (
     TransientError,
     UnknownSymbolError,
 )
+from integrations._journal import (
+    JOURNAL_SCHEMA_VERSION,
+    Journal,
+    JournalError,
+    RunRecord,
+    UnknownRunError,
+    json_safe,
+)
+from integrations._llm import KEYLESS_API_KEY, LLMReply, LLMTimeoutError, OpenAIChat
 from integrations._market_data import SYMBOL_PATTERN, BarCache, Bars, MarketData
 from integrations._retry import call_with_retry
 from integrations._sources import (
@@ -42,4 +51,14 @@ __all__ = [
     "Bars",
     "MarketData",
     "SYMBOL_PATTERN",
+    "Journal",
+    "RunRecord",
+    "JournalError",
+    "UnknownRunError",
+    "json_safe",
+    "JOURNAL_SCHEMA_VERSION",
+    "OpenAIChat",
+    "LLMReply",
+    "LLMTimeoutError",
+    "KEYLESS_API_KEY",
 ]

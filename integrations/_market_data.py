@@ -7,12 +7,14 @@ import logging
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from analytics._bars import Timeframe, resample_bars
+from analytics._errors import DataQualityWarning
 from analytics._validation import ValidationPolicy, ValidationReport, validate_bars
 from integrations._errors import NoDataError
 from integrations._retry import call_with_retry
@@ -228,7 +230,9 @@ class MarketData:
         name = self.source.canonical_symbol(symbol)
         base = Timeframe.parse("1D") if tf.unit == "W" else tf
         if not self.source.supports(base):
-            raise NoDataError(f"the {self.source.name} source has no {tf} bars for {name}")
+            raise NoDataError(
+                f"the {self.source.name} source has no {tf} bars for {name}: it has {self.source.offers()}"
+            )
         fetch_end = t_end if t_end is not None else t_now.floor("min")
         if tf.unit == "W" and t_end is not None:
             fetch_end = t_end  # weekly bars stamped <= end need daily bars <= end only
@@ -236,7 +240,11 @@ class MarketData:
         if tf.unit in ("D", "W"):
             fetch_start = fetch_start.normalize()
         raw, cached = self._fetch(name, base, fetch_start, fetch_end, t_now)
-        frame, report = validate_bars(raw, self._policy_for(base))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataQualityWarning)
+            frame, report = validate_bars(raw, self._policy_for(base))
+        if report.issues:
+            warnings.warn(f"{name} {base} from {self.source.name}: {report.summary()}", DataQualityWarning, stacklevel=2)
         if tf.unit == "W":
             as_of = min(t_now, frame.index[-1] + base.step) if len(frame) else None
             frame = resample_bars(frame, base, tf, as_of=as_of)

@@ -64,6 +64,10 @@ class BarSource(ABC):
         """What besides the request distinguishes cached answers (e.g. the server URL)."""
         return self.name
 
+    def offers(self) -> str:
+        """The bar lengths this source delivers, for error messages."""
+        return "minute, hour and daily bars (weekly built from daily)"
+
     def canonical_symbol(self, symbol: str) -> str:
         """The symbol as the source names it."""
         return symbol.strip().upper()
@@ -101,6 +105,9 @@ class BuiltinSource(BarSource):
 
     def supports(self, timeframe: Timeframe) -> bool:
         return timeframe.unit == "D"
+
+    def offers(self) -> str:
+        return "daily bars only (weekly built from daily); no intraday bars"
 
     def canonical_symbol(self, symbol: str) -> str:
         key = symbol.strip().upper()
@@ -267,6 +274,9 @@ class FileSource(BarSource):
 
     def supports(self, timeframe: Timeframe) -> bool:
         return timeframe == self.timeframe
+
+    def offers(self) -> str:
+        return f"{self.timeframe} bars only (data.file.timeframe)"
 
     def path_for(self, symbol: str) -> Path:
         """The file holding ``symbol``'s bars."""

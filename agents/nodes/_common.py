@@ -1,0 +1,36 @@
+"""Helpers shared by the node modules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from agents._output import to_jsonable
+from agents.runtime import AppContext
+
+__all__ = ["narrate", "symbol_error"]
+
+
+def narrate(
+    ctx: AppContext,
+    state: Mapping[str, Any],
+    agent: str,
+    symbol: str | None,
+    facts: Mapping[str, Any],
+    template_text: str,
+) -> dict[str, Any]:
+    """Narrate ``facts`` with the run's narrator; returns the JSON for ``state['narratives']``."""
+    narrator = ctx.narrator(state["request"])
+    n = narrator.narrate(agent, to_jsonable(facts), template_text, run_id=state.get("run_id"), symbol=symbol)
+    return {
+        "text": n.text,
+        "backend": n.backend,
+        "accepted": n.accepted,
+        "fallback_reason": n.fallback_reason,
+        "rejected_numbers": list(n.rejected_numbers),
+    }
+
+
+def symbol_error(agent: str, symbol: str, exc: BaseException) -> dict[str, Any]:
+    """The ``errors`` entry for a result an agent could not produce."""
+    return {"agent": agent, "symbol": symbol, "error": f"{type(exc).__name__}: {exc}"}

@@ -1,0 +1,58 @@
+"""reporting node: assemble the run's record from every agent that ran."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.nodes._common import narrate
+from agents.runtime import AppContext
+
+__all__ = ["make", "symbol_record"]
+
+
+def symbol_record(state: dict[str, Any], symbol: str) -> dict[str, Any]:
+    """What the run concluded for one symbol, agent by agent (absent agents omitted)."""
+    record: dict[str, Any] = {"symbol": symbol}
+    for key in ("market_data", "regime", "statistics", "ml_signal"):
+        if symbol in state.get(key, {}):
+            record[key] = state[key][symbol]
+    for key in ("decision", "risk_gate", "execution"):
+        per_symbol = state.get(key, {}).get("symbols", {})
+        if symbol in per_symbol:
+            record[key] = per_symbol[symbol]
+    return record
+
+
+def _template(state: dict[str, Any]) -> str:
+    ran = [a for a in state.get("agents_ran", []) if a != "reporting"]
+    absent = state.get("agents_absent", [])
+    errors = state.get("errors", [])
+    text = f"Run over {', '.join(state['request']['symbols'])} with agents {', '.join(ran)}."
+    if absent:
+        text += f" Not yet available: {', '.join(absent)}."
+    if errors:
+        text += f" {len(errors)} result(s) could not be produced; see errors."
+    return text
+
+
+def make(ctx: AppContext):
+    def reporting(state: dict[str, Any]) -> dict[str, Any]:
+        report = {
+            "run_id": state.get("run_id"),
+            "thread_id": state.get("thread_id"),
+            "request": state["request"],
+            "agents_ran": [a for a in state.get("agents_ran", [])] + ["reporting"],
+            "agents_absent": state.get("agents_absent", []),
+            "symbols": {s: symbol_record(state, s) for s in state["request"]["symbols"]},
+            "errors": state.get("errors", []),
+        }
+        facts = {
+            "symbols": state["request"]["symbols"],
+            "agents_ran": report["agents_ran"],
+            "agents_absent": report["agents_absent"],
+            "errors": len(report["errors"]),
+        }
+        narrative = narrate(ctx, state, "reporting", None, facts, _template(state))
+        return {"report": report, "narratives": {"reporting": {"_run": narrative}}}
+
+    return reporting

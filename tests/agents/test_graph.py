@@ -1,0 +1,148 @@
+"""The agent graph: wiring, durable runs, approval interrupt, resume, determinism, isolation."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+
+from agents.config import Secrets, load_settings
+from agents.graph import agent_plan, build_graph
+from agents.runner import Runner, UnknownThreadError
+from agents.runtime import AppContext, RunRequest
+from analytics import DataQualityWarning, RegimeDeskError
+
+warnings.filterwarnings("ignore", category=DataQualityWarning)
+
+#: Keys that differ between two runs by construction (ids, wall-clock times).
+_VOLATILE = {"run_id", "thread_id"}
+
+
+def _strip(obj):
+    if isinstance(obj, dict):
+        return {k: _strip(v) for k, v in obj.items() if k not in _VOLATILE and k != "at"}
+    if isinstance(obj, list):
+        return [_strip(v) for v in obj]
+    return obj
+
+
+@pytest.fixture
+def runner():
+    r = Runner(load_settings(), Secrets.from_env({}))
+    yield r
+    r.close()
+
+
+def test_graph_compiles_and_lists_absent_agents():
+    ctx = AppContext(load_settings(), Secrets.from_env({}))
+    graph, present, absent = build_graph(ctx)
+    assert present[0] == "market_data" and present[-1] == "reporting"
+    assert "approval" not in present and "approval" not in absent
+    assert set(present).isdisjoint(absent)
+    nodes = set(graph.get_graph().nodes)
+    assert set(present) <= nodes
+    assert not (set(absent) & nodes)
+    with_approval, _ = agent_plan(approve=True)
+    assert "approval" in with_approval
+
+
+def test_market_data_node_alone():
+    from agents.nodes import market_data
+
+    ctx = AppContext(load_settings(), Secrets.from_env({}))
+    request = RunRequest(("SP500",), as_of="2008-10-01").to_dict()
+    out = market_data.make(ctx)({"request": request})["market_data"]["SP500"]
+    assert out["MT"]["available"] and out["MT"]["last"].startswith("2008-10-01")
+    assert out["LT"]["bar"] == "1W" and out["LT"]["last"].startswith("2008-09-26")
+    assert out["US"]["available"] is False and "daily bars only" in out["US"]["reason"]
+    json.dumps(out)  # state values are JSON
+
+
+def test_whole_offline_run_is_journaled(runner):
+    outcome = runner.start(RunRequest(("SP500", "NASDAQ")))
+    assert outcome.status == "completed"
+    state = outcome.state
+    present, absent = agent_plan(approve=False)
+    assert sorted(state["agents_ran"]) == sorted(present)
+    assert state["agents_absent"] == absent
+    assert set(state["report"]["symbols"]) == {"SP500", "NASDAQ"}
+    assert state["narratives"]["reporting"]["_run"]["backend"] == "template"
+    json.dumps(state)
+    runs = runner.journal.list_runs()
+    assert runs[0].run_id == outcome.run_id and runs[0].status == "completed"
+    shown = runner.journal.show_run(outcome.run_id)
+    agents = [o["agent"] for o in shown["agent_outputs"]]
+    assert sorted(agents) == sorted(present)
+
+
+def test_same_inputs_same_outputs(runner):
+    a = runner.start(RunRequest(("SP500",), as_of="2012-06-29"))
+    b = runner.start(RunRequest(("SP500",), as_of="2012-06-29"))
+    assert a.run_id != b.run_id
+    sa, sb = _strip(a.state), _strip(b.state)
+    sa.pop("agents_ran"), sb.pop("agents_ran")  # parallel agents may finish in either order
+    assert sa == sb
+
+
+def test_as_of_uses_only_data_up_to_then(runner):
+    state = runner.start(RunRequest(("SP500",), as_of="2008-10-01")).state
+    assert state["market_data"]["SP500"]["MT"]["last"].startswith("2008-10-01")
+
+
+def test_approval_interrupt_then_approve(runner):
+    outcome = runner.start(RunRequest(("SP500",), approve=True))
+    assert outcome.status == "interrupted"
+    assert outcome.pending["thread_id"] == outcome.thread_id
+    assert "report" not in outcome.state
+    assert runner.journal.get_run(outcome.run_id).status == "interrupted"
+    with pytest.raises(RegimeDeskError, match="waiting for approval"):
+        runner.resume(outcome.thread_id)  # a crash-resume must not skip the person
+    done = runner.resume(outcome.thread_id, {"approved": True, "by": "test"})
+    assert done.status == "completed"
+    assert done.state["approval"]["approved"] is True and done.state["approval"]["by"] == "test"
+    assert "report" in done.state
+    with pytest.raises(RegimeDeskError, match="already finished"):
+        runner.resume(outcome.thread_id, {"approved": False})  # second press refused
+
+
+def test_reject_from_a_new_process(tmp_path):
+    settings, secrets = load_settings(), Secrets.from_env({})
+    with Runner(settings, secrets) as first:
+        outcome = first.start(RunRequest(("NASDAQ",), approve=True))
+    with Runner(settings, secrets) as second:  # another process: only the SQLite files are shared
+        done = second.resume(outcome.thread_id, {"approved": False, "by": "cli"})
+    assert done.state["approval"]["approved"] is False
+
+
+def test_resume_after_a_crash(runner, monkeypatch):
+    from agents.nodes import reporting
+
+    real_make = reporting.make
+    calls = {"n": 0}
+
+    def crashing_make(ctx):
+        inner = real_make(ctx)
+
+        def node(state):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("simulated crash")
+            return inner(state)
+
+        return node
+
+    monkeypatch.setattr(reporting, "make", crashing_make)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        runner.start(RunRequest(("SP500",)))
+    failed = runner.journal.list_runs()[0]
+    assert failed.status == "failed"
+    done = runner.resume(failed.thread_id)
+    assert done.status == "completed" and "report" in done.state
+    # market data and analysis ran once: the resume started from the last checkpoint
+    assert done.state["agents_ran"].count("market_data") == 1
+
+
+def test_unknown_thread(runner):
+    with pytest.raises(UnknownThreadError):
+        runner.resume("run-doesnotexist")

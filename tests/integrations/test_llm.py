@@ -1,0 +1,184 @@
+"""The OpenAI chat client: the real ``openai`` SDK against a loopback chat-completions stub."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+from werkzeug import Request, Response
+
+from integrations._errors import MissingCredentialsError, PermanentError, TransientError
+from integrations._llm import KEYLESS_API_KEY, LLMReply, LLMTimeoutError, OpenAIChat
+
+PATH = "/v1/chat/completions"
+
+
+def completion(content: str | None, model: str = "gpt-4o-mini-2024-07-18") -> dict:
+    """The JSON shape of a real chat-completions answer."""
+    return {
+        "id": "chatcmpl-test123",
+        "object": "chat.completion",
+        "created": 1_717_000_000,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150},
+        "system_fingerprint": "fp_test",
+    }
+
+
+def error_body(message: str, kind: str, code: str | None = None) -> str:
+    return json.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
+
+
+def client(httpserver, **kw) -> OpenAIChat:
+    kw.setdefault("api_key", "sk-test")
+    kw.setdefault("model", "gpt-4o-mini")
+    kw.setdefault("timeout", 5.0)
+    kw.setdefault("max_retries", 0)
+    return OpenAIChat(base_url=httpserver.url_for("/v1"), **kw)
+
+
+def test_completion_is_returned_with_the_request_the_sdk_made(httpserver):
+    httpserver.expect_request(PATH, method="POST").respond_with_json(completion("Bull regime."))
+    reply = client(httpserver, temperature=0.3).complete("SYSTEM", "USER")
+    assert isinstance(reply, LLMReply)
+    assert reply.text == "Bull regime."
+    assert reply.model == "gpt-4o-mini-2024-07-18"
+    assert reply.latency_s > 0
+    (request, _), = httpserver.log
+    body = json.loads(request.get_data())
+    assert body["model"] == "gpt-4o-mini"
+    assert body["messages"] == [
+        {"role": "system", "content": "SYSTEM"},
+        {"role": "user", "content": "USER"},
+    ]
+    assert body["temperature"] == 0.3
+    assert request.headers["Authorization"] == "Bearer sk-test"
+
+
+def test_key_less_local_server(httpserver):
+    httpserver.expect_request(PATH, method="POST").respond_with_json(completion("ok"))
+    chat = client(httpserver, api_key=None)
+    assert chat.complete("s", "u").text == "ok"
+    assert httpserver.log[0][0].headers["Authorization"] == f"Bearer {KEYLESS_API_KEY}"
+
+
+def test_missing_key_names_the_variable():
+    with pytest.raises(MissingCredentialsError, match="OPENAI_API_KEY") as info:
+        OpenAIChat(None, "gpt-4o-mini")
+    assert isinstance(info.value, PermanentError)
+    with pytest.raises(MissingCredentialsError):
+        OpenAIChat("   ", "gpt-4o-mini")
+
+
+def test_null_content_is_empty_text(httpserver):
+    httpserver.expect_request(PATH, method="POST").respond_with_json(completion(None))
+    assert client(httpserver).complete("s", "u").text == ""
+
+
+def test_no_choices_is_permanent(httpserver):
+    body = completion("x")
+    body["choices"] = []
+    httpserver.expect_request(PATH, method="POST").respond_with_json(body)
+    with pytest.raises(PermanentError, match="no choices"):
+        client(httpserver).complete("s", "u")
+
+
+def test_timeout_is_transient(httpserver):
+    release = threading.Event()
+
+    def slow(request: Request) -> Response:
+        release.wait(3.0)
+        return Response(json.dumps(completion("late")), content_type="application/json")
+
+    httpserver.expect_request(PATH, method="POST").respond_with_handler(slow)
+    start = time.perf_counter()
+    try:
+        with pytest.raises(LLMTimeoutError, match="did not answer within 0.3s") as info:
+            client(httpserver, timeout=0.3).complete("s", "u")
+    finally:
+        release.set()  # free the single-threaded stub server for the next test
+    assert isinstance(info.value, TransientError)
+    assert time.perf_counter() - start < 2.5
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "error"),
+    [
+        (500, "server_error", TransientError),
+        (503, "server_error", TransientError),
+        (429, "rate_limit_exceeded", TransientError),
+        (401, "invalid_request_error", PermanentError),
+        (400, "invalid_request_error", PermanentError),
+        (404, "invalid_request_error", PermanentError),
+        (403, "invalid_request_error", PermanentError),
+        (422, "invalid_request_error", PermanentError),
+    ],
+)
+def test_http_errors_map_to_transient_or_permanent(httpserver, status, kind, error):
+    httpserver.expect_request(PATH, method="POST").respond_with_data(
+        error_body(f"stub says {status}", kind), status=status, content_type="application/json"
+    )
+    with pytest.raises(error, match=f"HTTP {status}") as info:
+        client(httpserver).complete("s", "u")
+    other = PermanentError if error is TransientError else TransientError
+    assert not isinstance(info.value, other)
+    assert f"stub says {status}" in str(info.value)
+    assert len(httpserver.log) == 1  # max_retries=0 reached the SDK
+    if status == 401:
+        assert "OPENAI_API_KEY" in str(info.value)
+        assert "sk-test" not in str(info.value)
+
+
+def test_sdk_retries_are_configured(httpserver):
+    httpserver.expect_oneshot_request(PATH, method="POST").respond_with_data(
+        error_body("busy", "server_error"), status=500, content_type="application/json",
+        headers={"retry-after-ms": "10"},
+    )
+    httpserver.expect_request(PATH, method="POST").respond_with_json(completion("second try"))
+    assert client(httpserver, max_retries=1).complete("s", "u").text == "second try"
+    assert len(httpserver.log) == 2
+
+
+def test_refused_connection_is_transient():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    chat = OpenAIChat("sk-test", "m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+    with pytest.raises(TransientError, match="cannot reach") as info:
+        chat.complete("s", "u")
+    assert not isinstance(info.value, LLMTimeoutError)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"model": ""}, "model"),
+        ({"timeout": 0}, "timeout"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"max_retries": 1.5}, "max_retries"),
+        ({"temperature": 2.5}, "temperature"),
+        ({"base_url": ""}, "base_url"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    args = {"api_key": "k", "model": "m", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        OpenAIChat(**args)
+
+
+def test_repr_and_properties_do_not_leak_the_key():
+    chat = OpenAIChat("sk-secret", "gpt-4o-mini", base_url="http://127.0.0.1:9/v1")
+    assert chat.model == "gpt-4o-mini"
+    assert chat.base_url.startswith("http://127.0.0.1:9/v1")
+    assert "sk-secret" not in repr(chat)

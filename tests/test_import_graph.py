@@ -1,0 +1,172 @@
+"""The dependency rules of DESIGN.md, checked on the source with ``ast``.
+
+* ``analytics`` imports no other project package.
+* ``integrations`` imports nothing from ``agents``.
+* The narrator and the LLM client never reach (transitively) a module whose name mentions a
+  broker, execution, the risk gate or orders.
+
+Edges follow Python's import semantics: ``import a.b.c`` and ``from a.b.c import x`` execute
+``a/__init__``, ``a/b/__init__`` and ``a/b/c``; ``from a.b import c`` also executes ``a.b.c``
+when ``c`` is a submodule; relative imports are resolved against the importing package. Every
+import statement counts, including those inside functions and ``if TYPE_CHECKING:`` blocks
+(stricter than runtime, never looser).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("agents", "integrations", "analytics", "signals", "prompts")
+FORBIDDEN = ("broker", "execution", "risk_gate", "order")
+
+
+def discover(root: Path, packages: Iterable[str]) -> dict[str, Path]:
+    """Dotted module name -> file, for every ``.py`` under the given top-level packages."""
+    modules: dict[str, Path] = {}
+    for package in packages:
+        base = root / package
+        if not base.is_dir():
+            continue
+        for path in sorted(base.rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join(parts)] = path
+    return modules
+
+
+def _with_parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _is_package(name: str, modules: dict[str, Path]) -> bool:
+    return name in modules and modules[name].name == "__init__.py"
+
+
+def direct_imports(name: str, modules: dict[str, Path]) -> set[str]:
+    """Project modules whose code runs when module ``name`` is imported (one step)."""
+    path = modules[name]
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = name if _is_package(name, modules) else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base_parts = package.split(".")
+                if node.level > 1:
+                    base_parts = base_parts[: len(base_parts) - (node.level - 1)]
+                base = ".".join(p for p in [*base_parts, node.module or ""] if p)
+            else:
+                base = node.module or ""
+            targets = [base]
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                if alias.name != "*" and sub in modules:
+                    targets.append(sub)
+        for target in targets:
+            if target.split(".")[0] not in PACKAGES:
+                continue
+            for module in _with_parents(target):
+                if module in modules:
+                    found.add(module)
+    found.discard(name)
+    return found
+
+
+def closure(start: str, modules: dict[str, Path]) -> set[str]:
+    """Every project module executed by importing ``start`` (its parent packages included)."""
+    seen: set[str] = set()
+    todo = [m for m in _with_parents(start) if m in modules]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        todo.extend(direct_imports(current, modules) - seen)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def modules() -> dict[str, Path]:
+    return discover(ROOT, PACKAGES)
+
+
+# ----------------------------------------------------------------------------- the resolver itself
+
+
+def test_resolver_follows_python_semantics(tmp_path):
+    files = {
+        "agents/__init__.py": "",
+        "agents/nodes/__init__.py": "from .execution import run\n",
+        "agents/nodes/execution.py": "from integrations import _broker_alpaca\n",
+        "agents/narrator.py": "from . import helpers\nfrom .nodes import thing\n",
+        "agents/helpers.py": "def f():\n    import analytics._x as x\n",
+        "analytics/__init__.py": "from analytics._errors import E\n",
+        "analytics/_errors.py": "",
+        "analytics/_x.py": "from ..integrations import y\n",
+        "integrations/__init__.py": "",
+        "integrations/_broker_alpaca.py": "",
+    }
+    for rel, text in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    mods = discover(tmp_path, PACKAGES)
+    assert direct_imports("agents.narrator", mods) == {"agents", "agents.helpers", "agents.nodes"}
+    assert direct_imports("agents.helpers", mods) == {"analytics", "analytics._x"}
+    assert direct_imports("analytics._x", mods) == {"integrations"}
+    assert direct_imports("agents.nodes", mods) == {"agents", "agents.nodes.execution"}
+    reached = closure("agents.narrator", mods)
+    # the package __init__ of .nodes drags in execution and, through it, the broker
+    assert {"agents", "agents.nodes.execution", "integrations._broker_alpaca", "analytics._errors"} <= reached
+
+
+# ----------------------------------------------------------------------------- the rules
+
+
+def test_every_project_module_parses(modules):
+    assert "agents.narrator" in modules and "integrations._llm" in modules
+    for name in modules:
+        direct_imports(name, modules)
+
+
+def test_analytics_imports_no_other_project_package(modules):
+    offenders = {
+        name: sorted(dep for dep in direct_imports(name, modules) if dep.split(".")[0] != "analytics")
+        for name in modules
+        if name.split(".")[0] == "analytics"
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_integrations_imports_nothing_from_agents(modules):
+    offenders = {
+        name: sorted(dep for dep in closure(name, modules) if dep.split(".")[0] == "agents")
+        for name in modules
+        if name.split(".")[0] == "integrations"
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+@pytest.mark.parametrize("start", ["agents.narrator", "integrations._llm"])
+def test_narrator_and_llm_client_never_reach_a_broker(modules, start):
+    reached = closure(start, modules)
+    assert start in reached and len(reached) > 1  # the walk really ran
+    bad = sorted(m for m in reached if any(word in m for word in FORBIDDEN))
+    assert bad == [], f"{start} imports (transitively) {bad}"
+
+
+def test_narrator_closure_contains_what_it_should(modules):
+    reached = closure("agents.narrator", modules)
+    assert {"agents", "agents.config", "integrations._llm", "integrations._journal", "analytics"} <= reached
+    assert "integrations._llm" in closure("integrations._llm", modules)
+    assert not any(m.startswith("agents") for m in closure("integrations._llm", modules))
