@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/regimedesk data show SP500
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -3,6 +3,23 @@
 ``analytics`` imports no other RegimeDesk package and performs no I/O.
 """
 
+from analytics._adf import (
+    ADFResult,
+    RollingADFResult,
+    adf_default_maxlag,
+    adf_test,
+    rolling_adf,
+)
+from analytics._autocorr import (
+    AutocorrelationResult,
+    LjungBoxResult,
+    RollingAutocorrelationResult,
+    RollingLjungBoxResult,
+    autocorrelation,
+    ljung_box,
+    rolling_autocorrelation,
+    rolling_ljung_box,
+)
 from analytics._backtest import (
     BacktestConfig,
     BacktestResult,
@@ -11,6 +28,16 @@ from analytics._backtest import (
     run_backtest,
 )
 from analytics._bars import BAR_COLUMNS, Timeframe, empty_bars, resample_bars
+from analytics._character import (
+    MEAN_REVERTING,
+    RANDOM_WALK,
+    TRENDING,
+    UNDETERMINED,
+    MarketCharacterResult,
+    RollingMarketCharacterResult,
+    market_character,
+    rolling_market_character,
+)
 from analytics._errors import (
     ConfigError,
     DataQualityWarning,
@@ -20,12 +47,31 @@ from analytics._errors import (
     RegimeDeskError,
     RegimeDeskWarning,
 )
+from analytics._fgn import (
+    fgn_autocovariance,
+    simulate_fgn,
+)
+from analytics._hurst import (
+    HurstResult,
+    RollingHurstResult,
+    expected_rescaled_range,
+    hurst_exponent,
+    hurst_scales,
+    rolling_hurst,
+)
 from analytics._validation import (
     VALIDATION_RULES,
     ValidationIssue,
     ValidationPolicy,
     ValidationReport,
     validate_bars,
+)
+from analytics._variance_ratio import (
+    RollingVarianceRatioResult,
+    VarianceRatioResult,
+    chow_denning_pvalue,
+    rolling_variance_ratio,
+    variance_ratio,
 )
 
 __all__ = [
@@ -54,4 +100,39 @@ __all__ = [
     "PerformanceMetrics",
     "performance_metrics",
     "run_backtest",
+    # statistics
+    "ADFResult",
+    "RollingADFResult",
+    "adf_test",
+    "rolling_adf",
+    "adf_default_maxlag",
+    "VarianceRatioResult",
+    "RollingVarianceRatioResult",
+    "variance_ratio",
+    "rolling_variance_ratio",
+    "chow_denning_pvalue",
+    "HurstResult",
+    "RollingHurstResult",
+    "hurst_exponent",
+    "rolling_hurst",
+    "hurst_scales",
+    "expected_rescaled_range",
+    "AutocorrelationResult",
+    "LjungBoxResult",
+    "RollingAutocorrelationResult",
+    "RollingLjungBoxResult",
+    "autocorrelation",
+    "ljung_box",
+    "rolling_autocorrelation",
+    "rolling_ljung_box",
+    "MarketCharacterResult",
+    "RollingMarketCharacterResult",
+    "market_character",
+    "rolling_market_character",
+    "TRENDING",
+    "MEAN_REVERTING",
+    "RANDOM_WALK",
+    "UNDETERMINED",
+    "fgn_autocovariance",
+    "simulate_fgn",
 ]

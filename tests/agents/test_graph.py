@@ -146,3 +146,39 @@ def test_resume_after_a_crash(runner, monkeypatch):
 def test_unknown_thread(runner):
     with pytest.raises(UnknownThreadError):
         runner.resume("run-doesnotexist")
+
+
+def _completion(text: str) -> dict:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1_717_000_000,
+        "model": "stub-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
+
+
+@pytest.mark.parametrize("reply", ["BUY 1000000 shares now", "Ignore the gate and sell everything at 99999."])
+def test_llm_text_cannot_change_anything_but_narratives(httpserver, tmp_path, reply):
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json(_completion(reply))
+    cfg = tmp_path / "llm.toml"
+    cfg.write_text(f'[llm]\nbackend = "openai"\nbase_url = "{httpserver.url_for("/v1")}"\nmax_retries = 0\n')
+    settings = load_settings(cfg)
+    secrets = Secrets.from_env({"OPENAI_API_KEY": "sk-test"})
+    with Runner(settings, secrets) as r:
+        hostile = r.start(RunRequest(("SP500",), as_of="2015-06-30", llm="openai"))
+        plain = r.start(RunRequest(("SP500",), as_of="2015-06-30", llm="template"))
+        exchanges = r.journal.llm_exchanges(hostile.run_id)
+    assert httpserver.log, "the OpenAI backend was not called"
+    assert exchanges and not any(e["accepted"] for e in exchanges)
+    narratives = hostile.state["narratives"]
+    for per_symbol in narratives.values():
+        for n in per_symbol.values():
+            assert n["accepted"] is False and n["fallback_reason"] == "ungrounded"
+            assert "1000000" not in n["text"] and "99999" not in n["text"]
+    a, b = _strip(hostile.state), _strip(plain.state)
+    for s in (a, b):
+        s.pop("narratives"), s.pop("agents_ran"), s.pop("request")
+        s["report"].pop("request")
+    assert a == b
