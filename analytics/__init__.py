@@ -59,6 +59,44 @@ from analytics._hurst import (
     hurst_scales,
     rolling_hurst,
 )
+from analytics._regime_common import (
+    REGIME_FAMILIES,
+    REGIME_LABELS,
+    UNAVAILABLE,
+    PersistenceRule,
+    RegimeFit,
+    RegimeResult,
+    apply_persistence,
+    expected_durations,
+    forward_filter,
+    label_states,
+    order_states,
+    walk_forward_regimes,
+)
+from analytics._regime_detect import (
+    REGIME_METHODS,
+    detect_regimes,
+    make_regime_model,
+)
+from analytics._regime_garch import (
+    GarchVolatilityRegime,
+)
+from analytics._regime_hmm import (
+    GaussianHMMRegime,
+)
+from analytics._regime_markov import (
+    MarkovSwitchingRegime,
+)
+from analytics._regime_mtf import (
+    DEFAULT_TIMEFRAME_SPECS,
+    TIMEFRAMES,
+    MultiTimeframeRegime,
+    RegimeConflict,
+    TimeframeRegime,
+    TimeframeSpec,
+    multi_timeframe_regimes,
+    regime_consensus,
+)
 from analytics._validation import (
     VALIDATION_RULES,
     ValidationIssue,
@@ -100,7 +138,10 @@ __all__ = [
     "PerformanceMetrics",
     "performance_metrics",
     "run_backtest",
-    # statistics
+    # statistics and regimes
+    "REGIME_METHODS",
+    "detect_regimes",
+    "make_regime_model",
     "ADFResult",
     "RollingADFResult",
     "adf_test",
@@ -135,4 +176,27 @@ __all__ = [
     "UNDETERMINED",
     "fgn_autocovariance",
     "simulate_fgn",
+    "REGIME_LABELS",
+    "REGIME_FAMILIES",
+    "UNAVAILABLE",
+    "PersistenceRule",
+    "RegimeFit",
+    "RegimeResult",
+    "apply_persistence",
+    "expected_durations",
+    "forward_filter",
+    "label_states",
+    "order_states",
+    "walk_forward_regimes",
+    "GaussianHMMRegime",
+    "MarkovSwitchingRegime",
+    "GarchVolatilityRegime",
+    "TIMEFRAMES",
+    "DEFAULT_TIMEFRAME_SPECS",
+    "TimeframeSpec",
+    "TimeframeRegime",
+    "RegimeConflict",
+    "MultiTimeframeRegime",
+    "regime_consensus",
+    "multi_timeframe_regimes",
 ]

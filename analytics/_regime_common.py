@@ -1,0 +1,815 @@
+"""Shared machinery of the regime models: validation, state ordering, labelling, the forward
+filter, the persistence rule, the walk-forward driver and the result objects.
+
+Conventions (hold for every method):
+
+* Input is a ``pandas.Series`` of **log returns** (``log(close_t / close_{t-1})``) with a
+  strictly increasing, timezone-aware ``DatetimeIndex``. NaN rows are dropped (and counted in
+  ``RegimeResult.n_dropped``); infinite values are rejected.
+* States are ordered after every fit by a fixed rule (return volatility ascending, ties by
+  mean descending), so state ``0`` is always the calmest one and labels never swap between
+  refits.
+* Every probability reported is *filtered*: ``P(state_t | r_1..r_t)`` under parameters fitted
+  on bars strictly before the current refit date.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from analytics._errors import EstimationWarning, InsufficientDataError
+
+__all__ = [
+    "REGIME_LABELS",
+    "REGIME_FAMILIES",
+    "UNAVAILABLE",
+    "PersistenceRule",
+    "RegimeFit",
+    "RegimeResult",
+    "apply_persistence",
+    "expected_durations",
+    "forward_filter",
+    "label_states",
+    "order_states",
+    "walk_forward_regimes",
+]
+
+#: Fixed label vocabulary. Every regime label RegimeDesk reports is one of these.
+REGIME_LABELS: tuple[str, ...] = ("calm", "bull", "bear", "high_volatility")
+#: Label -> family. ``risk_on`` = calm or bull, ``risk_off`` = bear or high volatility.
+REGIME_FAMILIES: dict[str, str] = {
+    "calm": "risk_on",
+    "bull": "risk_on",
+    "bear": "risk_off",
+    "high_volatility": "risk_off",
+}
+#: Label used when a timeframe has no data (never invented).
+UNAVAILABLE = "unavailable"
+
+# Transition probabilities are floored at this value inside the filter so that no state
+# becomes unreachable: an EM fit can drive an entry to exactly 0, after which one surprising
+# bar would make the filter divide by zero.
+_TRANSMAT_FLOOR = 1e-10
+
+
+# --------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_float(value: Any, name: str, lo: float, hi: float, *, lo_open: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    v = float(value)
+    ok = (v > lo if lo_open else v >= lo) and v <= hi and math.isfinite(v)
+    if not ok:
+        bracket = "(" if lo_open else "["
+        raise ValueError(f"{name} must be in {bracket}{lo}, {hi}], got {value}")
+    return v
+
+
+def _check_scale(value: Any, name: str = "scale") -> None:
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(f"{name} must be a positive float or 'auto', got {value!r}")
+        return
+    _check_float(value, name, 0.0, 1e12)
+
+
+def _resolve_scale(scale: float | str, r_train: np.ndarray) -> float:
+    """Multiplier for the returns of a whole run, from its *first* training window.
+
+    ``'auto'`` is the power of ten that brings the training standard deviation into
+    [0.3, 3): x100 for daily and weekly returns, x1000 for 5-minute returns. arch and
+    statsmodels optimise reliably on that range, not on raw log returns.
+    """
+    sd = float(np.std(r_train))
+    if not sd > 0:
+        raise InsufficientDataError("returns are constant over the training window; no regimes to fit")
+    if scale == "auto":
+        return float(10.0 ** round(-math.log10(sd)))
+    return float(scale)
+
+
+def _validate_returns(returns: Any, name: str = "returns") -> tuple[np.ndarray, pd.DatetimeIndex, int]:
+    """Return (values, dates, n_dropped) after the boundary checks shared by all methods."""
+    if not isinstance(returns, pd.Series):
+        raise TypeError(f"{name} must be a pandas Series of log returns, got {type(returns).__name__}")
+    if not isinstance(returns.index, pd.DatetimeIndex):
+        raise TypeError(f"{name} must have a DatetimeIndex, got {type(returns.index).__name__}")
+    if returns.index.tz is None:
+        raise ValueError(f"{name} must have a timezone-aware DatetimeIndex (localize it first)")
+    if not returns.index.is_monotonic_increasing or returns.index.has_duplicates:
+        raise ValueError(f"{name} index must be strictly increasing (sorted, no duplicate dates)")
+    if returns.dtype == bool or not pd.api.types.is_numeric_dtype(returns.dtype):
+        raise TypeError(f"{name} must have a numeric dtype, got {returns.dtype}")
+    values = returns.to_numpy(dtype=float, na_value=np.nan)
+    if np.isinf(values).any():
+        raise ValueError(f"{name} contains infinite values")
+    keep = ~np.isnan(values)
+    n_dropped = int((~keep).sum())
+    values = values[keep]
+    dates = returns.index[keep]
+    if values.size == 0:
+        raise InsufficientDataError(f"{name} has no finite observations")
+    return values, dates, n_dropped
+
+
+# --------------------------------------------------------------------------------------
+# Ordering, labelling, transition helpers
+# --------------------------------------------------------------------------------------
+
+
+def order_states(means: np.ndarray, vols: np.ndarray) -> np.ndarray:
+    """Permutation that sorts states by volatility ascending, then mean descending.
+
+    Parameters
+    ----------
+    means, vols : ndarray, shape (k,)
+        Per-bar mean and standard deviation of the log return in each state.
+
+    Returns
+    -------
+    ndarray of int, shape (k,)
+        ``perm`` such that ordered state ``i`` is original state ``perm[i]``.
+    """
+    means = np.asarray(means, dtype=float)
+    vols = np.asarray(vols, dtype=float)
+    if means.shape != vols.shape or means.ndim != 1:
+        raise ValueError("means and vols must be 1-D arrays of the same length")
+    # np.lexsort sorts by the last key first.
+    return np.lexsort((-means, vols)).astype(int)
+
+
+def label_states(
+    means: np.ndarray,
+    vols: np.ndarray,
+    periods_per_year: float = 252.0,
+    drift_sharpe: float = 0.5,
+) -> tuple[str, ...]:
+    """Map volatility-ordered states to labels of :data:`REGIME_LABELS`.
+
+    The family is fixed by the volatility rank, the name inside the family by the state's
+    annualised drift-to-volatility ratio ``s = mean / vol * sqrt(periods_per_year)``:
+
+    * lower half of the volatility ranking (``i < k // 2``) -> risk-on:
+      ``'bull'`` if ``s >= drift_sharpe`` else ``'calm'``;
+    * upper half (``i >= k - k // 2``) -> risk-off:
+      ``'bear'`` if ``s <= -drift_sharpe`` else ``'high_volatility'``;
+    * the middle state of an odd ``k``: ``'bear'`` if ``s <= -drift_sharpe``, else ``'bull'``
+      if ``s >= drift_sharpe``, else ``'calm'``.
+
+    Because the family depends only on the rank, a refit can rename a state inside its
+    family (``'calm'`` <-> ``'bull'``) but never move the lowest-volatility state to
+    risk-off or the highest one to risk-on.
+
+    Parameters
+    ----------
+    means, vols : ndarray, shape (k,)
+        Per-bar mean and standard deviation of the log return, already ordered by
+        :func:`order_states`.
+    periods_per_year : float, default 252
+        Bars per year, used to annualise the drift ratio.
+    drift_sharpe : float, default 0.5
+        Dead band on the annualised drift ratio below which a state has "no drift".
+
+    Returns
+    -------
+    tuple of str, length k
+    """
+    means = np.asarray(means, dtype=float)
+    vols = np.asarray(vols, dtype=float)
+    k = means.size
+    if k < 2:
+        raise ValueError("at least two states are needed to label regimes")
+    if vols.shape != means.shape:
+        raise ValueError("means and vols must have the same shape")
+    if np.any(np.diff(vols) < 0):
+        raise ValueError("states must be ordered by volatility ascending (use order_states)")
+    s = means / np.maximum(vols, 1e-300) * math.sqrt(periods_per_year)
+    half = k // 2
+    out = []
+    for i in range(k):
+        if i < half:
+            out.append("bull" if s[i] >= drift_sharpe else "calm")
+        elif i >= k - half:
+            out.append("bear" if s[i] <= -drift_sharpe else "high_volatility")
+        elif s[i] <= -drift_sharpe:
+            out.append("bear")
+        elif s[i] >= drift_sharpe:
+            out.append("bull")
+        else:
+            out.append("calm")
+    return tuple(out)
+
+
+def expected_durations(transmat: np.ndarray) -> np.ndarray:
+    """Expected number of bars spent in each state per visit, ``1 / (1 - p_ii)``.
+
+    Parameters
+    ----------
+    transmat : ndarray, shape (k, k)
+        Row-stochastic transition matrix, ``transmat[i, j] = P(s_t = j | s_{t-1} = i)``.
+
+    Returns
+    -------
+    ndarray, shape (k,)
+        ``inf`` for an absorbing state.
+    """
+    p = np.clip(np.diag(np.asarray(transmat, dtype=float)), 0.0, 1.0)
+    with np.errstate(divide="ignore"):
+        return 1.0 / (1.0 - p)
+
+
+def stationary_distribution(transmat: np.ndarray) -> np.ndarray:
+    """Left eigenvector of the transition matrix for eigenvalue 1, normalised."""
+    a = np.asarray(transmat, dtype=float)
+    k = a.shape[0]
+    # Solve pi (A - I) = 0 with sum(pi) = 1 as a least-squares system: robust when A is
+    # nearly reducible, where an eigen-decomposition can return a complex pair.
+    m = np.vstack([(a - np.eye(k)).T, np.ones(k)])
+    b = np.zeros(k + 1)
+    b[-1] = 1.0
+    pi = np.linalg.lstsq(m, b, rcond=None)[0]
+    pi = np.clip(pi, 0.0, None)
+    s = pi.sum()
+    return pi / s if s > 0 else np.full(k, 1.0 / k)
+
+
+def _floor_transmat(transmat: np.ndarray) -> np.ndarray:
+    a = np.maximum(np.asarray(transmat, dtype=float), _TRANSMAT_FLOOR)
+    return a / a.sum(axis=1, keepdims=True)
+
+
+def forward_filter(
+    log_likelihoods: np.ndarray,
+    transmat: np.ndarray,
+    prior: np.ndarray,
+) -> tuple[np.ndarray, float]:
+    """Hamilton/forward filter: ``P(s_t | y_1..y_t)`` for a hidden Markov chain.
+
+    Parameters
+    ----------
+    log_likelihoods : ndarray, shape (n, k)
+        ``log p(y_t | s_t = j)`` for each bar and state.
+    transmat : ndarray, shape (k, k)
+        Row-stochastic, ``transmat[i, j] = P(s_t = j | s_{t-1} = i)``.
+    prior : ndarray, shape (k,)
+        Distribution of the state at the bar *before* the first row (the pre-sample filtered
+        probability; the stationary distribution when there is no history). The first
+        predicted probability is ``prior @ transmat``, as in statsmodels'
+        ``initialize_known``.
+
+    Returns
+    -------
+    filtered : ndarray, shape (n, k)
+        Filtered probabilities; row ``t`` uses rows ``0..t`` only.
+    loglik : float
+        ``sum_t log p(y_t | y_1..y_{t-1})``.
+
+    Notes
+    -----
+    Scaled recursion in probability space with a per-row shift of the log-likelihoods, so it
+    neither underflows nor needs ``logsumexp``. Transition entries are floored at 1e-10.
+    """
+    ll = np.asarray(log_likelihoods, dtype=float)
+    if ll.ndim != 2:
+        raise ValueError("log_likelihoods must be a 2-D array (n, k)")
+    n, k = ll.shape
+    a = _floor_transmat(transmat)
+    if a.shape != (k, k):
+        raise ValueError("transmat must be (k, k) with k = log_likelihoods.shape[1]")
+    p = np.asarray(prior, dtype=float)
+    if p.shape != (k,) or not np.all(np.isfinite(p)) or p.min() < 0 or p.sum() <= 0:
+        raise ValueError("prior must be a length-k probability vector")
+    p = p / p.sum()
+    shift = ll.max(axis=1, keepdims=True)
+    shift = np.where(np.isfinite(shift), shift, 0.0)
+    lik = np.exp(ll - shift)
+    out = np.empty((n, k))
+    total = 0.0
+    for t in range(n):
+        f = (p @ a) * lik[t]
+        c = f.sum()
+        if not (c > 0.0 and math.isfinite(c)):
+            # Every state with predicted mass gave this bar zero density (extreme outlier):
+            # keep the prediction instead of producing NaNs.
+            f = p @ a
+            c = 1.0
+        p = f / c
+        out[t] = p
+        total += math.log(c) + float(shift[t, 0])
+    return out, total
+
+
+# --------------------------------------------------------------------------------------
+# Persistence
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersistenceRule:
+    """Causal switching rule that stops reported regimes from flickering.
+
+    The reported state changes from ``c`` to ``j != c`` only after the filtered probability
+    of ``j`` has been at least ``threshold`` for ``confirm_bars`` consecutive bars (the same
+    ``j`` each bar). With two states and ``threshold = 0.8`` this is a hysteresis band: to
+    leave state ``c`` its probability must fall to 0.2 or below, not merely below 0.5.
+
+    Parameters
+    ----------
+    threshold : float, default 0.8
+        Probability the challenger must reach; in (0, 1].
+    confirm_bars : int, default 5
+        Consecutive bars at or above ``threshold`` (a trading week on daily bars).
+    """
+
+    threshold: float = 0.8
+    confirm_bars: int = 5
+
+    def __post_init__(self) -> None:
+        _check_float(self.threshold, "threshold", 0.0, 1.0)
+        _check_int(self.confirm_bars, "confirm_bars", 1)
+
+
+def apply_persistence(
+    probabilities: np.ndarray,
+    rule: PersistenceRule | None = None,
+    initial_state: int | None = None,
+) -> np.ndarray:
+    """Apply a :class:`PersistenceRule` to a path of filtered probabilities, causally.
+
+    Parameters
+    ----------
+    probabilities : ndarray, shape (n, k)
+        Filtered state probabilities.
+    rule : PersistenceRule, optional
+        Defaults to ``PersistenceRule()``.
+    initial_state : int, optional
+        Reported state before the first row; defaults to the argmax of the first row.
+
+    Returns
+    -------
+    ndarray of int, shape (n,)
+        Reported state per bar; element ``t`` depends on rows ``0..t`` only.
+    """
+    rule = PersistenceRule() if rule is None else rule
+    if not isinstance(rule, PersistenceRule):
+        raise TypeError("rule must be a PersistenceRule")
+    p = np.asarray(probabilities, dtype=float)
+    if p.ndim != 2 or p.shape[1] < 1:
+        raise ValueError("probabilities must be a 2-D array (n, k)")
+    n, k = p.shape
+    out = np.empty(n, dtype=int)
+    if n == 0:
+        return out
+    if initial_state is None:
+        current = int(np.argmax(p[0]))
+    else:
+        current = _check_int(initial_state, "initial_state", 0)
+        if current >= k:
+            raise ValueError(f"initial_state must be < {k}")
+    challenger, run = -1, 0
+    for t in range(n):
+        row = p[t].copy()
+        row[current] = -np.inf
+        j = int(np.argmax(row))
+        if p[t, j] >= rule.threshold:
+            run = run + 1 if j == challenger else 1
+            challenger = j
+            if run >= rule.confirm_bars:
+                current, challenger, run = j, -1, 0
+        else:
+            challenger, run = -1, 0
+        out[t] = current
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Model protocol (implemented by the private model modules)
+# --------------------------------------------------------------------------------------
+
+
+class _Fitted(Protocol):
+    """One fitted parameter set, with states already in the canonical order."""
+
+    means: np.ndarray  # (k,) per-bar log-return mean
+    vols: np.ndarray  # (k,) per-bar log-return std
+    transmat: np.ndarray  # (k, k) row-stochastic
+    converged: bool
+    n_iter: int
+    loglik: float
+
+    def filter(self, ctx: Any, train_lo: int, start: int, stop: int, prior: np.ndarray | None) -> np.ndarray:
+        """Filtered probabilities for bars ``start..stop-1``.
+
+        ``prior`` is the filtered distribution at bar ``start - 1`` (ordered states) carried
+        from the previous parameter set; ``None`` on the first block, in which case the
+        model warms up on ``train_lo..start-1`` itself. A model may ignore it and re-run its
+        filter from ``train_lo`` (Markov, GARCH); either way only bars ``< stop`` are used.
+        """
+        ...
+
+
+class _RegimeModel(Protocol):
+    name: str
+    n_states: int
+
+    def _prepare(self, r: np.ndarray) -> Any: ...
+
+    def _min_train(self) -> int: ...
+
+    def _fit(self, ctx: Any, lo: int, hi: int, previous: Any, seed: int) -> _Fitted: ...
+
+
+# --------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.flags.writeable = False
+    return a
+
+
+# eq=False: the fields are numpy arrays, whose == is element-wise; identity equality is the
+# only unambiguous one.
+@dataclass(frozen=True, eq=False)
+class RegimeFit:
+    """Record of one (re)fit in a walk-forward run.
+
+    Attributes
+    ----------
+    first_date : pandas.Timestamp
+        First bar filtered with these parameters.
+    train_start, train_end : pandas.Timestamp
+        First and last bar of the training window (``train_end < first_date``).
+    n_train : int
+        Training bars.
+    converged : bool
+        Whether the optimiser stopped on its tolerance (not on the iteration cap).
+    n_iter : int
+        Optimiser iterations (EM iterations for the HMM, BFGS gradient evaluations for the
+        Markov-switching model, SLSQP iterations for GARCH).
+    loglik : float
+        Training log-likelihood in the model's own units (scaled features / returns x100).
+    state_means, state_vols : ndarray, shape (k,)
+        Per-bar log-return mean and standard deviation of each ordered state.
+    transition_matrix : ndarray, shape (k, k)
+    state_labels : tuple of str
+    """
+
+    first_date: pd.Timestamp
+    train_start: pd.Timestamp
+    train_end: pd.Timestamp
+    n_train: int
+    converged: bool
+    n_iter: int
+    loglik: float
+    state_means: np.ndarray
+    state_vols: np.ndarray
+    transition_matrix: np.ndarray
+    state_labels: tuple[str, ...]
+
+    @property
+    def expected_durations(self) -> np.ndarray:
+        """Expected bars per visit of each state, ``1 / (1 - p_ii)``."""
+        return expected_durations(self.transition_matrix)
+
+
+@dataclass(frozen=True, eq=False)
+class RegimeResult:
+    """Causal walk-forward regime path of one method on one series.
+
+    Only out-of-sample bars are reported: the first ``min_train`` bars are used to fit the
+    first model and get no regime. Arrays are read-only.
+
+    Attributes
+    ----------
+    method : str
+        ``'hmm'``, ``'markov'`` or ``'garch'``.
+    dates : pandas.DatetimeIndex, length n
+    probabilities : ndarray, shape (n, k)
+        Filtered probabilities of the ordered states.
+    states : ndarray of int, shape (n,)
+        ``argmax`` of the filtered probabilities (no persistence).
+    persistent_states : ndarray of int, shape (n,)
+        States after the :class:`PersistenceRule`; these drive ``labels``.
+    labels : ndarray of str, shape (n,)
+        Reported label per bar: label of the persistent state under the parameters in force.
+    raw_labels : ndarray of str, shape (n,)
+        Label of ``states`` (no persistence).
+    fit_index : ndarray of int, shape (n,)
+        Index into ``fits`` of the parameter set that filtered each bar.
+    fits : tuple of RegimeFit
+    state_labels : tuple of str
+        Labels of the ordered states under the latest fit.
+    transition_matrix : ndarray, shape (k, k)
+        Latest fit.
+    expected_durations : ndarray, shape (k,)
+        Latest fit, in bars.
+    state_means, state_vols : ndarray, shape (k,)
+        Latest fit, per-bar log-return units.
+    converged : bool
+        True when every fit converged.
+    n_iter : int
+        Iterations of the latest fit.
+    loglik : float
+        Training log-likelihood of the latest fit.
+    n_states : int
+    persistence : PersistenceRule
+    min_train : int
+    refit_every : int
+        Bars between refits (the series length when fitted once).
+    max_train : int or None
+    periods_per_year : float
+    n_dropped : int
+        NaN input rows dropped before fitting.
+    """
+
+    method: str
+    dates: pd.DatetimeIndex
+    probabilities: np.ndarray
+    states: np.ndarray
+    persistent_states: np.ndarray
+    labels: np.ndarray
+    raw_labels: np.ndarray
+    fit_index: np.ndarray
+    fits: tuple[RegimeFit, ...]
+    state_labels: tuple[str, ...]
+    transition_matrix: np.ndarray
+    expected_durations: np.ndarray
+    state_means: np.ndarray
+    state_vols: np.ndarray
+    converged: bool
+    n_iter: int
+    loglik: float
+    n_states: int
+    persistence: PersistenceRule
+    min_train: int
+    refit_every: int
+    max_train: int | None
+    periods_per_year: float
+    n_dropped: int = 0
+
+    # -- convenience views -----------------------------------------------------------
+
+    @property
+    def current_label(self) -> str:
+        """Reported label of the last bar."""
+        return str(self.labels[-1])
+
+    @property
+    def current_state(self) -> int:
+        """Reported (persistent) state of the last bar."""
+        return int(self.persistent_states[-1])
+
+    @property
+    def current_probability(self) -> float:
+        """Filtered probability of the reported state on the last bar."""
+        return float(self.probabilities[-1, self.current_state])
+
+    @property
+    def families(self) -> np.ndarray:
+        """Family (``'risk_on'``/``'risk_off'``) of each reported label."""
+        return np.array([REGIME_FAMILIES[x] for x in self.labels])
+
+    @property
+    def n_switches(self) -> int:
+        """Changes of the reported label over the path."""
+        return int(np.count_nonzero(self.labels[1:] != self.labels[:-1]))
+
+    @property
+    def switches_per_year(self) -> float:
+        """Reported-label changes per year of out-of-sample bars."""
+        years = len(self.labels) / self.periods_per_year
+        return self.n_switches / years if years > 0 else float("nan")
+
+    def label_probabilities(self) -> pd.DataFrame:
+        """Filtered probability of each label of :data:`REGIME_LABELS` per bar.
+
+        States sharing a label under the parameters in force have their probabilities
+        summed. Returns a frame indexed by ``dates`` with one column per label.
+        """
+        out = np.zeros((len(self.dates), len(REGIME_LABELS)))
+        col = {lab: i for i, lab in enumerate(REGIME_LABELS)}
+        for f_i, fit in enumerate(self.fits):
+            rows = self.fit_index == f_i
+            if not rows.any():
+                continue
+            for s, lab in enumerate(fit.state_labels):
+                out[rows, col[lab]] += self.probabilities[rows, s]
+        return pd.DataFrame(out, index=self.dates, columns=list(REGIME_LABELS))
+
+    def to_frame(self) -> pd.DataFrame:
+        """Per-bar frame: probabilities ``p0..p{k-1}``, state, persistent state, labels."""
+        df = pd.DataFrame(self.probabilities, index=self.dates, columns=[f"p{i}" for i in range(self.n_states)])
+        df["state"] = self.states
+        df["persistent_state"] = self.persistent_states
+        df["raw_label"] = self.raw_labels
+        df["label"] = self.labels
+        df["family"] = self.families
+        return df
+
+    def summary(self) -> dict[str, Any]:
+        """Small JSON-serialisable view of the current regime (for the shared graph state)."""
+        return {
+            "method": self.method,
+            "as_of": self.dates[-1].isoformat(),
+            "label": self.current_label,
+            "family": REGIME_FAMILIES[self.current_label],
+            "state": self.current_state,
+            "probability": self.current_probability,
+            "probabilities": [float(x) for x in self.probabilities[-1]],
+            "state_labels": list(self.state_labels),
+            "state_means": [float(x) for x in self.state_means],
+            "state_vols": [float(x) for x in self.state_vols],
+            "transition_matrix": [[float(x) for x in row] for row in self.transition_matrix],
+            "expected_durations": [float(x) for x in self.expected_durations],
+            "converged": self.converged,
+            "n_fits": len(self.fits),
+            "n_switches": self.n_switches,
+            "switches_per_year": self.switches_per_year,
+        }
+
+
+# --------------------------------------------------------------------------------------
+# Walk-forward driver
+# --------------------------------------------------------------------------------------
+
+
+def _refit_seed(seed: int, j: int) -> int:
+    # Each refit gets its own stream; derived from (seed, refit number) only, so a prefix of
+    # the data sees exactly the same seeds as the full history.
+    return int(np.random.SeedSequence([seed, j]).generate_state(1)[0])
+
+
+def walk_forward_regimes(
+    returns: pd.Series,
+    model: _RegimeModel,
+    *,
+    min_train: int = 504,
+    refit_every: int | None = 21,
+    max_train: int | None = None,
+    persistence: PersistenceRule | None = None,
+    periods_per_year: float = 252.0,
+    drift_sharpe: float = 0.5,
+    seed: int = 0,
+) -> RegimeResult:
+    """Causal walk-forward regime path: refit on a schedule, filter in between.
+
+    Refit ``j`` happens before bar ``m_j = min_train + j * refit_every`` and uses bars
+    ``max(0, m_j - max_train) .. m_j - 1`` only; its parameters filter bars
+    ``m_j .. m_{j+1} - 1``. The filtered distribution is carried across refits (states are
+    in canonical order, so they correspond), exactly as a live system that swaps parameters
+    at each refit would. Hence the regime at bar ``t`` is a function of bars ``0..t`` only
+    (prefix invariance).
+
+    Parameters
+    ----------
+    returns : pandas.Series
+        Log returns with a tz-aware, strictly increasing ``DatetimeIndex``. NaN rows are
+        dropped; see the module notes.
+    model : GaussianHMMRegime, MarkovSwitchingRegime or GarchVolatilityRegime
+        Hyper-parameters of the method.
+    min_train : int, default 504
+        Bars in the first training window (two years of daily bars).
+    refit_every : int or None, default 21
+        Bars between refits (monthly on daily bars). ``None`` fits once on the first
+        ``min_train`` bars and filters the rest with those parameters.
+    max_train : int or None, default None
+        Rolling training window length; ``None`` is an expanding window.
+    persistence : PersistenceRule, optional
+        Defaults to ``PersistenceRule()`` (0.8 for 5 bars).
+    periods_per_year : float, default 252
+        Bars per year (labelling and switches-per-year).
+    drift_sharpe : float, default 0.5
+        Drift dead band of :func:`label_states`.
+    seed : int, default 0
+        Root seed of every random restart.
+
+    Returns
+    -------
+    RegimeResult
+
+    Raises
+    ------
+    InsufficientDataError
+        Fewer than ``min_train + 1`` finite bars, or a constant training window.
+    """
+    for attr in ("_prepare", "_fit", "_min_train", "n_states", "name"):
+        if not hasattr(model, attr):
+            raise TypeError("model must be a regime model such as GaussianHMMRegime()")
+    persistence = PersistenceRule() if persistence is None else persistence
+    if not isinstance(persistence, PersistenceRule):
+        raise TypeError("persistence must be a PersistenceRule")
+    min_train = _check_int(min_train, "min_train", model._min_train())
+    if refit_every is not None:
+        refit_every = _check_int(refit_every, "refit_every", 1)
+    if max_train is not None:
+        max_train = _check_int(max_train, "max_train", min_train)
+    periods_per_year = _check_float(periods_per_year, "periods_per_year", 0.0, 1e9)
+    drift_sharpe = _check_float(drift_sharpe, "drift_sharpe", 0.0, 1e9, lo_open=False)
+    seed = _check_int(seed, "seed", 0)
+
+    r, dates, n_dropped = _validate_returns(returns)
+    n = r.size
+    if n <= min_train:
+        raise InsufficientDataError(
+            f"returns has {n} finite bars; need more than min_train={min_train} to produce a causal regime"
+        )
+    ctx = model._prepare(r)
+    k = model.n_states
+    step = refit_every if refit_every is not None else n
+    refits = list(range(min_train, n, step))
+
+    n_out = n - min_train
+    probs = np.empty((n_out, k))
+    fit_index = np.empty(n_out, dtype=int)
+    fits: list[RegimeFit] = []
+    fitted_objs: list[_Fitted] = []
+    previous = None
+    carry: np.ndarray | None = None
+    for j, m in enumerate(refits):
+        lo = 0 if max_train is None else max(0, m - max_train)
+        stop = refits[j + 1] if j + 1 < len(refits) else n
+        fitted = model._fit(ctx, lo, m, previous, _refit_seed(seed, j))
+        block = fitted.filter(ctx, lo, m, stop, carry)
+        probs[m - min_train : stop - min_train] = block
+        fit_index[m - min_train : stop - min_train] = j
+        carry = block[-1]
+        previous = fitted
+        fitted_objs.append(fitted)
+        labels = label_states(fitted.means, fitted.vols, periods_per_year, drift_sharpe)
+        fits.append(
+            RegimeFit(
+                first_date=dates[m],
+                train_start=dates[lo],
+                train_end=dates[m - 1],
+                n_train=m - lo,
+                converged=bool(fitted.converged),
+                n_iter=int(fitted.n_iter),
+                loglik=float(fitted.loglik),
+                state_means=_frozen(fitted.means),
+                state_vols=_frozen(fitted.vols),
+                transition_matrix=_frozen(fitted.transmat),
+                state_labels=labels,
+            )
+        )
+
+    not_conv = [f for f in fits if not f.converged]
+    if not_conv:
+        warnings.warn(
+            f"{model.name}: {len(not_conv)} of {len(fits)} fits did not converge "
+            f"(first at {not_conv[0].first_date.date()}); see RegimeResult.fits",
+            EstimationWarning,
+            stacklevel=2,
+        )
+
+    states = np.argmax(probs, axis=1)
+    persistent = apply_persistence(probs, persistence)
+    label_table = np.array([f.state_labels for f in fits], dtype=object)
+    labels = label_table[fit_index, persistent].astype(str)
+    raw_labels = label_table[fit_index, states].astype(str)
+    last = fits[-1]
+    return RegimeResult(
+        method=model.name,
+        dates=dates[min_train:],
+        probabilities=_frozen(probs),
+        states=_frozen(states),
+        persistent_states=_frozen(persistent),
+        labels=_frozen(labels),
+        raw_labels=_frozen(raw_labels),
+        fit_index=_frozen(fit_index),
+        fits=tuple(fits),
+        state_labels=last.state_labels,
+        transition_matrix=last.transition_matrix,
+        expected_durations=_frozen(expected_durations(last.transition_matrix)),
+        state_means=last.state_means,
+        state_vols=last.state_vols,
+        converged=not not_conv,
+        n_iter=last.n_iter,
+        loglik=last.loglik,
+        n_states=k,
+        persistence=persistence,
+        min_train=min_train,
+        refit_every=step,
+        max_train=max_train,
+        periods_per_year=periods_per_year,
+        n_dropped=n_dropped,
+    )
