@@ -129,12 +129,16 @@ def test_http_errors_map_to_transient_or_permanent(httpserver, status, kind, err
     httpserver.expect_request(PATH, method="POST").respond_with_data(
         error_body(f"stub says {status}", kind), status=status, content_type="application/json"
     )
+    marker = f"user-{status}-{kind}"
     with pytest.raises(error, match=f"HTTP {status}") as info:
-        client(httpserver).complete("s", "u")
+        client(httpserver).complete("s", marker)
     other = PermanentError if error is TransientError else TransientError
     assert not isinstance(info.value, other)
     assert f"stub says {status}" in str(info.value)
-    assert len(httpserver.log) == 1  # max_retries=0 reached the SDK
+    # max_retries=0 reached the SDK: exactly one request of this test (the stub server is
+    # shared, so a late request of an earlier test may also be in its log)
+    mine = [req for req, _ in httpserver.log if marker in req.get_data(as_text=True)]
+    assert len(mine) == 1
     if status == 401:
         assert "OPENAI_API_KEY" in str(info.value)
         assert "sk-test" not in str(info.value)
@@ -146,8 +150,9 @@ def test_sdk_retries_are_configured(httpserver):
         headers={"retry-after-ms": "10"},
     )
     httpserver.expect_request(PATH, method="POST").respond_with_json(completion("second try"))
-    assert client(httpserver, max_retries=1).complete("s", "u").text == "second try"
-    assert len(httpserver.log) == 2
+    assert client(httpserver, max_retries=1).complete("s", "retry-marker").text == "second try"
+    mine = [req for req, _ in httpserver.log if "retry-marker" in req.get_data(as_text=True)]
+    assert len(mine) == 2
 
 
 def test_refused_connection_is_transient():
