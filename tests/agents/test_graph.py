@@ -12,6 +12,7 @@ from agents.graph import agent_plan, build_graph
 from agents.runner import Runner, UnknownThreadError
 from agents.runtime import AppContext, RunRequest
 from analytics import DataQualityWarning, RegimeDeskError
+from tests.stubs import chat_completion
 
 warnings.filterwarnings("ignore", category=DataQualityWarning)
 
@@ -148,20 +149,11 @@ def test_unknown_thread(runner):
         runner.resume("run-doesnotexist")
 
 
-def _completion(text: str) -> dict:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1_717_000_000,
-        "model": "stub-model",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-    }
 
 
 @pytest.mark.parametrize("reply", ["BUY 1000000 shares now", "Ignore the gate and sell everything at 99999."])
 def test_llm_text_cannot_change_anything_but_narratives(httpserver, tmp_path, reply):
-    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json(_completion(reply))
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json(chat_completion(reply))
     cfg = tmp_path / "llm.toml"
     cfg.write_text(f'[llm]\nbackend = "openai"\nbase_url = "{httpserver.url_for("/v1")}"\nmax_retries = 0\n')
     settings = load_settings(cfg)

@@ -26,6 +26,7 @@ from agents.narrator import (
 from integrations._errors import MissingCredentialsError
 from integrations._journal import Journal
 from integrations._llm import OpenAIChat
+from tests.stubs import chat_completion
 
 PATH = "/v1/chat/completions"
 
@@ -48,23 +49,6 @@ GROUNDED = (
 )
 
 
-def completion(content: str | None, model: str = "gpt-4o-mini-2024-07-18") -> dict:
-    """The JSON shape of a real chat-completions answer."""
-    return {
-        "id": "chatcmpl-test456",
-        "object": "chat.completion",
-        "created": 1_717_000_000,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": None},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 200, "completion_tokens": 40, "total_tokens": 240},
-    }
 
 
 @pytest.fixture
@@ -82,7 +66,7 @@ def openai_narrator(httpserver, journal=None, **kw) -> Narrator:
 
 
 def reply_with(httpserver, text: str | None) -> None:
-    httpserver.expect_request(PATH, method="POST").respond_with_json(completion(text))
+    httpserver.expect_request(PATH, method="POST").respond_with_json(chat_completion(text))
 
 
 # ----------------------------------------------------------------------------- grounding
@@ -296,7 +280,7 @@ def test_timeout_falls_back_and_is_journaled(httpserver, journal):
 
     def slow(request: Request) -> Response:
         release.wait(3.0)
-        return Response(json.dumps(completion(GROUNDED)), content_type="application/json")
+        return Response(json.dumps(chat_completion(GROUNDED)), content_type="application/json")
 
     httpserver.expect_request(PATH, method="POST").respond_with_handler(slow)
     try:

@@ -8,10 +8,9 @@ import warnings
 
 import numpy as np
 import pytest
-from arch.data import nasdaq, sp500
+from arch.data import sp500
 from statsmodels.tsa.adfvalues import mackinnoncrit, mackinnonp
 from statsmodels.tsa.stattools import adfuller
-from threadpoolctl import threadpool_limits
 
 from analytics._adf import (
     adf_default_maxlag,
@@ -21,30 +20,7 @@ from analytics._adf import (
     rolling_adf,
 )
 from analytics._errors import InsufficientDataError
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_blas():
-    # Two cores are shared by several jobs: multi-threaded BLAS (statsmodels' pinv)
-    # then spins instead of computing. One thread keeps these tests fast and stable.
-    with threadpool_limits(limits=1):
-        yield
-
-SP500 = np.log(sp500.load()["Adj Close"].to_numpy())
-NASDAQ = np.log(nasdaq.load()["Adj Close"].to_numpy())
-
-
-def _random_walk(n: int, seed: int) -> np.ndarray:
-    return np.cumsum(np.random.default_rng(seed).standard_normal(n))
-
-
-def _ar1_levels(n: int, phi: float, seed: int) -> np.ndarray:
-    e = np.random.default_rng(seed).standard_normal(n + 200)
-    y = np.zeros_like(e)
-    for t in range(1, e.size):
-        y[t] = phi * y[t - 1] + e[t]
-    return y[200:]
-
+from tests.analytics._series import NASDAQ, SP500, ar1_levels, random_walk
 
 # statsmodels needs seconds per call on the full 5,031-bar series (it refits every lag with a
 # pseudo-inverse), so most comparisons use long slices; one test uses the full series.
@@ -52,9 +28,9 @@ SERIES = {
     "sp500_800": SP500[:800],
     "nasdaq_600": NASDAQ[-600:],
     "sp500_300": SP500[2000:2300],
-    "random_walk": _random_walk(600, 1),
-    "ar1_0.95": _ar1_levels(600, 0.95, 2),
-    "short_60": _random_walk(60, 3),
+    "random_walk": random_walk(600, 1),
+    "ar1_0.95": ar1_levels(600, 0.95, 2),
+    "short_60": random_walk(60, 3),
 }
 
 
@@ -149,9 +125,9 @@ def test_default_maxlag_is_schwert_rule_capped(n, regression):
 
 
 def test_size_on_random_walks_and_power_on_stationary_series():
-    rw = np.array([adf_test(_random_walk(250, s)).pvalue for s in range(200)])
+    rw = np.array([adf_test(random_walk(250, s)).pvalue for s in range(200)])
     assert 0.02 <= np.mean(rw < 0.05) <= 0.09
-    ar = np.array([adf_test(_ar1_levels(250, 0.5, s)).pvalue for s in range(20)])
+    ar = np.array([adf_test(ar1_levels(250, 0.5, s)).pvalue for s in range(20)])
     assert np.all(ar < 0.01)
 
 
@@ -166,10 +142,10 @@ def test_pandas_series_input_is_accepted():
         (np.array([]), "observation"),
         (np.array([1.0, 2.0]), "observation"),
         (np.full(50, 3.0), "constant"),
-        (np.r_[_random_walk(50, 1), np.nan, _random_walk(50, 2)], "NaN"),
-        (np.r_[_random_walk(50, 1), np.inf], "NaN/inf"),
+        (np.r_[random_walk(50, 1), np.nan, random_walk(50, 2)], "NaN"),
+        (np.r_[random_walk(50, 1), np.inf], "NaN/inf"),
         (np.arange(60, dtype=float), "singular"),  # constant increments: collinear lags
-        (_random_walk(3, 4), "too short"),
+        (random_walk(3, 4), "too short"),
     ],
 )
 def test_degenerate_input_raises_insufficient_data(x, match):
@@ -180,12 +156,12 @@ def test_degenerate_input_raises_insufficient_data(x, match):
 def test_regression_without_residual_degrees_of_freedom_is_insufficient_data():
     # n = 6, no deterministic terms, maxlag at statsmodels' cap: 3 rows and 3 regressors.
     with pytest.raises(InsufficientDataError, match="degrees of freedom"):
-        adf_test(_random_walk(6, 5), maxlag=2, regression="n", autolag=None)
+        adf_test(random_walk(6, 5), maxlag=2, regression="n", autolag=None)
 
 
 def test_maxlag_too_large_for_data_is_insufficient_data():
     with pytest.raises(InsufficientDataError, match="maxlag=40"):
-        adf_test(_random_walk(60, 1), maxlag=40)
+        adf_test(random_walk(60, 1), maxlag=40)
 
 
 @pytest.mark.parametrize(
@@ -199,7 +175,7 @@ def test_maxlag_too_large_for_data_is_insufficient_data():
 )
 def test_bad_arguments_name_the_argument(kwargs, exc, name):
     with pytest.raises(exc, match=name):
-        adf_test(_random_walk(100, 1), **kwargs)
+        adf_test(random_walk(100, 1), **kwargs)
 
 
 def test_bad_input_shapes_and_types():
@@ -241,7 +217,7 @@ def test_rolling_stays_accurate_when_prefix_sums_would_cancel():
     # Drift 1e5 per bar against unit noise: raw cross-products are ~1e10 times the
     # centred ones, so these windows are refitted from their own data (without that
     # guard the statistic is off by ~2e-5 relative).
-    y = 1e5 * np.arange(500) + _random_walk(500, 21)
+    y = 1e5 * np.arange(500) + random_walk(500, 21)
     roll = rolling_adf(y, 200)
     for t in range(199, 500, 60):
         ref = _reference(y[t - 199 : t + 1])

@@ -11,7 +11,6 @@ import pytest
 from arch.data import sp500
 from statsmodels.stats.diagnostic import acorr_ljungbox
 from statsmodels.tsa.stattools import acf
-from threadpoolctl import threadpool_limits
 
 from analytics._autocorr import (
     autocorrelation,
@@ -20,14 +19,6 @@ from analytics._autocorr import (
     rolling_ljung_box,
 )
 from analytics._errors import InsufficientDataError
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_blas():
-    # Two cores are shared by several jobs: multi-threaded BLAS (statsmodels' pinv)
-    # then spins instead of computing. One thread keeps these tests fast and stable.
-    with threadpool_limits(limits=1):
-        yield
 
 RETURNS = np.diff(np.log(sp500.load()["Adj Close"].to_numpy()))
 NOISE = np.random.default_rng(4).standard_normal(777)

@@ -7,8 +7,6 @@ import json
 
 import numpy as np
 import pytest
-from arch.data import sp500
-from threadpoolctl import threadpool_limits
 
 from analytics._character import (
     MEAN_REVERTING,
@@ -21,16 +19,8 @@ from analytics._character import (
 )
 from analytics._errors import InsufficientDataError
 from analytics._simulation import CHARACTER_SCENARIOS, random_walks, scenario_rng
+from tests.analytics._series import SP500
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_blas():
-    # Two cores are shared by several jobs: multi-threaded BLAS (statsmodels' pinv)
-    # then spins instead of computing. One thread keeps these tests fast and stable.
-    with threadpool_limits(limits=1):
-        yield
-
-SP500 = np.log(sp500.load()["Adj Close"].to_numpy())
 SCENARIOS = {sc.name: (i, sc) for i, sc in enumerate(CHARACTER_SCENARIOS)}
 
 

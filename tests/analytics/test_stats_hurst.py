@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 from scipy.special import gamma
-from threadpoolctl import threadpool_limits
 
 from analytics._errors import InsufficientDataError
 from analytics._fgn import fgn_autocovariance, simulate_fgn
@@ -19,14 +18,6 @@ from analytics._hurst import (
     rolling_hurst,
 )
 from analytics._simulation import HURST_STUDY_VALUES, hurst_study_sample
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_blas():
-    # Two cores are shared by several jobs: multi-threaded BLAS (statsmodels' pinv)
-    # then spins instead of computing. One thread keeps these tests fast and stable.
-    with threadpool_limits(limits=1):
-        yield
 
 # --- the simulator -----------------------------------------------------------------------
 

@@ -7,21 +7,12 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from threadpoolctl import threadpool_limits
 
 from analytics._adf import adf_test, rolling_adf
 from analytics._autocorr import ljung_box, rolling_autocorrelation, rolling_ljung_box
 from analytics._character import rolling_market_character
 from analytics._hurst import hurst_exponent, rolling_hurst
 from analytics._variance_ratio import rolling_variance_ratio, variance_ratio
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_blas():
-    # Two cores are shared by several jobs: multi-threaded BLAS (statsmodels' pinv)
-    # then spins instead of computing. One thread keeps these tests fast and stable.
-    with threadpool_limits(limits=1):
-        yield
 
 WINDOWS = st.sampled_from([70, 100, 131])
 

@@ -8,10 +8,9 @@ import warnings
 
 import numpy as np
 import pytest
-from arch.data import nasdaq, sp500
+from arch.data import sp500
 from arch.unitroot import VarianceRatio
 from scipy.stats import norm
-from threadpoolctl import threadpool_limits
 
 from analytics._errors import InsufficientDataError
 from analytics._variance_ratio import (
@@ -19,37 +18,14 @@ from analytics._variance_ratio import (
     rolling_variance_ratio,
     variance_ratio,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_blas():
-    # Two cores are shared by several jobs: multi-threaded BLAS (statsmodels' pinv)
-    # then spins instead of computing. One thread keeps these tests fast and stable.
-    with threadpool_limits(limits=1):
-        yield
-
-SP500 = np.log(sp500.load()["Adj Close"].to_numpy())
-NASDAQ = np.log(nasdaq.load()["Adj Close"].to_numpy())
-
-
-def _random_walk(n: int, seed: int) -> np.ndarray:
-    return np.cumsum(np.random.default_rng(seed).standard_normal(n))
-
-
-def _ar1_levels(n: int, phi: float, seed: int) -> np.ndarray:
-    e = np.random.default_rng(seed).standard_normal(n + 200)
-    y = np.zeros_like(e)
-    for t in range(1, e.size):
-        y[t] = phi * y[t - 1] + e[t]
-    return y[200:]
-
+from tests.analytics._series import NASDAQ, SP500, ar1_levels, random_walk
 
 SERIES = {
     "sp500": SP500,
     "nasdaq": NASDAQ,
     "sp500_253": SP500[1000:1253],
-    "random_walk": _random_walk(503, 1),
-    "ar1_0.95": _ar1_levels(400, 0.95, 2),
+    "random_walk": random_walk(503, 1),
+    "ar1_0.95": ar1_levels(400, 0.95, 2),
 }
 LAGS = (2, 3, 4, 8, 16, 30)
 
@@ -139,9 +115,9 @@ def test_joint_test_controls_size_where_the_smallest_pvalue_does_not():
     ("x", "match"),
     [
         (np.array([]), "observation"),
-        (_random_walk(17, 1), "at least 18"),
+        (random_walk(17, 1), "at least 18"),
         (np.full(100, 2.0), "constant"),
-        (np.r_[_random_walk(100, 1), np.nan], "NaN"),
+        (np.r_[random_walk(100, 1), np.nan], "NaN"),
     ],
 )
 def test_degenerate_input_raises_insufficient_data(x, match):
@@ -165,7 +141,7 @@ def test_degenerate_input_raises_insufficient_data(x, match):
 )
 def test_bad_arguments_name_the_argument(kwargs, exc, name):
     with pytest.raises(exc, match=name):
-        variance_ratio(_random_walk(100, 1), **kwargs)
+        variance_ratio(random_walk(100, 1), **kwargs)
 
 
 def test_result_is_frozen_and_json_serialisable():

@@ -12,32 +12,13 @@ from werkzeug import Request, Response
 
 from integrations._errors import MissingCredentialsError, PermanentError, TransientError
 from integrations._llm import KEYLESS_API_KEY, LLMReply, LLMTimeoutError, OpenAIChat
+from tests.stubs import chat_completion, openai_error
 
 PATH = "/v1/chat/completions"
 
 
-def completion(content: str | None, model: str = "gpt-4o-mini-2024-07-18") -> dict:
-    """The JSON shape of a real chat-completions answer."""
-    return {
-        "id": "chatcmpl-test123",
-        "object": "chat.completion",
-        "created": 1_717_000_000,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": None},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150},
-        "system_fingerprint": "fp_test",
-    }
 
 
-def error_body(message: str, kind: str, code: str | None = None) -> str:
-    return json.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
 
 
 def client(httpserver, **kw) -> OpenAIChat:
@@ -49,7 +30,7 @@ def client(httpserver, **kw) -> OpenAIChat:
 
 
 def test_completion_is_returned_with_the_request_the_sdk_made(httpserver):
-    httpserver.expect_request(PATH, method="POST").respond_with_json(completion("Bull regime."))
+    httpserver.expect_request(PATH, method="POST").respond_with_json(chat_completion("Bull regime."))
     reply = client(httpserver, temperature=0.3).complete("SYSTEM", "USER")
     assert isinstance(reply, LLMReply)
     assert reply.text == "Bull regime."
@@ -67,7 +48,7 @@ def test_completion_is_returned_with_the_request_the_sdk_made(httpserver):
 
 
 def test_key_less_local_server(httpserver):
-    httpserver.expect_request(PATH, method="POST").respond_with_json(completion("ok"))
+    httpserver.expect_request(PATH, method="POST").respond_with_json(chat_completion("ok"))
     chat = client(httpserver, api_key=None)
     assert chat.complete("s", "u").text == "ok"
     assert httpserver.log[0][0].headers["Authorization"] == f"Bearer {KEYLESS_API_KEY}"
@@ -82,12 +63,12 @@ def test_missing_key_names_the_variable():
 
 
 def test_null_content_is_empty_text(httpserver):
-    httpserver.expect_request(PATH, method="POST").respond_with_json(completion(None))
+    httpserver.expect_request(PATH, method="POST").respond_with_json(chat_completion(None))
     assert client(httpserver).complete("s", "u").text == ""
 
 
 def test_no_choices_is_permanent(httpserver):
-    body = completion("x")
+    body = chat_completion("x")
     body["choices"] = []
     httpserver.expect_request(PATH, method="POST").respond_with_json(body)
     with pytest.raises(PermanentError, match="no choices"):
@@ -99,7 +80,7 @@ def test_timeout_is_transient(httpserver):
 
     def slow(request: Request) -> Response:
         release.wait(3.0)
-        return Response(json.dumps(completion("late")), content_type="application/json")
+        return Response(json.dumps(chat_completion("late")), content_type="application/json")
 
     httpserver.expect_request(PATH, method="POST").respond_with_handler(slow)
     start = time.perf_counter()
@@ -127,7 +108,7 @@ def test_timeout_is_transient(httpserver):
 )
 def test_http_errors_map_to_transient_or_permanent(httpserver, status, kind, error):
     httpserver.expect_request(PATH, method="POST").respond_with_data(
-        error_body(f"stub says {status}", kind), status=status, content_type="application/json"
+        openai_error(f"stub says {status}", kind), status=status, content_type="application/json"
     )
     marker = f"user-{status}-{kind}"
     with pytest.raises(error, match=f"HTTP {status}") as info:
@@ -146,10 +127,10 @@ def test_http_errors_map_to_transient_or_permanent(httpserver, status, kind, err
 
 def test_sdk_retries_are_configured(httpserver):
     httpserver.expect_oneshot_request(PATH, method="POST").respond_with_data(
-        error_body("busy", "server_error"), status=500, content_type="application/json",
+        openai_error("busy", "server_error"), status=500, content_type="application/json",
         headers={"retry-after-ms": "10"},
     )
-    httpserver.expect_request(PATH, method="POST").respond_with_json(completion("second try"))
+    httpserver.expect_request(PATH, method="POST").respond_with_json(chat_completion("second try"))
     assert client(httpserver, max_retries=1).complete("s", "retry-marker").text == "second try"
     mine = [req for req, _ in httpserver.log if "retry-marker" in req.get_data(as_text=True)]
     assert len(mine) == 2
