@@ -5,7 +5,7 @@ LLM and what came back (accepted or rejected), each decision, each risk-gate ver
 order sent to a broker and each fill. Rows are only ever inserted; the single exception is
 :meth:`Journal.finish_run`, which stamps the end of a run on its ``runs`` row.
 
-The database runs in WAL mode so readers (``regimedesk runs``, the Telegram bot) do not block
+The database runs in WAL mode so readers (``regimedesk journal``, the Telegram bot) do not block
 a live run that is writing. One :class:`Journal` owns one connection, shared between threads
 under a lock; several processes may open the same file (SQLite serialises their writes, and
 waits up to ``busy_timeout`` seconds for a lock).
@@ -430,7 +430,7 @@ class Journal:
         return bool(self._query("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)))
 
     def _unknown(self, run_id: str) -> str:
-        return f"no run {run_id!r} in journal {self._path} (see `regimedesk runs` for the ids)"
+        return f"no run {run_id!r} in journal {self._path} (see `regimedesk journal list` for the ids)"
 
     def close(self) -> None:
         """Close the connection; further calls raise :class:`JournalError`. Idempotent."""
@@ -795,11 +795,14 @@ class Journal:
         UnknownRunError
             If no run has this id.
         """
+        return self._run_record(self._run_row(run_id))
+
+    def _run_row(self, run_id: str) -> dict[str, Any]:
         _text("run_id", run_id)
         rows = self._query("SELECT * FROM runs WHERE run_id = ?", (run_id,))
         if not rows:
             raise UnknownRunError(self._unknown(run_id))
-        return self._run_record(rows[0])
+        return rows[0]
 
     def _children(self, table: str, run_id: str) -> list[dict[str, Any]]:
         rows = self._query(f"SELECT * FROM {table} WHERE run_id = ? ORDER BY id", (run_id,))
@@ -831,11 +834,7 @@ class Journal:
         UnknownRunError
             If no run has this id.
         """
-        _text("run_id", run_id)
-        rows = self._query("SELECT * FROM runs WHERE run_id = ?", (run_id,))
-        if not rows:
-            raise UnknownRunError(self._unknown(run_id))
-        row = rows[0]
+        row = self._run_row(run_id)
         run = self._run_record(row).to_dict()
         run["params"] = json.loads(row["params"])
         run["summary"] = None if row["summary"] is None else json.loads(row["summary"])
