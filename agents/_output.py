@@ -14,7 +14,36 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["to_jsonable", "print_json", "print_table", "print_fields"]
+__all__ = ["to_jsonable", "print_json", "print_table", "print_fields", "ProgressBar"]
+
+
+class ProgressBar:
+    """``bar(stage, done, total)`` draws a progress bar on stderr.
+
+    On a terminal the bar redraws in place; otherwise (logs, pipes) one line is written per
+    stage at roughly every quarter, so logs stay short.
+    """
+
+    def __init__(self, stream=None, width: int = 30) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self._last: tuple[str, int] | None = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        total = max(total, 1)
+        frac = min(max(done / total, 0.0), 1.0)
+        tty = getattr(self.stream, "isatty", lambda: False)()
+        quarter = int(frac * 4)
+        if not tty and self._last == (stage, quarter) and done != total:
+            return
+        self._last = (stage, quarter)
+        fill = int(round(frac * self.width))
+        line = f"  {stage:<22} [{'#' * fill}{'.' * (self.width - fill)}] {done}/{total}"
+        if tty:
+            self.stream.write("\r" + line + ("\n" if done >= total else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
 
 
 def to_jsonable(value: Any) -> Any:

@@ -13,6 +13,7 @@ methods in the winning family report (ties go to hmm, then markov).
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -33,9 +34,23 @@ from analytics import (
     regime_consensus,
 )
 
-__all__ = ["METHODS", "RegimeAnalysis", "analyse_regimes", "regime_report", "regime_history"]
+__all__ = [
+    "METHODS",
+    "AGENT_METHOD",
+    "RegimeAnalysis",
+    "analyse_regimes",
+    "regime_report",
+    "regime_history",
+    "consensus_path",
+    "risk_off_path",
+]
+
+# hmmlearn logs every non-monotone EM step; convergence is checked by analytics instead.
+logging.getLogger("hmmlearn").setLevel(logging.ERROR)
 
 METHODS: tuple[str, ...] = ("hmm", "markov", "garch", "ensemble")
+#: The method of the regime agent, which the ML features and the decision policy also use.
+AGENT_METHOD = "hmm"
 _BASE = ("hmm", "markov", "garch")
 
 
@@ -46,6 +61,7 @@ class _Path:
     dates: pd.DatetimeIndex
     labels: np.ndarray
     probability: np.ndarray  # filtered probability of the reported state (ensemble: of its family)
+    risk_off: np.ndarray  # filtered probability of the risk-off family per bar
     family_probabilities: dict[str, float]
     expected_duration: float | None
     transition_matrix: list[list[float]] | None
@@ -79,10 +95,13 @@ def _path_from_result(res: RegimeResult) -> _Path:
     fam = {"risk_on": 0.0, "risk_off": 0.0}
     for lab, p in lp.items():
         fam[REGIME_FAMILIES[lab]] += float(p)
+    allp = res.label_probabilities()
+    risk_off = allp[[c for c in allp.columns if REGIME_FAMILIES[c] == "risk_off"]].sum(axis=1)
     return _Path(
         dates=res.dates,
         labels=np.asarray(res.labels),
         probability=np.asarray(probs, dtype=float),
+        risk_off=risk_off.to_numpy(dtype=float),
         family_probabilities=fam,
         expected_duration=float(res.expected_durations[res.current_state]),
         transition_matrix=[[float(x) for x in row] for row in res.transition_matrix],
@@ -120,6 +139,7 @@ def _ensemble(results: dict[str, RegimeResult]) -> _Path:
         dates=dates,
         labels=labels.astype(str),
         probability=prob,
+        risk_off=p_off,
         family_probabilities={"risk_on": float(1 - p_off[-1]), "risk_off": float(p_off[-1])},
         expected_duration=None,
         transition_matrix=None,
@@ -250,3 +270,53 @@ def regime_history(analysis: RegimeAnalysis) -> dict[str, list[dict[str, Any]]]:
             for d, lab, p in zip(path.dates, path.labels, path.probability, strict=True)
         ]
     return out
+
+
+def _view_at(tf: str, path: _Path, i: int) -> TimeframeRegime:
+    label = str(path.labels[i])
+    p_off = float(path.risk_off[i])
+    return TimeframeRegime(
+        timeframe=tf,
+        available=True,
+        label=label,
+        family=REGIME_FAMILIES[label],
+        probability=float(path.probability[i]),
+        family_probabilities={"risk_on": 1.0 - p_off, "risk_off": p_off},
+        as_of=path.dates[i],
+    )
+
+
+def consensus_path(analysis: RegimeAnalysis, index: pd.DatetimeIndex) -> pd.Series:
+    """Consensus family per bar of ``index`` as the regime agent would have reported it then.
+
+    At each bar every timeframe contributes its latest regime stamped at or before that
+    bar (a weekly regime counts from the close of its week); timeframes without a value
+    yet are unavailable. The consensus comes from the same ``regime_consensus`` the agent
+    uses, so the last value equals ``regime_report(analysis)['consensus']['family']`` when
+    ``index`` ends at the data's last bar.
+    """
+    pos: dict[str, np.ndarray] = {}
+    for tf, path in analysis.paths.items():
+        if path is not None:
+            pos[tf] = np.searchsorted(path.dates.as_unit("ns").asi8, index.as_unit("ns").asi8, side="right") - 1
+    out = np.empty(len(index), dtype=object)
+    cache: dict[tuple[int, ...], str] = {}
+    tfs = sorted(pos)
+    for j in range(len(index)):
+        key = tuple(int(pos[tf][j]) for tf in tfs)
+        fam = cache.get(key)
+        if fam is None:
+            views = {tf: (_view_at(tf, analysis.paths[tf], k) if k >= 0 else None)
+                     for tf, k in zip(tfs, key, strict=True)}
+            fam = cache[key] = regime_consensus(views).consensus_family
+        out[j] = fam
+    return pd.Series(out, index=index, name="regime_family")
+
+
+def risk_off_path(analysis: RegimeAnalysis, timeframe: str, index: pd.DatetimeIndex) -> pd.Series:
+    """Filtered risk-off probability of one timeframe on ``index`` (latest value at or before each bar)."""
+    path = analysis.paths.get(timeframe)
+    if path is None:
+        return pd.Series(np.nan, index=index, name="regime_risk_off")
+    s = pd.Series(path.risk_off, index=path.dates)
+    return s.reindex(index.union(path.dates)).ffill().reindex(index).rename("regime_risk_off")

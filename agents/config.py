@@ -30,6 +30,8 @@ __all__ = [
     "TimeframeSpec",
     "TimeframesConfig",
     "LLMConfig",
+    "MLConfig",
+    "DecisionConfig",
     "load_settings",
     "resolve_config_path",
     "config_template",
@@ -160,6 +162,31 @@ class LLMConfig(_Model):
     temperature: float = Field(default=0.0, ge=0, le=2)
 
 
+class MLConfig(_Model):
+    """The ML signal: labels, walk-forward schedule and the model-age rule."""
+
+    horizon: int = Field(default=5, ge=1, le=63)
+    label: Literal["direction", "triple_barrier"] = "direction"
+    barrier: float = Field(default=1.0, gt=0, le=10)
+    min_train: int = Field(default=504, ge=100)
+    refit_every: int = Field(default=63, ge=5)
+    max_train: int = Field(default=0, ge=0)
+    embargo: int = Field(default=5, ge=0, le=252)
+    max_model_age_days: float = Field(default=30.0, gt=0)
+    stale_model: Literal["warn", "refuse"] = "refuse"
+    auto_train: bool = True
+    regime_timeframe: Literal["LT", "MT", "ST"] = "MT"
+
+
+class DecisionConfig(_Model):
+    """The decision policy and the costs and limits its backtest assumes."""
+
+    policy: Literal["regime", "ml", "combined"] = "combined"
+    cost_bps: float = Field(default=5.0, ge=0, le=1000)
+    slippage_bps: float = Field(default=0.0, ge=0, le=1000)
+    max_weight: float = Field(default=1.0, gt=0, le=1)
+
+
 class Settings(_Model):
     """Everything RegimeDesk reads from ``regimedesk.toml``.
 
@@ -171,6 +198,8 @@ class Settings(_Model):
     data: DataConfig = DataConfig()
     timeframes: TimeframesConfig = TimeframesConfig()
     llm: LLMConfig = LLMConfig()
+    ml: MLConfig = MLConfig()
+    decision: DecisionConfig = DecisionConfig()
 
     @property
     def home_dir(self) -> Path:
@@ -364,4 +393,32 @@ model = "gpt-4o-mini"
 timeout = 20.0
 max_retries = 2
 temperature = 0.0
+
+[ml]
+# Label: does the close rise over the next `horizon` daily bars?
+# direction | triple_barrier (barrier = width in trailing-volatility units)
+horizon = 5
+label = "direction"
+barrier = 1.0
+# Purged walk-forward: first training window, bars per test fold (= refit interval),
+# rolling window length (0 = expanding), embargo bars after the purge.
+min_train = 504
+refit_every = 63
+max_train = 0
+embargo = 5
+# A model whose training data ends more than this many days before the bar it predicts
+# is stale: refuse | warn. auto_train trains a model when none is usable.
+max_model_age_days = 30.0
+stale_model = "refuse"
+auto_train = true
+# Timeframe whose filtered risk-off probability is a model feature.
+regime_timeframe = "MT"
+
+[decision]
+# regime | ml | combined (see README: the decision policy)
+policy = "combined"
+# Costs per unit of traded weight assumed when choosing the policy's parameters.
+cost_bps = 5.0
+slippage_bps = 0.0
+max_weight = 1.0
 """

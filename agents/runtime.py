@@ -145,7 +145,22 @@ class AppContext:
     journal: Any = None  # integrations.Journal or None
     _stores: dict[tuple[str, str | None], BarStore] = field(default_factory=dict)
     _narrators: dict[str, Any] = field(default_factory=dict)
+    _memo: dict[tuple, Any] = field(default_factory=dict)
+    _memo_locks: dict[tuple, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def memo(self, key: tuple, compute):
+        """``compute()`` once per ``key`` for this context; concurrent callers wait for it.
+
+        Nodes that run in parallel share expensive results this way (the regime and ML
+        agents both need a symbol's walk-forward regimes). Exceptions are not cached.
+        """
+        with self._lock:
+            lock = self._memo_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._memo:
+                self._memo[key] = compute()
+            return self._memo[key]
 
     def bars(self, request: dict[str, Any]) -> BarStore:
         """The bar store for this request's source and as-of time."""

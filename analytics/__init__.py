@@ -59,6 +59,15 @@ from analytics._hurst import (
     hurst_scales,
     rolling_hurst,
 )
+from analytics._policy import (
+    POLICIES,
+    POLICY_GRIDS,
+    PolicyParams,
+    WalkForwardPolicy,
+    select_policy_params,
+    target_weights,
+    walk_forward_policy,
+)
 from analytics._regime_common import (
     REGIME_FAMILIES,
     REGIME_LABELS,
@@ -138,6 +147,14 @@ __all__ = [
     "PerformanceMetrics",
     "performance_metrics",
     "run_backtest",
+    # decision policy
+    "POLICIES",
+    "POLICY_GRIDS",
+    "PolicyParams",
+    "WalkForwardPolicy",
+    "select_policy_params",
+    "target_weights",
+    "walk_forward_policy",
     # statistics and regimes
     "REGIME_METHODS",
     "detect_regimes",

@@ -8,7 +8,17 @@ from typing import Any
 from agents._output import to_jsonable
 from agents.runtime import AppContext
 
-__all__ = ["narrate", "symbol_error"]
+__all__ = ["narrate", "symbol_error", "shared_regimes"]
+
+
+def shared_regimes(ctx: AppContext, state: Mapping[str, Any], symbol: str):
+    """The symbol's walk-forward regimes for this run, computed once for all agents."""
+    from agents._regime import AGENT_METHOD, analyse_regimes
+
+    req = state["request"]
+    store = ctx.bars(req)
+    key = ("regimes", req["source"], req.get("as_of"), symbol, AGENT_METHOD)
+    return ctx.memo(key, lambda: analyse_regimes(store, symbol, AGENT_METHOD))
 
 
 def narrate(

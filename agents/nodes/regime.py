@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
-from agents._regime import analyse_regimes, regime_report
+from agents._regime import regime_report
 from agents.config import TIMEFRAME_NAMES
-from agents.nodes._common import narrate, symbol_error
+from agents.nodes._common import narrate, shared_regimes, symbol_error
 from agents.runtime import AppContext
 from analytics import RegimeDeskError
 
 __all__ = ["make", "regime_facts", "regime_template"]
-
-# hmmlearn logs every non-monotone EM step; convergence is checked by analytics instead.
-logging.getLogger("hmmlearn").setLevel(logging.ERROR)
 
 
 def regime_facts(report: dict[str, Any]) -> dict[str, Any]:
@@ -61,13 +57,12 @@ def regime_template(facts: dict[str, Any]) -> str:
 
 def make(ctx: AppContext):
     def regime(state: dict[str, Any]) -> dict[str, Any]:
-        store = ctx.bars(state["request"])
         results: dict[str, Any] = {}
         narratives: dict[str, Any] = {}
         errors: list[dict[str, Any]] = []
         for symbol in state["request"]["symbols"]:
             try:
-                report = regime_report(analyse_regimes(store, symbol, "hmm"))
+                report = regime_report(shared_regimes(ctx, state, symbol))
             except RegimeDeskError as exc:
                 results[symbol] = {"error": str(exc)}
                 errors.append(symbol_error("regime", symbol, exc))

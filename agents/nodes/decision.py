@@ -1,0 +1,87 @@
+"""decision node: the deterministic policy maps regime, signal and volatility to a target weight.
+
+The same ``analytics.target_weights`` drives ``regimedesk backtest``; the policy's
+parameters are the ones chosen walk-forward when the symbol's model was trained (stored in
+its metadata). Missing inputs give no decision, never a guess.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents._ml import decide
+from agents.nodes._common import narrate
+from agents.runtime import AppContext
+from analytics import PolicyParams
+
+__all__ = ["make", "decide_symbol", "decision_template"]
+
+
+def decide_symbol(
+    policy: str, regime: dict[str, Any] | None, signal: dict[str, Any] | None, max_weight: float = 1.0
+) -> dict[str, Any]:
+    """Target weight of one symbol from the regime and ml_signal agents' results (capped at ``max_weight``)."""
+    family = None
+    if regime and "error" not in regime:
+        family = regime["consensus"]["family"]
+    p_up = vol = None
+    params = None
+    version = None
+    if signal and "error" not in signal:
+        p_up, vol, version = signal["p_up"], signal["vol_forecast"], signal["model_version"]
+        params = PolicyParams(**signal["policy_params"][policy])
+    inputs = {"regime_family": family, "p_up": p_up, "vol_forecast": vol}
+    out: dict[str, Any] = {"policy": policy, "inputs": inputs, "model_version": version}
+    if params is None:
+        out.update(target_weight=None, params=None,
+                   reason="no trained model, so no walk-forward-validated policy parameters")
+        return out
+    w = decide(policy, params, family, p_up, vol)
+    w = None if w is None else min(w, max_weight)
+    out["params"] = params.to_dict()
+    out["target_weight"] = w
+    if w is None:
+        missing = [k for k, v in inputs.items() if v is None]
+        out["reason"] = f"missing input(s): {', '.join(missing) or 'none'}"
+    else:
+        out["reason"] = None
+    return out
+
+
+def decision_template(symbol: str, d: dict[str, Any]) -> str:
+    """Deterministic prose for one symbol's decision."""
+    if d["target_weight"] is None:
+        return f"{symbol}: no target weight ({d['reason']})."
+    i = d["inputs"]
+    fam = (i["regime_family"] or "unavailable").replace("_", "-")
+    text = f"{symbol}: {d['policy']} policy target weight {d['target_weight']:.2f} with a {fam} regime"
+    if i["p_up"] is not None:
+        text += f", P(up) {i['p_up']:.2f}"
+    if d["params"]["target_vol"] > 0 and i["vol_forecast"] is not None:
+        text += f", volatility forecast {i['vol_forecast']:.2f} against a target of {d['params']['target_vol']:.2f}"
+    return text + "."
+
+
+def make(ctx: AppContext):
+    def decision(state: dict[str, Any]) -> dict[str, Any]:
+        policy = ctx.settings.decision.policy
+        symbols: dict[str, Any] = {}
+        narratives: dict[str, Any] = {}
+        for symbol in state["request"]["symbols"]:
+            d = decide_symbol(policy, state.get("regime", {}).get(symbol), state.get("ml_signal", {}).get(symbol),
+                              ctx.settings.decision.max_weight)
+            symbols[symbol] = d
+            facts = {
+                "symbol": symbol,
+                "policy": policy,
+                "target_weight": None if d["target_weight"] is None else round(d["target_weight"], 2),
+                "regime_family": d["inputs"]["regime_family"],
+                "p_up": None if d["inputs"]["p_up"] is None else round(d["inputs"]["p_up"], 2),
+                "vol_forecast": None if d["inputs"]["vol_forecast"] is None else round(d["inputs"]["vol_forecast"], 2),
+                "target_vol": None if d["params"] is None else d["params"]["target_vol"],
+                "reason": d["reason"],
+            }
+            narratives[symbol] = narrate(ctx, state, "decision", symbol, facts, decision_template(symbol, d))
+        return {"decision": {"policy": policy, "symbols": symbols}, "narratives": {"decision": narratives}}
+
+    return decision

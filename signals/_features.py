@@ -1,0 +1,204 @@
+"""Causal features from bars: a value stamped at bar ``t`` uses only bars closed at or before ``t``.
+
+Every feature is a trailing-window function of the bars (or of an input series that is
+itself causal, such as filtered regime probabilities), so recomputing on a prefix of the
+data gives the same values on that prefix; ``tests/signals`` proves it column by column.
+Early bars whose window is not yet full are NaN (XGBoost handles missing values natively);
+nothing is back-filled and no scaler sees the whole sample.
+
+GARCH volatility is walk-forward: GARCH(1,1) parameters are re-estimated every
+``garch_refit`` bars on the returns before the refit bar only, and the one-step-ahead
+conditional volatility of each block comes from the variance recursion with the parameters
+in force at that time.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter
+
+from analytics import rolling_adf, rolling_hurst, rolling_variance_ratio
+
+__all__ = ["FeatureConfig", "FEATURE_DESCRIPTIONS", "build_features", "garch_volatility"]
+
+#: Column -> what it measures (all trailing, as of the bar's close).
+FEATURE_DESCRIPTIONS: dict[str, str] = {
+    "ret_{h}": "log return over the last h bars",
+    "rv_{w}": "annualised realised volatility of log returns over the last w bars",
+    "garch_vol": "walk-forward GARCH(1,1) one-step-ahead volatility forecast, annualised",
+    "vol_ratio": "rv of the short window over rv of the long window",
+    "range": "log(high / low) of the bar",
+    "park_vol": "Parkinson range volatility over the short window, annualised",
+    "close_loc": "where the close sits in the bar's range (0 = low, 1 = high)",
+    "ma_gap": "log(close / moving average of the long window)",
+    "volume_z": "log volume minus its mean over the long window, in standard deviations",
+    "volume_trend": "mean log volume of the last 5 bars minus that of the long window",
+    "hurst": "DFA Hurst exponent of log returns over the stats window",
+    "vr_stat": "robust variance-ratio z statistic (lag 5) over the stats window",
+    "adf_stat": "ADF t statistic of log prices over the stats window",
+    "regime_risk_off": "filtered probability of the risk-off regime family (input series)",
+}
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Windows of the features (bars).
+
+    Parameters
+    ----------
+    return_horizons : tuple of int, default (1, 5, 21, 63, 252)
+    short_window : int, default 21
+        Realised and Parkinson volatility.
+    long_window : int, default 63
+        Long realised volatility, volume normalisation, moving-average gap uses 4x this.
+    stats_window : int, default 252
+        Rolling Hurst, variance ratio and ADF.
+    garch_min_train : int, default 504
+        Bars before the first GARCH estimate.
+    garch_refit : int, default 252
+        Bars between GARCH re-estimates.
+    periods_per_year : int, default 252
+    """
+
+    return_horizons: tuple[int, ...] = (1, 5, 21, 63, 252)
+    short_window: int = 21
+    long_window: int = 63
+    stats_window: int = 252
+    garch_min_train: int = 504
+    garch_refit: int = 252
+    periods_per_year: int = 252
+
+    def __post_init__(self) -> None:
+        if not self.return_horizons or any(int(h) < 1 for h in self.return_horizons):
+            raise ValueError("return_horizons must be positive integers")
+        if not 2 <= self.short_window < self.long_window:
+            raise ValueError("need 2 <= short_window < long_window")
+        if self.stats_window < 32:
+            raise ValueError("stats_window must be >= 32")
+        if self.garch_min_train < 100 or self.garch_refit < 1:
+            raise ValueError("garch_min_train must be >= 100 and garch_refit >= 1")
+        if self.periods_per_year < 1:
+            raise ValueError("periods_per_year must be >= 1")
+
+
+def garch_volatility(
+    returns: pd.Series, min_train: int = 504, refit_every: int = 252, periods_per_year: int = 252
+) -> pd.Series:
+    """Walk-forward GARCH(1,1) volatility forecast for the next bar, made at each bar's close.
+
+    Parameters
+    ----------
+    returns : Series
+        Log returns (finite).
+    min_train : int
+        Returns before the first fit; earlier values are NaN.
+    refit_every : int
+        Returns between fits; fit ``k`` uses ``returns[:min_train + k * refit_every]`` only.
+    periods_per_year : int
+
+    Returns
+    -------
+    Series
+        Annualised ``sigma_{t+1|t}`` stamped at ``t``.
+    """
+    from arch import arch_model
+
+    r = returns.to_numpy(dtype=float) * 100.0  # arch converges better in percent
+    n = r.size
+    out = np.full(n, np.nan)
+    start = min_train
+    while start < n:
+        stop = min(n, start + refit_every)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = arch_model(r[:start], mean="Constant", vol="GARCH", p=1, q=1).fit(disp="off")
+        mu, omega, alpha, beta = (float(res.params[k]) for k in ("mu", "omega", "alpha[1]", "beta[1]"))
+        e2 = (r[:stop] - mu) ** 2
+        tau = min(75, start)
+        w = 0.94 ** np.arange(tau)
+        s2_0 = float(np.sum(e2[:tau] * w / w.sum()))  # arch's backcast, from the fit sample
+        # sigma^2_{t+1|t} = omega + alpha e_t^2 + beta sigma^2_{t|t-1}, as one IIR filter
+        s2 = lfilter([1.0], [1.0, -beta], omega + alpha * e2, zi=np.array([beta * s2_0]))[0]
+        out[start:stop] = s2[start:stop]
+        start = stop
+    vol = np.sqrt(out) / 100.0 * np.sqrt(periods_per_year)
+    return pd.Series(vol, index=returns.index, name="garch_vol")
+
+
+def build_features(
+    bars: pd.DataFrame,
+    config: FeatureConfig | None = None,
+    regime_risk_off: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Feature matrix, one row per bar, every value known at that bar's close.
+
+    Parameters
+    ----------
+    bars : DataFrame
+        ``open, high, low, close`` (and optionally ``volume``) indexed by bar time,
+        positive and finite.
+    config : FeatureConfig, optional
+    regime_risk_off : Series, optional
+        Causal (filtered) probability of the risk-off regime family per bar; reindexed onto
+        ``bars`` (bars before it starts are NaN).
+
+    Returns
+    -------
+    DataFrame
+        Columns as in :data:`FEATURE_DESCRIPTIONS` (``ret_{h}`` per horizon); volume
+        features only when a positive volume column exists.
+    """
+    cfg = config or FeatureConfig()
+    need = {"open", "high", "low", "close"}
+    if not isinstance(bars, pd.DataFrame) or not need <= set(bars.columns):
+        raise ValueError("bars must be a DataFrame with open, high, low and close columns")
+    close = bars["close"].astype(float)
+    if not (np.isfinite(close).all() and (close > 0).all()):
+        raise ValueError("bars close must be finite and positive")
+    ppy = cfg.periods_per_year
+    logc = np.log(close)
+    r = logc.diff()
+    out: dict[str, pd.Series] = {}
+    for h in cfg.return_horizons:
+        out[f"ret_{h}"] = logc.diff(int(h))
+    sw, lw = cfg.short_window, cfg.long_window
+    out[f"rv_{sw}"] = r.rolling(sw).std() * np.sqrt(ppy)
+    out[f"rv_{lw}"] = r.rolling(lw).std() * np.sqrt(ppy)
+    if len(r) > cfg.garch_min_train + 1:
+        gv = garch_volatility(r.iloc[1:], cfg.garch_min_train, cfg.garch_refit, ppy)
+        out["garch_vol"] = gv.reindex(bars.index)
+    else:
+        out["garch_vol"] = pd.Series(np.nan, index=bars.index)
+    out["vol_ratio"] = out[f"rv_{sw}"] / out[f"rv_{lw}"]
+    hl = np.log(bars["high"].astype(float) / bars["low"].astype(float))
+    out["range"] = hl
+    out["park_vol"] = np.sqrt((hl**2).rolling(sw).mean() / (4 * np.log(2)) * ppy)
+    span = (bars["high"] - bars["low"]).astype(float)
+    out["close_loc"] = ((close - bars["low"]) / span.where(span > 0)).clip(0, 1)
+    out["ma_gap"] = logc - np.log(close.rolling(4 * lw).mean())
+    if "volume" in bars.columns and (bars["volume"].astype(float) > 0).all():
+        lv = np.log(bars["volume"].astype(float))
+        out["volume_z"] = (lv - lv.rolling(lw).mean()) / lv.rolling(lw).std()
+        out["volume_trend"] = lv.rolling(5).mean() - lv.rolling(lw).mean()
+    win = cfg.stats_window
+    if len(close) > win + 1:
+        rr = r.iloc[1:]
+        out["hurst"] = pd.Series(rolling_hurst(rr.to_numpy(), win).hurst, index=rr.index).reindex(bars.index)
+        vr = rolling_variance_ratio(logc.to_numpy(), win, lags=5)
+        out["vr_stat"] = pd.Series(np.asarray(vr.stat).reshape(len(logc), -1)[:, 0], index=bars.index)
+        out["adf_stat"] = pd.Series(rolling_adf(logc.to_numpy(), win, maxlag=1, autolag=None).stat,
+                                    index=bars.index)
+    else:
+        for name in ("hurst", "vr_stat", "adf_stat"):
+            out[name] = pd.Series(np.nan, index=bars.index)
+    if regime_risk_off is not None:
+        extra = regime_risk_off.index.difference(bars.index)
+        if len(extra):
+            raise ValueError(f"regime_risk_off has {len(extra)} timestamps not in bars")
+        out["regime_risk_off"] = regime_risk_off.astype(float).reindex(bars.index)
+    frame = pd.DataFrame(out, index=bars.index)
+    return frame.replace([np.inf, -np.inf], np.nan)

@@ -1,0 +1,226 @@
+"""Versioned model store on disk: ``root/SYMBOL/vNNNN/{model.ubj, metadata.json}``.
+
+Versions only grow and are never overwritten (a new training run writes a new version
+directory atomically by renaming a finished temporary one). Metadata records what the model
+saw and how it did out of sample, so a loaded model can be judged before it is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from analytics import RegimeDeskError, RegimeDeskWarning
+from signals._model import FittedModel
+
+__all__ = [
+    "ModelStore",
+    "StoredModel",
+    "ModelNotFoundError",
+    "StaleModelError",
+    "StaleModelWarning",
+    "data_hash",
+    "library_versions",
+    "check_model_age",
+]
+
+_VERSION = re.compile(r"^v(\d{4,})$")
+
+
+class ModelNotFoundError(RegimeDeskError):
+    """No stored model fits the request."""
+
+
+class StaleModelError(RegimeDeskError):
+    """The model's training data ends too long before the bar it would predict."""
+
+
+class StaleModelWarning(RegimeDeskWarning):
+    """A model past its age limit was used because the policy says warn."""
+
+
+def data_hash(frame: pd.DataFrame) -> str:
+    """SHA-256 of a bar frame's index and values (order-sensitive), hex."""
+    h = hashlib.sha256()
+    h.update(frame.index.as_unit("ns").asi8.tobytes() if isinstance(frame.index, pd.DatetimeIndex)
+             else repr(list(frame.index)).encode())
+    h.update(",".join(map(str, frame.columns)).encode())
+    h.update(frame.to_numpy(dtype=float).tobytes())
+    return h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    import numpy
+    import sklearn
+    import xgboost
+
+    return {
+        "python": platform.python_version(),
+        "xgboost": xgboost.__version__,
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pd.__version__,
+    }
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """A model loaded from the store with its metadata."""
+
+    symbol: str
+    version: str
+    path: Path
+    model: FittedModel
+    metadata: dict[str, Any]
+
+    @property
+    def train_end(self) -> pd.Timestamp:
+        return pd.Timestamp(self.metadata["train_end"])
+
+
+def check_model_age(
+    stored: StoredModel, as_of: pd.Timestamp, max_age_days: float, policy: Literal["warn", "refuse"]
+) -> float:
+    """Age in days of ``stored`` at ``as_of``; past ``max_age_days`` warn or raise.
+
+    Raises
+    ------
+    StaleModelError
+        Too old and ``policy == 'refuse'``; also when the model was trained on data after
+        ``as_of`` (using it would be look-ahead).
+    """
+    as_of = pd.Timestamp(as_of)
+    end = stored.train_end
+    if as_of.tzinfo is None and end.tzinfo is not None:
+        as_of = as_of.tz_localize(end.tzinfo)
+    if end > as_of:
+        raise StaleModelError(
+            f"model {stored.symbol} {stored.version} was trained on data up to {end.date()}, "
+            f"after {as_of.date()}: using it would look ahead"
+        )
+    age = (as_of - end) / pd.Timedelta(days=1)
+    if age > max_age_days:
+        msg = (f"model {stored.symbol} {stored.version} is {age:.0f} days old "
+               f"(limit {max_age_days:g}); retrain with 'regimedesk train {stored.symbol}'")
+        if policy == "refuse":
+            raise StaleModelError(msg)
+        warnings.warn(msg, StaleModelWarning, stacklevel=2)
+    return float(age)
+
+
+class ModelStore:
+    """Models per symbol, versioned ``v0001``, ``v0002``, ...
+
+    Parameters
+    ----------
+    root : path
+        Folder of the store (created on first save).
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _dir(self, symbol: str) -> Path:
+        if not re.fullmatch(r"[A-Za-z0-9._:/^=-]{1,32}", symbol):
+            raise ValueError(f"symbol {symbol!r} is not a valid symbol")
+        return self.root / symbol.replace("/", "_").replace(":", "_")
+
+    def versions(self, symbol: str) -> list[str]:
+        """Stored versions of ``symbol``, oldest first."""
+        d = self._dir(symbol)
+        if not d.is_dir():
+            return []
+        found = [p.name for p in d.iterdir() if p.is_dir() and _VERSION.match(p.name)]
+        return sorted(found, key=lambda v: int(v[1:]))
+
+    def save(self, symbol: str, model: FittedModel, metadata: dict[str, Any]) -> StoredModel:
+        """Write a new version; ``metadata`` must hold ``train_end`` (ISO timestamp)."""
+        if "train_end" not in metadata:
+            raise ValueError("metadata needs train_end")
+        d = self._dir(symbol)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=d))
+        try:
+            model.model.save_model(str(tmp / "model.ubj"))
+            meta = dict(metadata)
+            meta.update({
+                "symbol": symbol,
+                "features": list(model.features),
+                "max_depth": model.max_depth,
+                "n_trees": model.n_trees,
+                "validation_logloss": model.validation_logloss,
+                "n_train": model.n_train,
+                "n_validation": model.n_validation,
+                "library_versions": library_versions(),
+            })
+            (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=str, allow_nan=True))
+            while True:  # another writer may take a number first: try the next
+                existing = self.versions(symbol)
+                nxt = f"v{(int(existing[-1][1:]) + 1) if existing else 1:04d}"
+                try:
+                    os.rename(tmp, d / nxt)
+                    break
+                except OSError:
+                    if not (d / nxt).exists():
+                        raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return self.load(symbol, nxt)
+
+    def load(self, symbol: str, version: str | None = None) -> StoredModel:
+        """Load ``version`` (default: the newest)."""
+        from xgboost import XGBClassifier
+
+        versions = self.versions(symbol)
+        if not versions:
+            raise ModelNotFoundError(f"no stored model for {symbol}; train one with 'regimedesk train {symbol}'")
+        version = version or versions[-1]
+        if version not in versions:
+            raise ModelNotFoundError(f"no model {symbol} {version}; stored: {', '.join(versions)}")
+        path = self._dir(symbol) / version
+        meta = json.loads((path / "metadata.json").read_text())
+        clf = XGBClassifier()
+        clf.load_model(str(path / "model.ubj"))
+        fm = FittedModel(
+            clf, tuple(meta["features"]), int(meta["max_depth"]), int(meta["n_trees"]),
+            float(meta["validation_logloss"]), int(meta["n_train"]), int(meta["n_validation"]),
+        )
+        return StoredModel(symbol, version, path, fm, meta)
+
+    def latest(self, symbol: str, *, as_of: pd.Timestamp | None = None, **match: Any) -> StoredModel:
+        """Newest version trained on data up to ``as_of`` whose metadata matches ``match``.
+
+        Raises
+        ------
+        ModelNotFoundError
+        """
+        for version in reversed(self.versions(symbol)):
+            meta = json.loads((self._dir(symbol) / version / "metadata.json").read_text())
+            if any(meta.get(k) != v for k, v in match.items()):
+                continue
+            if as_of is not None:
+                end = pd.Timestamp(meta["train_end"])
+                ts = pd.Timestamp(as_of)
+                if ts.tzinfo is None and end.tzinfo is not None:
+                    ts = ts.tz_localize(end.tzinfo)
+                if end > ts:
+                    continue
+            return self.load(symbol, version)
+        what = ", ".join(f"{k}={v}" for k, v in match.items())
+        when = f" trained on data up to {pd.Timestamp(as_of).date()}" if as_of is not None else ""
+        raise ModelNotFoundError(
+            f"no stored model for {symbol}{when}{' with ' + what if what else ''}; "
+            f"train one with 'regimedesk train {symbol}'"
+        )
