@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from agents._regime import AGENT_METHOD, RegimeAnalysis, analyse_regimes, consensus_path, risk_off_path
+from agents._regime import (
+    AGENT_METHOD,
+    RegimeAnalysis,
+    analyse_regimes,
+    consensus_path,
+    risk_off_path,
+)
 from agents.config import Settings
 from analytics import (
     POLICY_GRIDS,
@@ -246,7 +252,7 @@ def current_signal(store, symbol: str, settings: Settings, *, analysis: RegimeAn
         "top_contributions": {k: float(v) for k, v in top.items()},
         "vol_forecast": _finite_or_none(ds.vol.iloc[-1]),
         "policy_params": stored.metadata["policy_params"],
-        "note": note,
+        "model_note": note,
     }
 
 

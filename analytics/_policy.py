@@ -198,9 +198,10 @@ def select_policy_params(
 ) -> tuple[PolicyParams, list[dict[str, float]]]:
     """Best candidate by Sharpe ratio on bars before position ``end``.
 
-    The evaluation runs from the first bar where the default candidate decides to bar
+    The evaluation runs from the first bar where every candidate decides to bar
     ``end - 1``; ties keep the earlier candidate. With fewer than ``min_history`` evaluable
-    bars the default (first candidate) is returned.
+    bars the default (first candidate) is returned. Without ``vol``, candidates that
+    target a volatility are left out.
 
     Returns
     -------
@@ -211,6 +212,8 @@ def select_policy_params(
     fam = np.asarray(regime_family, dtype=object)[:end]
     p = np.asarray(p_up, dtype=float)[:end]
     v = None if vol is None else np.asarray(vol, dtype=float)[:end]
+    if v is None:
+        grid = tuple(c for c in grid if c.target_vol == 0) or grid[:1]
     # Score from the first bar where every candidate can decide.
     starts = [_first_valid(target_weights(policy, c, fam, p, v)) for c in grid]
     start = None if any(s is None for s in starts) else max(starts)

@@ -56,7 +56,7 @@ class FeatureConfig:
     long_window : int, default 63
         Long realised volatility, volume normalisation, moving-average gap uses 4x this.
     stats_window : int, default 252
-        Rolling Hurst, variance ratio and ADF.
+        Rolling Hurst, variance ratio and ADF (>= 64).
     garch_min_train : int, default 504
         Bars before the first GARCH estimate.
     garch_refit : int, default 252
@@ -77,8 +77,8 @@ class FeatureConfig:
             raise ValueError("return_horizons must be positive integers")
         if not 2 <= self.short_window < self.long_window:
             raise ValueError("need 2 <= short_window < long_window")
-        if self.stats_window < 32:
-            raise ValueError("stats_window must be >= 32")
+        if self.stats_window < 64:
+            raise ValueError("stats_window must be >= 64 (the Hurst estimator's shortest window)")
         if self.garch_min_train < 100 or self.garch_refit < 1:
             raise ValueError("garch_min_train must be >= 100 and garch_refit >= 1")
         if self.periods_per_year < 1:
@@ -185,16 +185,16 @@ def build_features(
         out["volume_z"] = (lv - lv.rolling(lw).mean()) / lv.rolling(lw).std()
         out["volume_trend"] = lv.rolling(5).mean() - lv.rolling(lw).mean()
     win = cfg.stats_window
-    if len(close) > win + 1:
-        rr = r.iloc[1:]
-        out["hurst"] = pd.Series(rolling_hurst(rr.to_numpy(), win).hurst, index=rr.index).reindex(bars.index)
-        vr = rolling_variance_ratio(logc.to_numpy(), win, lags=5)
-        out["vr_stat"] = pd.Series(np.asarray(vr.stat).reshape(len(logc), -1)[:, 0], index=bars.index)
-        out["adf_stat"] = pd.Series(rolling_adf(logc.to_numpy(), win, maxlag=1, autolag=None).stat,
-                                    index=bars.index)
-    else:
-        for name in ("hurst", "vr_stat", "adf_stat"):
-            out[name] = pd.Series(np.nan, index=bars.index)
+    # Called at every length (windows not yet full are NaN), so a value never depends on
+    # how much history follows it.
+    rr = r.iloc[1:]
+    h = np.full(len(close), np.nan)
+    if len(rr):
+        h[1:] = rolling_hurst(rr.to_numpy(), win).hurst
+    out["hurst"] = pd.Series(h, index=bars.index)
+    vr = rolling_variance_ratio(logc.to_numpy(), win, lags=5)
+    out["vr_stat"] = pd.Series(np.asarray(vr.stat).reshape(len(logc), -1)[:, 0], index=bars.index)
+    out["adf_stat"] = pd.Series(rolling_adf(logc.to_numpy(), win, maxlag=1, autolag=None).stat, index=bars.index)
     if regime_risk_off is not None:
         extra = regime_risk_off.index.difference(bars.index)
         if len(extra):

@@ -60,14 +60,16 @@ class PurgedWalkForwardSplit:
         return np.arange(self.min_train, n_samples, self.test_size)
 
     def get_n_splits(self, X=None, y=None, groups=None) -> int:  # noqa: N803 - sklearn's name
+        """Number of folds :meth:`split` yields for ``X``."""
         if X is None:
             raise ValueError("X is needed to count the folds")
-        return int(self.fold_starts(len(X)).size)
+        return sum(1 for _ in self.split(X))
 
     def split(self, X, y=None, groups=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:  # noqa: N803
         """Yield ``(train_idx, test_idx)`` position arrays, oldest fold first.
 
-        Every training index ``i`` satisfies ``i + horizon + embargo < test_idx[0]``.
+        Every training index ``i`` satisfies ``i + horizon + embargo < test_idx[0]``. A fold
+        whose training part would have fewer than 20 samples is skipped.
         """
         n = len(X)
         for start in self.fold_starts(n):

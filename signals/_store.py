@@ -18,6 +18,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -132,9 +133,10 @@ class ModelStore:
         self.root = Path(root)
 
     def _dir(self, symbol: str) -> Path:
-        if not re.fullmatch(r"[A-Za-z0-9._:/^=-]{1,32}", symbol):
+        if not re.fullmatch(r"[A-Za-z0-9._:/^=-]{1,32}", symbol) or set(symbol) == {"."}:
             raise ValueError(f"symbol {symbol!r} is not a valid symbol")
-        return self.root / symbol.replace("/", "_").replace(":", "_")
+        # percent-encoding keeps distinct symbols in distinct folders (BTC/USD vs BTC:USD)
+        return self.root / quote(symbol, safe="")
 
     def versions(self, symbol: str) -> list[str]:
         """Stored versions of ``symbol``, oldest first."""

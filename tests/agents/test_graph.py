@@ -16,8 +16,17 @@ from tests.stubs import chat_completion
 
 warnings.filterwarnings("ignore", category=DataQualityWarning)
 
-#: Keys that differ between two runs by construction (ids, wall-clock times).
-_VOLATILE = {"run_id", "thread_id"}
+#: Keys that differ between two runs by construction (ids, whether a model was trained).
+_VOLATILE = {"run_id", "thread_id", "model_note"}
+
+#: Yearly ML refits keep each run's first model training quick; the procedure is the same.
+FAST_ML = "[ml]\nrefit_every = 252\n"
+
+
+@pytest.fixture(autouse=True)
+def _fast_ml(tmp_path, monkeypatch):
+    (tmp_path / "fast-ml.toml").write_text(FAST_ML)
+    monkeypatch.setenv("REGIMEDESK_CONFIG", str(tmp_path / "fast-ml.toml"))
 
 
 def _strip(obj):
@@ -155,7 +164,7 @@ def test_unknown_thread(runner):
 def test_llm_text_cannot_change_anything_but_narratives(httpserver, tmp_path, reply):
     httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json(chat_completion(reply))
     cfg = tmp_path / "llm.toml"
-    cfg.write_text(f'[llm]\nbackend = "openai"\nbase_url = "{httpserver.url_for("/v1")}"\nmax_retries = 0\n')
+    cfg.write_text(FAST_ML + f'[llm]\nbackend = "openai"\nbase_url = "{httpserver.url_for("/v1")}"\nmax_retries = 0\n')
     settings = load_settings(cfg)
     secrets = Secrets.from_env({"OPENAI_API_KEY": "sk-test"})
     with Runner(settings, secrets) as r:

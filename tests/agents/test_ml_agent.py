@@ -1,0 +1,175 @@
+"""ML-signal and decision agents, train/backtest commands: causality, model store use, one policy path."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agents import _ml
+from agents._regime import analyse_regimes, consensus_path, regime_report
+from agents.cli import main
+from agents.config import Secrets, load_settings
+from agents.nodes.decision import decide_symbol, decision_template
+from agents.nodes.ml_signal import ml_facts, ml_template
+from agents.runner import Runner
+from agents.runtime import AppContext, RunRequest
+from analytics import DataQualityWarning, PolicyParams, target_weights
+from signals import ModelNotFoundError, StaleModelError
+
+warnings.filterwarnings("ignore", category=DataQualityWarning)
+
+#: Yearly refits keep the walk-forward quick in tests; the procedure is the same.
+FAST = "[ml]\nrefit_every = 252\n"
+
+
+@pytest.fixture
+def fast_config(tmp_path):
+    path = tmp_path / "fast.toml"
+    path.write_text(FAST)
+    return path
+
+
+def _store(settings, as_of):
+    return AppContext(settings, Secrets.from_env({})).bars({"source": "builtin", "as_of": as_of})
+
+
+def test_consensus_path_ends_at_the_agents_consensus():
+    store = _store(load_settings(), "2008-12-31")
+    an = analyse_regimes(store, "SP500", "garch")
+    idx = store.get("SP500", "MT").frame.index
+    path = consensus_path(an, idx)
+    assert path.iloc[-1] == regime_report(an)["consensus"]["family"]
+    assert set(path.unique()) <= {"risk_on", "risk_off", "mixed", "unavailable"}
+    assert path.iloc[0] == "unavailable"  # no timeframe has a regime on the first bar
+
+
+@pytest.fixture(scope="module")
+def datasets():
+    settings = load_settings()
+    early = _ml.build_dataset(_store(settings, "2007-06-29"), "SP500", settings)
+    late = _ml.build_dataset(_store(settings, "2007-12-31"), "SP500", settings)
+    return settings, early, late
+
+
+def test_dataset_is_prefix_invariant_end_to_end(datasets):
+    """Features, regime family and vol computed as of June 2007 equal those computed as of
+    December 2007 on the shared bars: nothing in the ML inputs reads later data."""
+    settings, early, late = datasets
+    n = len(early.bars)
+    pd.testing.assert_frame_equal(early.features, late.features.iloc[:n])
+    pd.testing.assert_series_equal(early.regime_family, late.regime_family.iloc[:n])
+    assert early.features["regime_risk_off"].notna().sum() > 1000
+    # labels are known h bars later: equal wherever the early data could know them
+    h = settings.ml.horizon
+    pd.testing.assert_series_equal(early.labels.iloc[: n - h], late.labels.iloc[: n - h])
+    assert early.labels.iloc[n - h :].isna().all()
+
+
+def test_train_store_infer_and_refuse_look_ahead(fast_config, tmp_path):
+    settings = load_settings(fast_config)
+    store = _store(settings, "2006-12-29")
+    stored = _ml.train_model(store, "SP500", settings)
+    meta = stored.metadata
+    assert stored.version == "v0001" and meta["train_end"].startswith("2006-12-29")
+    assert meta["source"] == "builtin" and meta["label"]["horizon"] == 5
+    assert 0.3 < meta["out_of_sample"]["auc"] < 0.7 and meta["out_of_sample"]["n"] > 1000
+    assert set(meta["policy_params"]) == {"regime", "ml", "combined"}
+    assert abs(sum(meta["gain_importance"].values()) - 1) < 1e-9
+    assert {"xgboost", "scikit-learn", "pandas"} <= set(meta["library_versions"])
+    assert len(meta["data_hash"]) == 64
+
+    sig = _ml.current_signal(store, "SP500", settings)
+    assert sig["model_version"] == "v0001" and sig["model_note"] is None  # reused, not retrained
+    assert 0 <= sig["p_up"] <= 1 and sig["direction"] == ("up" if sig["p_up"] >= 0.5 else "down")
+    assert sig["confidence"] == pytest.approx(abs(sig["p_up"] - 0.5) * 2)
+    assert sig["model_age_days"] == 0 and sig["vol_forecast"] > 0
+
+    manual = settings.model_copy(update={"ml": settings.ml.model_copy(update={"auto_train": False})})
+    # the 2006 model must not serve an earlier date (it saw later data) ...
+    with pytest.raises(ModelNotFoundError, match="trained on data up to 2005"):
+        _ml.usable_model(_store(manual, "2005-06-30"), "SP500", manual)
+    # ... and is stale half a year later
+    with pytest.raises(StaleModelError, match="days old"):
+        _ml.usable_model(_store(manual, "2007-06-29"), "SP500", manual)
+    # with auto_train the stale model is replaced by a new version
+    _, note = _ml.usable_model(_store(settings, "2007-06-29"), "SP500", settings)
+    assert "trained a new model" in note
+    assert _ml.model_store(settings).versions("SP500") == ["v0001", "v0002"]
+
+
+def test_decide_symbol_rules():
+    regime = {"consensus": {"family": "risk_off"}}
+    params = {p: PolicyParams(risk_off_weight=0.5, target_vol=0.1).to_dict() for p in ("regime", "ml", "combined")}
+    signal = {"p_up": 0.7, "vol_forecast": 0.4, "model_version": "v0003", "policy_params": params}
+    d = decide_symbol("regime", regime, signal)
+    assert d["target_weight"] == pytest.approx(0.5 * 0.1 / 0.4) and d["reason"] is None
+    assert "0.12" in decision_template("X", d)
+    capped = decide_symbol("ml", regime, signal, max_weight=0.2)
+    assert capped["target_weight"] == pytest.approx(0.2)
+    none = decide_symbol("combined", {"error": "boom"}, signal)
+    assert none["target_weight"] is None and "regime_family" in none["reason"]
+    nomodel = decide_symbol("regime", regime, {"error": "no model"})
+    assert nomodel["target_weight"] is None and "no trained model" in nomodel["reason"]
+
+
+def test_graph_decision_uses_the_backtest_policy_function(fast_config):
+    """The decision node's target equals analytics.target_weights on the same inputs the
+    backtest uses at that bar (regime family path, vol forecast, stored parameters)."""
+    settings = load_settings(fast_config)
+    with Runner(settings, Secrets.from_env({})) as runner:
+        state = runner.start(RunRequest(("SP500",), as_of="2009-03-31")).state
+    sig = state["ml_signal"]["SP500"]
+    dec = state["decision"]["symbols"]["SP500"]
+    assert dec["model_version"] == sig["model_version"] == "v0001"
+    ds = _ml.build_dataset(_store(settings, "2009-03-31"), "SP500", settings)
+    assert ds.regime_family.iloc[-1] == state["regime"]["SP500"]["consensus"]["family"] == dec["inputs"]["regime_family"]
+    assert dec["inputs"]["vol_forecast"] == pytest.approx(ds.vol.iloc[-1])
+    params = PolicyParams(**sig["policy_params"][settings.decision.policy])
+    expect = target_weights(settings.decision.policy, params, ds.regime_family.to_numpy()[-1:],
+                            [sig["p_up"]], ds.vol.to_numpy()[-1:])[0]
+    assert dec["target_weight"] == pytest.approx(expect)
+    facts = ml_facts(sig)
+    assert ml_template(facts).startswith("SP500: P(up over 5 bars)")
+    assert state["narratives"]["ml_signal"]["SP500"]["accepted"] is True
+    json.dumps(state)
+
+
+def test_backtest_cli_table_and_json(fast_config, capsys):
+    code = main(["--config", str(fast_config), "backtest", "SP500", "--end", "2008-12-31", "--policy", "regime",
+                 "--costs-bps", "10"])
+    out = capsys.readouterr()
+    assert code == 0
+    assert "regime  buy-and-hold" in out.out and "Max drawdown" in out.out and "Sharpe" in out.out
+    assert "costs 10 bps" in out.out and "policy re-selections" in out.err
+    assert main(["--config", str(fast_config), "backtest", "SP500", "--end", "2008-12-31", "--policy", "regime",
+                 "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["window"]["end"].startswith("2008-12-31")
+    s, h = rep["metrics"]["strategy"], rep["metrics"]["buy_and_hold"]
+    assert s["n_bars"] == h["n_bars"] == rep["window"]["bars"]
+    assert -1 < h["max_drawdown"] < -0.4  # the 2008 crash is inside the window
+    eq = rep["equity"]["buy_and_hold"]
+    assert len(eq) == rep["window"]["bars"] + 1
+
+
+def test_backtest_start_and_bad_arguments(fast_config, capsys):
+    assert main(["--config", str(fast_config), "backtest", "SP500", "--end", "2006-12-29", "--policy", "regime",
+                 "--start", "2005-01-03", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["window"]["start"].startswith("2005-01-03")
+    assert main(["backtest", "SP500", "--costs-bps", "-1"]) == 2
+    assert "--costs-bps" in capsys.readouterr().err
+    assert main(["backtest", "NOPE"]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_train_cli(fast_config, capsys):
+    assert main(["--config", str(fast_config), "train", "NASDAQ", "--as-of", "2005-12-30"]) == 0
+    out = capsys.readouterr().out
+    assert "NASDAQ model v0001 stored" in out and "out of sample" in out and "reliability" in out
+    assert "combined" in out and "walk-forward folds" not in out
+    assert np.isfinite(float(out.split("AUC ")[1].split()[0]))
