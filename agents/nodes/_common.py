@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from agents._output import to_jsonable
 from agents.runtime import AppContext
 
-__all__ = ["narrate", "symbol_error", "shared_regimes"]
+__all__ = ["narrate", "symbol_error", "shared_regimes", "per_symbol"]
 
 
 def shared_regimes(ctx: AppContext, state: Mapping[str, Any], symbol: str):
@@ -44,3 +44,33 @@ def narrate(
 def symbol_error(agent: str, symbol: str, exc: BaseException) -> dict[str, Any]:
     """The ``errors`` entry for a result an agent could not produce."""
     return {"agent": agent, "symbol": symbol, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def per_symbol(
+    ctx: AppContext,
+    state: Mapping[str, Any],
+    agent: str,
+    compute: Callable[[str], dict[str, Any]],
+    facts: Callable[[dict[str, Any]], dict[str, Any]],
+    template: Callable[[dict[str, Any]], str],
+    errors: tuple[type[BaseException], ...],
+) -> dict[str, Any]:
+    """An analysis agent's state update: ``compute(symbol)`` for every symbol, narrated.
+
+    A symbol whose computation raises one of ``errors`` gets ``{"error": ...}`` and an
+    entry in the run's ``errors``; the other symbols are unaffected.
+    """
+    results: dict[str, Any] = {}
+    narratives: dict[str, Any] = {}
+    failed: list[dict[str, Any]] = []
+    for symbol in state["request"]["symbols"]:
+        try:
+            out = compute(symbol)
+        except errors as exc:
+            results[symbol] = {"error": str(exc)}
+            failed.append(symbol_error(agent, symbol, exc))
+            continue
+        results[symbol] = out
+        f = facts(out)
+        narratives[symbol] = narrate(ctx, state, agent, symbol, f, template(f))
+    return {agent: results, "narratives": {agent: narratives}, "errors": failed}

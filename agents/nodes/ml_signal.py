@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents._ml import current_signal
-from agents.nodes._common import narrate, shared_regimes, symbol_error
+from agents.nodes._common import per_symbol, shared_regimes
 from agents.runtime import AppContext
 from analytics import RegimeDeskError
 
@@ -48,19 +48,10 @@ def ml_template(f: dict[str, Any]) -> str:
 def make(ctx: AppContext):
     def ml_signal(state: dict[str, Any]) -> dict[str, Any]:
         store = ctx.bars(state["request"])
-        results: dict[str, Any] = {}
-        narratives: dict[str, Any] = {}
-        errors: list[dict[str, Any]] = []
-        for symbol in state["request"]["symbols"]:
-            try:
-                sig = current_signal(store, symbol, ctx.settings, analysis=shared_regimes(ctx, state, symbol))
-            except (RegimeDeskError, ValueError) as exc:
-                results[symbol] = {"error": str(exc)}
-                errors.append(symbol_error("ml_signal", symbol, exc))
-                continue
-            results[symbol] = sig
-            facts = ml_facts(sig)
-            narratives[symbol] = narrate(ctx, state, "ml_signal", symbol, facts, ml_template(facts))
-        return {"ml_signal": results, "narratives": {"ml_signal": narratives}, "errors": errors}
+        return per_symbol(
+            ctx, state, "ml_signal",
+            lambda symbol: current_signal(store, symbol, ctx.settings, analysis=shared_regimes(ctx, state, symbol)),
+            ml_facts, ml_template, (RegimeDeskError, ValueError),
+        )
 
     return ml_signal

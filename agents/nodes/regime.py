@@ -7,7 +7,7 @@ from typing import Any
 
 from agents._regime import regime_report
 from agents.config import TIMEFRAME_NAMES
-from agents.nodes._common import narrate, shared_regimes, symbol_error
+from agents.nodes._common import per_symbol, shared_regimes
 from agents.runtime import AppContext
 from analytics import RegimeDeskError
 
@@ -57,19 +57,10 @@ def regime_template(facts: dict[str, Any]) -> str:
 
 def make(ctx: AppContext):
     def regime(state: dict[str, Any]) -> dict[str, Any]:
-        results: dict[str, Any] = {}
-        narratives: dict[str, Any] = {}
-        errors: list[dict[str, Any]] = []
-        for symbol in state["request"]["symbols"]:
-            try:
-                report = regime_report(shared_regimes(ctx, state, symbol))
-            except RegimeDeskError as exc:
-                results[symbol] = {"error": str(exc)}
-                errors.append(symbol_error("regime", symbol, exc))
-                continue
-            results[symbol] = report
-            facts = regime_facts(report)
-            narratives[symbol] = narrate(ctx, state, "regime", symbol, facts, regime_template(facts))
-        return {"regime": results, "narratives": {"regime": narratives}, "errors": errors}
+        return per_symbol(
+            ctx, state, "regime",
+            lambda symbol: regime_report(shared_regimes(ctx, state, symbol)),
+            regime_facts, regime_template, (RegimeDeskError,),
+        )
 
     return regime
