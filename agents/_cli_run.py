@@ -164,6 +164,10 @@ def print_run_summary(outcome) -> None:
         for err in state.get("errors", []):
             if err.get("symbol") == symbol:
                 print(f"! {err['agent']}: {err['error']}")
+    for agent in ("risk_gate", "execution"):
+        text = narratives.get(agent, {}).get("_run")
+        if text:
+            print(f"\n{agent}: {text['text']}")
     run_text = narratives.get("reporting", {}).get("_run")
     if run_text:
         print(f"\nsummary: {run_text['text']}")

@@ -32,6 +32,8 @@ __all__ = [
     "LLMConfig",
     "MLConfig",
     "DecisionConfig",
+    "RiskConfig",
+    "BrokerConfig",
     "load_settings",
     "resolve_config_path",
     "config_template",
@@ -187,6 +189,66 @@ class DecisionConfig(_Model):
     max_weight: float = Field(default=1.0, gt=0, le=1)
 
 
+class RiskConfig(_Model):
+    """Limits of the risk gate (fractions of equity; ``null``-able ones switch a check off when 0)."""
+
+    allowed_symbols: list[str] = Field(default_factory=list)
+    require_market_open: bool = False
+    max_staleness_bars: float = Field(default=4.0, ge=0)
+    collar_pct: float = Field(default=0.05, ge=0, le=1)
+    min_confidence: float = Field(default=0.0, ge=0, le=1)
+    duplicate_window_seconds: float = Field(default=3600.0, ge=0)
+    max_orders_per_window: int = Field(default=20, ge=0)
+    rate_window_seconds: float = Field(default=3600.0, gt=0)
+    max_order_qty: float = Field(default=0.0, ge=0)
+    max_order_notional: float = Field(default=0.0, ge=0)
+    allow_short: bool = False
+    max_position_weight: float = Field(default=1.0, ge=0, le=10)
+    max_gross_exposure: float = Field(default=1.0, ge=0, le=10)
+    max_net_exposure: float = Field(default=1.0, ge=0, le=10)
+    regime_gross_caps: dict[str, float] = Field(default_factory=lambda: {"high_volatility": 0.5})
+    var_limit: float = Field(default=0.05, ge=0, le=1)
+    es_limit: float = Field(default=0.07, ge=0, le=1)
+    var_level: float = Field(default=0.99, gt=0.5, lt=1)
+    var_method: Literal["historical", "filtered"] = "historical"
+    daily_loss_reduce: float = Field(default=0.03, ge=0, le=1)
+    daily_loss_halt: float = Field(default=0.05, ge=0, le=1)
+    max_drawdown_halt: float = Field(default=0.20, ge=0, le=1)
+
+    @field_validator("regime_gross_caps")
+    @classmethod
+    def _caps(cls, value: dict[str, float]) -> dict[str, float]:
+        from analytics import REGIME_LABELS
+
+        for label, cap in value.items():
+            if label not in REGIME_LABELS:
+                raise ValueError(f"unknown regime {label!r}; regimes are {', '.join(REGIME_LABELS)}")
+            if not 0 <= cap <= 10:
+                raise ValueError(f"cap for {label!r} must be between 0 and 10")
+        return value
+
+
+class PaperBrokerConfig(_Model):
+    initial_cash: float = Field(default=100_000.0, gt=0)
+    slippage_bps: float = Field(default=5.0, ge=0, le=1000)
+    commission_bps: float = Field(default=0.0, ge=0, le=1000)
+    fill: Literal["last", "next_open"] = "last"
+
+
+class AlpacaBrokerConfig(_Model):
+    paper: bool = True
+    live_confirmed: bool = False
+    base_url: str | None = None
+
+
+class BrokerConfig(_Model):
+    """Where approved orders go and how they are identified."""
+
+    strategy: str = Field(default="regimedesk", pattern=r"^[A-Za-z0-9_-]{1,24}$")
+    paper: PaperBrokerConfig = PaperBrokerConfig()
+    alpaca: AlpacaBrokerConfig = AlpacaBrokerConfig()
+
+
 class Settings(_Model):
     """Everything RegimeDesk reads from ``regimedesk.toml``.
 
@@ -200,6 +262,8 @@ class Settings(_Model):
     llm: LLMConfig = LLMConfig()
     ml: MLConfig = MLConfig()
     decision: DecisionConfig = DecisionConfig()
+    risk: RiskConfig = RiskConfig()
+    broker: BrokerConfig = BrokerConfig()
 
     @property
     def home_dir(self) -> Path:
@@ -421,4 +485,50 @@ policy = "combined"
 cost_bps = 5.0
 slippage_bps = 0.0
 max_weight = 1.0
+
+[risk]
+# The hard risk gate. Weights, exposures, losses and VaR are fractions of equity;
+# a 0 switches off max_order_qty, max_order_notional, min_confidence and the VaR/ES limits.
+allowed_symbols = []            # empty: any symbol
+require_market_open = false     # daily runs place orders for the next session
+max_staleness_bars = 4.0        # last bar older than this many bar lengths: reject
+collar_pct = 0.05               # order price within 5% of the last price
+min_confidence = 0.0
+duplicate_window_seconds = 3600.0
+max_orders_per_window = 20
+rate_window_seconds = 3600.0
+max_order_qty = 0.0
+max_order_notional = 0.0
+allow_short = false
+max_position_weight = 1.0
+max_gross_exposure = 1.0
+max_net_exposure = 1.0
+var_limit = 0.05                # 1-day portfolio VaR after the trade
+es_limit = 0.07                 # 1-day expected shortfall after the trade
+var_level = 0.99
+var_method = "historical"       # historical | filtered (GARCH-filtered historical)
+daily_loss_reduce = 0.03        # circuit breaker: REDUCING
+daily_loss_halt = 0.05          # circuit breaker: HALTED
+max_drawdown_halt = 0.20        # circuit breaker: HALTED
+
+[risk.regime_gross_caps]
+# Lower gross exposure in these regimes (regime of the symbol's MT timeframe).
+high_volatility = 0.5
+
+[broker]
+# Client order ids are derived from (strategy, symbol, bar time, side).
+strategy = "regimedesk"
+
+[broker.paper]
+initial_cash = 100000.0
+slippage_bps = 5.0
+commission_bps = 0.0
+fill = "last"                   # last (fill at the last price) | next_open
+
+[broker.alpaca]
+# Paper trading unless paper = false AND live_confirmed = true. Keys: ALPACA_API_KEY,
+# ALPACA_SECRET_KEY in the environment.
+paper = true
+live_confirmed = false
+# base_url = "https://paper-api.alpaca.markets"
 """

@@ -80,6 +80,7 @@ class Runner:
         self.ctx = AppContext(settings, secrets, self.journal)
 
     def close(self) -> None:
+        self.ctx.close()
         self._conn.close()
 
     def __enter__(self) -> Runner:

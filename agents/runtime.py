@@ -145,6 +145,8 @@ class AppContext:
     journal: Any = None  # integrations.Journal or None
     _stores: dict[tuple[str, str | None], BarStore] = field(default_factory=dict)
     _narrators: dict[str, Any] = field(default_factory=dict)
+    _brokers: dict[str, Any] = field(default_factory=dict)
+    _risk_store: Any = None
     _memo: dict[tuple, Any] = field(default_factory=dict)
     _memo_locks: dict[tuple, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -171,6 +173,38 @@ class AppContext:
                 market = build_market_data(self.settings, self.secrets, request["source"])
                 store = self._stores[key] = BarStore(market, self.settings, request.get("as_of"))
         return store
+
+    def broker(self, request: dict[str, Any]):
+        """The run's broker (``None`` for ``broker = 'none'``), built once per process."""
+        name = request.get("broker", "none")
+        if name == "none":
+            return None
+        with self._lock:
+            b = self._brokers.get(name)
+            if b is None:
+                from agents._risk import build_broker
+
+                b = self._brokers[name] = build_broker(self.settings, self.secrets, name)
+        return b
+
+    def risk_store(self):
+        """The persisted risk state (``home/risk.sqlite``)."""
+        with self._lock:
+            if self._risk_store is None:
+                from agents._risk import RiskStateStore
+
+                self._risk_store = RiskStateStore(self.settings.home_dir / "risk.sqlite")
+        return self._risk_store
+
+    def close(self) -> None:
+        """Close brokers and the risk store."""
+        with self._lock:
+            for b in self._brokers.values():
+                b.close()
+            self._brokers.clear()
+            if self._risk_store is not None:
+                self._risk_store.close()
+                self._risk_store = None
 
     def narrator(self, request: dict[str, Any]):
         """The narrator for this request's LLM backend (journals its exchanges)."""

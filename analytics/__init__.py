@@ -113,6 +113,19 @@ from analytics._validation import (
     ValidationReport,
     validate_bars,
 )
+from analytics._var import (
+    ChristoffersenResult,
+    KupiecResult,
+    VaRBacktestResult,
+    VaRResult,
+    basel_zone,
+    christoffersen,
+    filtered_historical_var_es,
+    historical_var_es,
+    kupiec_pof,
+    portfolio_returns,
+    var_backtest,
+)
 from analytics._variance_ratio import (
     RollingVarianceRatioResult,
     VarianceRatioResult,
@@ -147,6 +160,18 @@ __all__ = [
     "PerformanceMetrics",
     "performance_metrics",
     "run_backtest",
+    # value at risk
+    "VaRResult",
+    "VaRBacktestResult",
+    "KupiecResult",
+    "ChristoffersenResult",
+    "historical_var_es",
+    "filtered_historical_var_es",
+    "portfolio_returns",
+    "kupiec_pof",
+    "christoffersen",
+    "basel_zone",
+    "var_backtest",
     # decision policy
     "POLICIES",
     "POLICY_GRIDS",

@@ -12,7 +12,7 @@ from typing import Any
 from agents._ml import decide
 from agents.nodes._common import narrate
 from agents.runtime import AppContext
-from analytics import PolicyParams
+from analytics import PolicyParams, RegimeDeskError
 
 __all__ = ["make", "decide_symbol", "decision_template"]
 
@@ -59,7 +59,39 @@ def decision_template(symbol: str, d: dict[str, Any]) -> str:
         text += f", P(up) {i['p_up']:.2f}"
     if d["params"]["target_vol"] > 0 and i["vol_forecast"] is not None:
         text += f", volatility forecast {i['vol_forecast']:.2f} against a target of {d['params']['target_vol']:.2f}"
-    return text + "."
+    text += "."
+    if "orders" in d:
+        text += " Proposed: " + (", ".join(f"{o['side']} {o['qty']:g}" for o in d["orders"]) or "no order") + "."
+    return text
+
+
+def _orders(ctx: AppContext, state: dict[str, Any], symbols: dict[str, Any]) -> dict[str, Any] | None:
+    """Proposed orders from the broker's portfolio to the targets (None without a broker)."""
+    from agents._risk import portfolio_of, propose_orders
+
+    broker = ctx.broker(state["request"])
+    if broker is None:
+        return None
+    store = ctx.bars(state["request"])
+    prices, bar_times, conf = {}, {}, {}
+    for sym in symbols:
+        try:
+            frame = store.get(sym, "MT").frame
+        except RegimeDeskError:
+            continue
+        prices[sym] = float(frame["close"].iloc[-1])
+        bar_times[sym] = frame.index[-1]
+        sig = state.get("ml_signal", {}).get(sym) or {}
+        conf[sym] = sig.get("confidence")
+    portfolio, equity = portfolio_of(broker, prices)
+    targets = {s: d["target_weight"] for s, d in symbols.items() if s in prices}
+    orders = propose_orders(ctx.settings.broker.strategy, targets, portfolio, equity, prices, bar_times, conf)
+    for sym, d in symbols.items():
+        held = portfolio.positions.get(sym, 0.0)
+        d["current_weight"] = held * prices[sym] / equity if sym in prices and equity > 0 else None
+        d["orders"] = [o.to_dict() for o in orders if o.symbol == sym]
+    return {"equity": equity, "cash": portfolio.cash, "positions": dict(portfolio.positions),
+            "open_orders": len(portfolio.pending)}
 
 
 def make(ctx: AppContext):
@@ -68,9 +100,12 @@ def make(ctx: AppContext):
         symbols: dict[str, Any] = {}
         narratives: dict[str, Any] = {}
         for symbol in state["request"]["symbols"]:
-            d = decide_symbol(policy, state.get("regime", {}).get(symbol), state.get("ml_signal", {}).get(symbol),
-                              ctx.settings.decision.max_weight)
-            symbols[symbol] = d
+            symbols[symbol] = decide_symbol(policy, state.get("regime", {}).get(symbol),
+                                            state.get("ml_signal", {}).get(symbol), ctx.settings.decision.max_weight)
+        portfolio = _orders(ctx, state, symbols)
+        for symbol, d in symbols.items():
+            if ctx.journal is not None and state.get("run_id"):
+                ctx.journal.record_decision(state["run_id"], symbol, d)
             facts = {
                 "symbol": symbol,
                 "policy": policy,
@@ -80,8 +115,10 @@ def make(ctx: AppContext):
                 "vol_forecast": None if d["inputs"]["vol_forecast"] is None else round(d["inputs"]["vol_forecast"], 2),
                 "target_vol": None if d["params"] is None else d["params"]["target_vol"],
                 "reason": d["reason"],
+                "orders": [f"{o['side']} {o['qty']:g}" for o in d.get("orders", [])],
             }
             narratives[symbol] = narrate(ctx, state, "decision", symbol, facts, decision_template(symbol, d))
-        return {"decision": {"policy": policy, "symbols": symbols}, "narratives": {"decision": narratives}}
+        out = {"policy": policy, "symbols": symbols, "portfolio": portfolio}
+        return {"decision": out, "narratives": {"decision": narratives}}
 
     return decision

@@ -1,0 +1,73 @@
+"""risk_gate node: every proposed order through ``analytics.risk_gate.evaluate``.
+
+Inputs are numbers only: the decision's proposed orders, the broker's portfolio, a market
+snapshot from the run's bars, the configured limits and the persisted risk state. The
+narratives in the state are never read, so no LLM text can change a verdict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents._risk import market_snapshot, portfolio_of, risk_limits, run_clock
+from agents.nodes._common import narrate
+from agents.runtime import AppContext
+from analytics.risk_gate import ProposedOrder, evaluate
+
+__all__ = ["make", "gate_template"]
+
+
+def gate_template(out: dict[str, Any]) -> str:
+    """Deterministic prose for the gate's result."""
+    counts = {"approve": 0, "trim": 0, "reject": 0}
+    reasons: set[str] = set()
+    for vs in out["symbols"].values():
+        for v in vs:
+            counts[v["action"]] += 1
+            reasons.update(v["reasons"])
+    text = (f"Trading state {out['trading_state']}. {counts['approve']} order(s) approved, {counts['trim']} trimmed, "
+            f"{counts['reject']} rejected")
+    text += f" (reasons: {', '.join(sorted(reasons))})." if reasons else "."
+    if out["events"]:
+        text += " Circuit breaker: " + "; ".join(out["events"]) + "."
+    return text
+
+
+def make(ctx: AppContext):
+    def risk_gate(state: dict[str, Any]) -> dict[str, Any]:
+        request = state["request"]
+        store_state = ctx.risk_store()
+        broker = ctx.broker(request)
+        decision = state.get("decision", {}).get("symbols", {})
+        orders = [ProposedOrder(**o) for d in decision.values() for o in d.get("orders", [])]
+        if broker is None:
+            st = store_state.load()
+            out = {"trading_state": st.trading_state, "reason": st.reason, "events": [], "symbols": {},
+                   "note": "no broker: nothing to check"}
+            return {"risk_gate": out}
+        bars = ctx.bars(request)
+        now = run_clock(bars, request)
+        labels = {}
+        for sym in request["symbols"]:
+            reg = state.get("regime", {}).get(sym) or {}
+            mt = (reg.get("timeframes") or {}).get("MT") or {}
+            if mt.get("available"):
+                labels[sym] = mt["label"]
+        market = market_snapshot(bars, request["symbols"], now, labels)
+        portfolio, _ = portfolio_of(broker, market.prices)
+        result = evaluate(orders, portfolio, market, risk_limits(ctx.settings), store_state.load())
+        store_state.save(result.state, result.events)
+        per_symbol: dict[str, list[dict[str, Any]]] = {s: [] for s in request["symbols"]}
+        for v in result.verdicts:
+            per_symbol.setdefault(v.order.symbol, []).append(v.to_dict())
+            if ctx.journal is not None and state.get("run_id"):
+                ctx.journal.record_verdict(state["run_id"], v.order.symbol, v.order.client_order_id, v.action,
+                                           list(v.reasons), {**v.order.to_dict(), "approved_qty": v.qty})
+        out = {"trading_state": result.state.trading_state, "reason": result.state.reason,
+               "events": list(result.events), "now": now.isoformat(), "symbols": per_symbol}
+        facts = {"trading_state": out["trading_state"], "events": out["events"],
+                 "verdicts": {s: [v["action"] for v in vs] for s, vs in per_symbol.items()}}
+        narrative = narrate(ctx, state, "risk_gate", None, facts, gate_template(out))
+        return {"risk_gate": out, "narratives": {"risk_gate": {"_run": narrative}}}
+
+    return risk_gate
