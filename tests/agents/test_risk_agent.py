@@ -1,0 +1,170 @@
+"""Risk gate and execution in the graph: paper orders, no duplicates, crash reconciliation, kill switch."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agents.cli import main
+from agents.config import Secrets, load_settings
+from agents.nodes import risk_gate as gate_node
+from agents.runner import Runner
+from agents.runtime import AppContext, RunRequest
+from analytics import DataQualityWarning
+from integrations.brokers import PaperBroker
+
+warnings.filterwarnings("ignore", category=DataQualityWarning)
+
+FAST = "[ml]\nrefit_every = 252\n[decision]\npolicy = \"regime\"\n"
+AS_OF = "2006-12-29"  # a risk-on, calm regime: the policy wants to be invested
+
+
+@pytest.fixture
+def cfg(tmp_path, monkeypatch):
+    path = tmp_path / "fast.toml"
+    path.write_text(FAST)
+    monkeypatch.setenv("REGIMEDESK_CONFIG", str(path))
+    return load_settings(path)
+
+
+def _run(settings, **kw):
+    with Runner(settings, Secrets.from_env({})) as r:
+        out = r.start(RunRequest(("SP500",), as_of=AS_OF, broker="paper", **kw))
+        events = r.journal._query("SELECT client_order_id, status FROM orders ORDER BY id")
+    return out, events
+
+
+def _paper(settings) -> PaperBroker:
+    return PaperBroker(settings.home_dir / "paper_broker.sqlite")
+
+
+def test_paper_run_sends_gated_orders_once(cfg):
+    first, events = _run(cfg)
+    dec = first.state["decision"]["symbols"]["SP500"]
+    assert dec["target_weight"] > 0 and len(dec["orders"]) == 1
+    verdict = first.state["risk_gate"]["symbols"]["SP500"][0]
+    assert verdict["action"] in ("approve", "trim") and verdict["qty"] > 0
+    sent = first.state["execution"]["symbols"]["SP500"][0]
+    assert sent["status"] == "filled" and sent["qty"] == verdict["qty"]
+    assert [e["status"] for e in events] == ["submitting", "filled"]  # journaled before sending
+    second, events2 = _run(cfg)
+    assert second.state["decision"]["symbols"]["SP500"]["orders"] == []  # already at target
+    assert second.state["execution"]["symbols"] == {}
+    with _paper(cfg) as b:
+        assert len(b.orders()) == 1
+        pos = b.positions()["SP500"].qty
+    assert pos == verdict["qty"]
+    assert len(events2) == 2
+
+
+def test_crash_between_journal_and_send_is_reconciled(cfg, monkeypatch):
+    real = PaperBroker.submit
+    monkeypatch.setattr(PaperBroker, "submit", lambda self, order: (_ for _ in ()).throw(SystemExit("killed")))
+    with pytest.raises(SystemExit):
+        _run(cfg)
+    monkeypatch.setattr(PaperBroker, "submit", real)
+    with _paper(cfg) as b:
+        assert b.orders() == []  # never reached the broker
+    out, events = _run(cfg)  # the restart, for the same bar
+    assert out.state["execution"]["reconciled"][0]["action"] == "sent after restart"
+    verdict = out.state["risk_gate"]["symbols"]["SP500"]
+    assert verdict == [] or verdict[0]["reasons"] == ["duplicate_order"]  # not sent a second time
+    with _paper(cfg) as b:
+        assert len(b.orders()) == 1 and b.orders()[0].status == "filled"
+    assert [e["status"] for e in events] == ["submitting", "filled"]
+
+
+def test_crash_after_the_broker_took_the_order_is_not_resent(cfg, monkeypatch):
+    real = PaperBroker.submit
+
+    def sent_then_killed(self, order):
+        real(self, order)
+        raise SystemExit("killed before the answer was journaled")
+
+    monkeypatch.setattr(PaperBroker, "submit", sent_then_killed)
+    with pytest.raises(SystemExit):
+        _run(cfg)
+    monkeypatch.setattr(PaperBroker, "submit", real)
+    out, events = _run(cfg)
+    assert out.state["execution"]["reconciled"][0]["action"] == "found at the broker"
+    with _paper(cfg) as b:
+        assert len(b.orders()) == 1
+
+
+def test_kill_switch_rejects_and_persists(cfg, capsys):
+    assert main(["risk", "halt", "--reason", "test"]) == 0
+    out, _ = _run(cfg)
+    verdicts = out.state["risk_gate"]["symbols"]["SP500"]
+    assert verdicts and all(v["reasons"] == ["halted"] for v in verdicts)
+    assert out.state["execution"]["symbols"] == {}
+    capsys.readouterr()
+    assert main(["risk", "status", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["trading_state"] == "HALTED" and doc["history"][0]["to"] == "HALTED"
+    assert main(["risk", "resume"]) == 0
+    out, _ = _run(cfg)
+    assert out.state["execution"]["symbols"]["SP500"][0]["status"] == "filled"
+    capsys.readouterr()
+    assert main(["positions", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["positions"][0]["symbol"] == "SP500"
+    assert main(["orders", "--all", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["orders"]) == 1
+
+
+def test_rejected_approval_sends_nothing(cfg):
+    with Runner(cfg, Secrets.from_env({})) as r:
+        pending = r.start(RunRequest(("SP500",), as_of=AS_OF, broker="paper", approve=True))
+        assert pending.status == "interrupted"
+        assert pending.pending["risk_gate"]["symbols"]["SP500"][0]["action"] in ("approve", "trim")
+        done = r.resume(pending.thread_id, {"approved": False, "by": "test"})
+    assert done.state["execution"]["symbols"] == {} and "rejected" in done.state["execution"]["note"]
+    with _paper(cfg) as b:
+        assert b.orders() == []
+
+
+@pytest.fixture(scope="module")
+def gate_world(tmp_path_factory):
+    """A decided state (with proposed orders) to feed the gate node repeatedly."""
+    home = tmp_path_factory.mktemp("gate-home")
+    path = home / "fast.toml"
+    path.write_text(f'home = "{home.as_posix()}"\n' + FAST)  # top-level keys before tables
+    settings = load_settings(path)
+    with Runner(settings, Secrets.from_env({})) as r:
+        pending = r.start(RunRequest(("SP500",), as_of=AS_OF, broker="paper", approve=True))
+    return settings, pending.state
+
+
+class _FixedStore:
+    def __init__(self, state):
+        self.state = state
+
+    def load(self):
+        return self.state
+
+    def save(self, *a, **k):
+        pass
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=300))
+def test_gate_verdicts_identical_whatever_llm_text_the_state_holds(gate_world, text):
+    from analytics.risk_gate import RiskState
+
+    settings, state = gate_world
+    ctx = AppContext(settings, Secrets.from_env({}))
+    ctx._risk_store = _FixedStore(RiskState())
+    try:
+        node = gate_node.make(ctx)
+        base = node(dict(state))["risk_gate"]
+        hostile = dict(state)
+        hostile["narratives"] = {a: {"SP500": {"text": text, "accepted": True}, "_run": {"text": text}}
+                                 for a in ("regime", "statistics", "ml_signal", "decision")}
+        assert node(hostile)["risk_gate"] == base
+        assert base["symbols"]["SP500"][0]["action"] in ("approve", "trim")
+    finally:
+        ctx._risk_store = None
+        ctx.close()
