@@ -42,6 +42,7 @@ __all__ = [
     "propose_orders",
     "reconcile",
     "submit_approved",
+    "journal_status",
 ]
 
 #: Bars per timeframe name used by the gate's staleness rule (daily decisions).
@@ -298,12 +299,12 @@ def reconcile(broker, journal, run_id: str, broker_name: str) -> list[dict[str, 
             action = "sent after restart"
         else:
             action = "found at the broker"
-        _journal_status(journal, run_id, broker_name, status)
+        journal_status(journal, run_id, broker_name, status)
         done.append({"client_order_id": coid, "action": action, "status": status.status})
     return done
 
 
-def _journal_status(journal, run_id: str, broker_name: str, status) -> None:
+def journal_status(journal, run_id: str, broker_name: str, status) -> None:
     journal.record_order(run_id, status.client_order_id, status.symbol, status.side, status.qty,
                          status.status, broker_name, status.to_dict())
     if status.filled_qty > 0 and status.avg_fill_price:
@@ -325,5 +326,5 @@ def submit_approved(broker, journal, run_id: str, broker_name: str, order: Propo
     journal.record_order(run_id, req.client_order_id, req.symbol, req.side, req.qty, "submitting", broker_name,
                          asdict(req))
     status = broker.submit(req)
-    _journal_status(journal, run_id, broker_name, status)
+    journal_status(journal, run_id, broker_name, status)
     return status.to_dict()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents._risk import reconcile, submit_approved
+from agents._risk import journal_status, reconcile, submit_approved
 from agents.nodes._common import narrate
 from agents.runtime import AppContext
+from analytics import RegimeDeskError
 from analytics.risk_gate import ProposedOrder
 
 __all__ = ["make", "execution_template"]
@@ -42,6 +43,14 @@ def make(ctx: AppContext):
         run_id = state["run_id"]
         reconciled = reconcile(broker, ctx.journal, run_id, request["broker"])
         bars = ctx.bars(request)
+        if hasattr(broker, "process_bar"):  # paper broker: earlier orders fill at this bar's open
+            for sym in request["symbols"]:
+                try:
+                    frame = bars.get(sym, "MT").frame
+                except RegimeDeskError:
+                    continue
+                for status in broker.process_bar(sym, frame.index[-1].isoformat(), float(frame["open"].iloc[-1])):
+                    journal_status(ctx.journal, run_id, request["broker"], status)
         sent: dict[str, list[dict[str, Any]]] = {}
         for sym, verdicts in state.get("risk_gate", {}).get("symbols", {}).items():
             for v in verdicts:

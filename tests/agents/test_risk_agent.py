@@ -115,6 +115,22 @@ def test_kill_switch_rejects_and_persists(cfg, capsys):
     assert len(json.loads(capsys.readouterr().out)["orders"]) == 1
 
 
+def test_next_open_fills_at_the_following_bars_open(tmp_path, monkeypatch):
+    path = tmp_path / "next.toml"
+    path.write_text(FAST + '[broker.paper]\nfill = "next_open"\nslippage_bps = 0.0\n')
+    monkeypatch.setenv("REGIMEDESK_CONFIG", str(path))
+    settings = load_settings(path)
+    first, _ = _run(settings)
+    assert first.state["execution"]["symbols"]["SP500"][0]["status"] == "accepted"
+    with Runner(settings, Secrets.from_env({})) as r:
+        r.start(RunRequest(("SP500",), as_of="2007-01-03", broker="paper"))
+    with _paper(settings) as b:
+        order = b.orders()[0]
+        assert order.status == "filled"
+    opened = AppContext(settings, Secrets.from_env({})).bars({"source": "builtin", "as_of": "2007-01-03"})
+    assert order.avg_fill_price == pytest.approx(float(opened.get("SP500", "MT").frame["open"].iloc[-1]))
+
+
 def test_rejected_approval_sends_nothing(cfg):
     with Runner(cfg, Secrets.from_env({})) as r:
         pending = r.start(RunRequest(("SP500",), as_of=AS_OF, broker="paper", approve=True))
