@@ -168,6 +168,9 @@ def print_run_summary(outcome) -> None:
         text = narratives.get(agent, {}).get("_run")
         if text:
             print(f"\n{agent}: {text['text']}")
+    note = state.get("execution", {}).get("note")
+    if note:
+        print(f"\nexecution: {note}")
     run_text = narratives.get("reporting", {}).get("_run")
     if run_text:
         print(f"\nsummary: {run_text['text']}")

@@ -45,6 +45,7 @@ from signals import (
     StaleModelError,
     StoredModel,
     WalkForwardResult,
+    build_features,
     check_model_age,
     data_hash,
     fit_classifier,
@@ -132,16 +133,10 @@ def build_dataset(store, symbol: str, settings: Settings, analysis: RegimeAnalys
         )
     analysis = analysis or analyse_regimes(store, symbol, AGENT_METHOD)
     risk_off = risk_off_path(analysis, settings.ml.regime_timeframe, frame.index)
-    features = _features(frame, risk_off)
+    features = build_features(frame, FeatureConfig(), regime_risk_off=risk_off)
     labels = make_labels(frame["close"], label_config(settings))
     family = consensus_path(analysis, frame.index)
     return Dataset(symbol, bars.source, frame, features, labels, family)
-
-
-def _features(frame: pd.DataFrame, risk_off: pd.Series) -> pd.DataFrame:
-    from signals import build_features
-
-    return build_features(frame, FeatureConfig(), regime_risk_off=risk_off)
 
 
 def _wf(ds: Dataset, settings: Settings, progress: Progress | None) -> WalkForwardResult:
@@ -158,10 +153,10 @@ def policy_params_of(stored: StoredModel | None, policy: str) -> PolicyParams:
 
 def train_model(
     store, symbol: str, settings: Settings, *, analysis: RegimeAnalysis | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, dataset: Dataset | None = None,
 ) -> StoredModel:
     """Walk-forward validate, choose policy parameters, fit and store a new model version."""
-    ds = build_dataset(store, symbol, settings, analysis)
+    ds = dataset or build_dataset(store, symbol, settings, analysis)
     wf = _wf(ds, settings, progress)
     if wf.metrics is None:
         raise InsufficientDataError(f"{symbol}: too few out-of-sample forecasts to judge a model")
@@ -198,7 +193,7 @@ def train_model(
 
 
 def usable_model(store, symbol: str, settings: Settings, *, analysis: RegimeAnalysis | None = None,
-                 progress: Progress | None = None) -> tuple[StoredModel, str | None]:
+                 progress: Progress | None = None, dataset: Dataset | None = None) -> tuple[StoredModel, str | None]:
     """The newest model allowed at the store's last bar, training one if configured.
 
     Returns ``(model, note)``; ``note`` says why a model was trained or that it is stale.
@@ -224,15 +219,14 @@ def usable_model(store, symbol: str, settings: Settings, *, analysis: RegimeAnal
         if not settings.ml.auto_train:
             raise
         note = f"trained a new model: {exc}"
-    return train_model(store, symbol, settings, analysis=analysis, progress=progress), note
+    return train_model(store, symbol, settings, analysis=analysis, progress=progress, dataset=dataset), note
 
 
 def current_signal(store, symbol: str, settings: Settings, *, analysis: RegimeAnalysis | None = None,
                    progress: Progress | None = None) -> dict[str, Any]:
     """P(up) at the last bar with the model's out-of-sample record and top contributions."""
-    analysis = analysis or analyse_regimes(store, symbol, AGENT_METHOD)
-    stored, note = usable_model(store, symbol, settings, analysis=analysis, progress=progress)
     ds = build_dataset(store, symbol, settings, analysis)
+    stored, note = usable_model(store, symbol, settings, progress=progress, dataset=ds)
     x = ds.features.iloc[[-1]]
     p = float(stored.model.predict_proba(x)[0])
     contrib = prediction_contributions(stored.model, x).iloc[0].drop("bias")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, replace
@@ -31,10 +30,12 @@ from analytics.risk_gate import (
     RiskLimits,
     RiskState,
 )
+from integrations._sqlite import apply_schema, open_database
 
 __all__ = [
     "risk_limits",
     "RiskStateStore",
+    "RiskStateError",
     "run_clock",
     "market_snapshot",
     "build_broker",
@@ -82,6 +83,19 @@ def risk_limits(settings: Settings) -> RiskLimits:
     )
 
 
+class RiskStateError(RegimeDeskError):
+    """The risk-state file cannot be opened or is from a newer RegimeDesk."""
+
+
+_RISK_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS risk_state (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS risk_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL);
+"""
+
+
 class RiskStateStore:
     """The risk state in SQLite (``home/risk.sqlite``): current state plus an event history.
 
@@ -90,18 +104,10 @@ class RiskStateStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS risk_state (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS risk_events (
-                id INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, from_state TEXT NOT NULL,
-                to_state TEXT NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL);
-            """
-        )
+        self._conn = open_database(self.path, what="risk state", error=RiskStateError, setup=lambda conn: apply_schema(
+            conn, _RISK_SCHEMA, 1, pd.Timestamp.now(tz="UTC").isoformat(), what="risk state", path=self.path,
+            error=RiskStateError))
 
     def close(self) -> None:
         self._conn.close()
@@ -267,17 +273,6 @@ def propose_orders(
     return orders
 
 
-def _latest_order_events(journal, broker_name: str) -> dict[str, dict[str, Any]]:
-    rows = journal._query(
-        "SELECT client_order_id, symbol, side, qty, status, payload, run_id FROM orders "
-        "WHERE broker = ? ORDER BY id", (broker_name,),
-    )
-    latest: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        latest[r["client_order_id"]] = r
-    return latest
-
-
 def reconcile(broker, journal, run_id: str, broker_name: str) -> list[dict[str, Any]]:
     """Settle orders journaled as ``submitting`` whose outcome was never recorded.
 
@@ -287,14 +282,14 @@ def reconcile(broker, journal, run_id: str, broker_name: str) -> list[dict[str, 
     the same id, so it goes out exactly once.
     """
     done = []
-    for coid, ev in _latest_order_events(journal, broker_name).items():
+    for coid, ev in journal.latest_orders(broker_name).items():
         if ev["status"] != "submitting":
             continue
         status = broker.get_order(coid)
         if status is None:
             from integrations.brokers import OrderRequest
 
-            req = OrderRequest(**json.loads(ev["payload"]))
+            req = OrderRequest(**ev["payload"])
             status = broker.submit(req)
             action = "sent after restart"
         else:

@@ -388,8 +388,6 @@ def _size_checks(o: ProposedOrder, qty: float, price: float, book: _Book, market
         trim(limits.max_order_notional / price, "max_order_notional")
     if o.side == "sell" and not limits.allow_short:
         trim(pos - book.pending_sell_qty.get(sym, 0.0), "no_short")
-    if o.side == "buy" and not limits.allow_short and pos < 0:
-        pass  # covering a short is allowed
     e = book.equity
     # Exposure limits bound the post-trade position; solve for the largest qty that fits.
     if limits.max_position_weight is not None:

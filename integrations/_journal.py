@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from integrations._errors import IntegrationError
+from integrations._sqlite import apply_schema, open_database
 
 __all__ = [
     "Journal",
@@ -336,25 +337,9 @@ class Journal:
         self._path = Path(path).expanduser()
         self._clock = clock or _utcnow
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: autocommit; every write below is one statement (atomic on
-            # its own) except the schema set-up, which takes an explicit immediate transaction.
-            self._conn = sqlite3.connect(
-                self._path, timeout=busy_timeout, check_same_thread=False, isolation_level=None
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._init_schema()
-        except BaseException as exc:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-            if isinstance(exc, (sqlite3.Error, OSError)):
-                raise JournalError(f"cannot open journal {self._path}: {exc}") from exc
-            raise
+        self._conn: sqlite3.Connection | None = open_database(
+            self._path, what="journal", error=JournalError, setup=self._init_schema, busy_timeout=busy_timeout
+        )
 
     # ------------------------------------------------------------------ plumbing
 
@@ -363,30 +348,9 @@ class Journal:
         """The database file."""
         return self._path
 
-    def _init_schema(self) -> None:
-        assert self._conn is not None
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            version = row[0]
-            if version is None:
-                conn.execute(
-                    "INSERT INTO schema_version(version, applied_at) VALUES (?, ?)",
-                    (JOURNAL_SCHEMA_VERSION, _iso(self._clock())),
-                )
-            elif version > JOURNAL_SCHEMA_VERSION:
-                raise JournalError(
-                    f"journal {self._path} has schema version {version}; this RegimeDesk reads "
-                    f"up to {JOURNAL_SCHEMA_VERSION} (upgrade RegimeDesk)"
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    def _init_schema(self, conn: sqlite3.Connection) -> None:
+        apply_schema(conn, _SCHEMA, JOURNAL_SCHEMA_VERSION, _iso(self._clock()),
+                     what="journal", path=self._path, error=JournalError)
 
     def _now(self) -> str:
         moment = self._clock()
@@ -721,6 +685,22 @@ class Journal:
                 "payload": _dumps(_mapping("payload", payload)),
             },
         )
+
+    def latest_orders(self, broker: str) -> dict[str, dict[str, Any]]:
+        """The newest event of every order sent to ``broker``, keyed by client order id.
+
+        Each value has ``client_order_id, symbol, side, qty, status, payload`` (payload parsed)
+        and ``run_id``.
+        """
+        rows = self._query(
+            "SELECT client_order_id, symbol, side, qty, status, payload, run_id FROM orders "
+            "WHERE broker = ? ORDER BY id",
+            (_text("broker", broker),),
+        )
+        latest: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            latest[r["client_order_id"]] = {**r, "payload": json.loads(r["payload"])}
+        return latest
 
     def record_fill(
         self, run_id: str, client_order_id: str, qty: float, price: float, ts: str | datetime

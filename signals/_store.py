@@ -90,6 +90,12 @@ class StoredModel:
         return pd.Timestamp(self.metadata["train_end"])
 
 
+def _like(ts: pd.Timestamp | str, ref: pd.Timestamp) -> pd.Timestamp:
+    """``ts`` as a Timestamp, localised to ``ref``'s zone when it is naive and ``ref`` is not."""
+    ts = pd.Timestamp(ts)
+    return ts.tz_localize(ref.tzinfo) if ts.tzinfo is None and ref.tzinfo is not None else ts
+
+
 def check_model_age(
     stored: StoredModel, as_of: pd.Timestamp, max_age_days: float, policy: Literal["warn", "refuse"]
 ) -> float:
@@ -101,10 +107,8 @@ def check_model_age(
         Too old and ``policy == 'refuse'``; also when the model was trained on data after
         ``as_of`` (using it would be look-ahead).
     """
-    as_of = pd.Timestamp(as_of)
     end = stored.train_end
-    if as_of.tzinfo is None and end.tzinfo is not None:
-        as_of = as_of.tz_localize(end.tzinfo)
+    as_of = _like(as_of, end)
     if end > as_of:
         raise StaleModelError(
             f"model {stored.symbol} {stored.version} was trained on data up to {end.date()}, "
@@ -214,10 +218,7 @@ class ModelStore:
                 continue
             if as_of is not None:
                 end = pd.Timestamp(meta["train_end"])
-                ts = pd.Timestamp(as_of)
-                if ts.tzinfo is None and end.tzinfo is not None:
-                    ts = ts.tz_localize(end.tzinfo)
-                if end > ts:
+                if end > _like(as_of, end):
                     continue
             return self.load(symbol, version)
         what = ", ".join(f"{k}={v}" for k, v in match.items())

@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from integrations._sqlite import apply_schema, open_database
 from integrations.brokers._base import (
     Account,
     BrokerError,
@@ -222,27 +223,9 @@ class PaperBroker:
         if fill not in ("last", "next_open"):
             raise ValueError(f"fill must be 'last' or 'next_open', got {fill!r}")
         self.fill_mode: FillMode = fill
-        memory = str(path) == ":memory:"
-        self._path = Path(path) if memory else Path(path).expanduser()
+        self._path = Path(path) if str(path) == ":memory:" else Path(path).expanduser()
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        try:
-            if not memory:
-                self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                str(self._path), timeout=10.0, check_same_thread=False, isolation_level=None
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._init_schema()
-        except BaseException as exc:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-            if isinstance(exc, (sqlite3.Error, OSError)):
-                raise BrokerError(f"cannot open paper account {self._path}: {exc}") from exc
-            raise
+        self._conn: sqlite3.Connection | None = open_database(self._path, what="paper account", error=BrokerError, setup=self._init_schema)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -251,40 +234,22 @@ class PaperBroker:
         """The database file."""
         return self._path
 
-    def _init_schema(self) -> None:
-        assert self._conn is not None
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
-            if version is None:
-                conn.execute(
-                    "INSERT INTO schema_version(version, applied_at) VALUES (?, ?)",
-                    (PAPER_SCHEMA_VERSION, _now()),
-                )
-            elif version > PAPER_SCHEMA_VERSION:
-                raise BrokerError(
-                    f"paper account {self._path} has schema version {version}; this RegimeDesk "
-                    f"reads up to {PAPER_SCHEMA_VERSION} (upgrade RegimeDesk)"
-                )
-            row = conn.execute("SELECT initial_cash FROM account WHERE id = 1").fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO account(id, cash, initial_cash, created_at) VALUES (1, ?, ?, ?)",
-                    (self.initial_cash, self.initial_cash, _now()),
-                )
-            elif row[0] != self.initial_cash:
-                log.info(
-                    "paper account %s exists (initial cash %.2f); initial_cash=%.2f ignored",
-                    self._path, row[0], self.initial_cash,
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    def _init_schema(self, conn: sqlite3.Connection) -> None:
+        apply_schema(conn, _SCHEMA, PAPER_SCHEMA_VERSION, _now(), what="paper account", path=self._path,
+                     error=BrokerError, then=self._seed_account)
+
+    def _seed_account(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT initial_cash FROM account WHERE id = 1").fetchone()
+        if row is None:
+            conn.execute(
+                "INSERT INTO account(id, cash, initial_cash, created_at) VALUES (1, ?, ?, ?)",
+                (self.initial_cash, self.initial_cash, _now()),
+            )
+        elif row[0] != self.initial_cash:
+            log.info(
+                "paper account %s exists (initial cash %.2f); initial_cash=%.2f ignored",
+                self._path, row[0], self.initial_cash,
+            )
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
