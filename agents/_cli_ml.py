@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
 
 from agents._cli_stats import add_symbol_options, bar_store
 from agents._ml import backtest_policy, train_model
-from agents._output import ProgressBar, print_json, print_table
+from agents._output import METRIC_ROWS, ProgressBar, format_metric, print_json, print_table
 from analytics import POLICIES
 
 __all__ = ["register"]
@@ -82,32 +81,6 @@ def _train(args: argparse.Namespace, ctx) -> int:
     return 0
 
 
-_ROWS: list[tuple[str, str, str]] = [
-    ("total_return", "Total return", "pct"),
-    ("cagr", "CAGR", "pct"),
-    ("volatility", "Volatility", "pct"),
-    ("sharpe", "Sharpe", "num"),
-    ("sortino", "Sortino", "num"),
-    ("max_drawdown", "Max drawdown", "pct"),
-    ("max_drawdown_duration", "Max DD duration (bars)", "int"),
-    ("calmar", "Calmar", "num"),
-    ("hit_rate", "Hit rate", "pct"),
-    ("profit_factor", "Profit factor", "num"),
-    ("turnover", "Turnover (per year)", "num"),
-    ("exposure", "Exposure", "pct"),
-]
-
-
-def _fmt(v: Any, kind: str) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "n/a"
-    if kind == "pct":
-        return f"{100 * v:.1f}%"
-    if kind == "int":
-        return str(int(v))
-    return f"{v:.2f}"
-
-
 def _backtest(args: argparse.Namespace, ctx) -> int:
     if args.costs_bps is not None and not (0 <= args.costs_bps <= 1000):
         raise ValueError("--costs-bps must be between 0 and 1000")
@@ -125,7 +98,7 @@ def _backtest(args: argparse.Namespace, ctx) -> int:
     print(f"{symbol} {policy} policy vs buy-and-hold, {w['start'][:10]} to {w['end'][:10]} ({w['bars']} bars), "
           f"costs {rep['costs']['cost_bps']:g} bps + slippage {rep['costs']['slippage_bps']:g} bps")
     s, h = rep["metrics"]["strategy"], rep["metrics"]["buy_and_hold"]
-    print_table(["", policy, "buy-and-hold"], [(label, _fmt(s[k], kind), _fmt(h[k], kind)) for k, label, kind in _ROWS])
+    print_table(["", policy, "buy-and-hold"], [(label, format_metric(s[k], kind), format_metric(h[k], kind)) for k, label, kind in METRIC_ROWS])
     if rep["signal_out_of_sample"]:
         o = rep["signal_out_of_sample"]
         print(f"signal out of sample: AUC {o['auc']:.3f}, Brier {o['brier']:.4f} "

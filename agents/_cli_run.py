@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from agents._data import SOURCE_NAMES, build_source
+from agents._data import SOURCE_NAMES
 from agents._output import print_json, print_table
-from agents.runtime import RunRequest, as_of_clock
+from agents.runtime import build_request
 
-__all__ = ["register", "print_run_summary"]
+__all__ = ["register", "print_run_summary", "run_summary_text", "add_report_options"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--approve", action="store_true",
                      help="stop before execution until 'regimedesk approve/reject THREAD'")
     run.add_argument("--resume", metavar="THREAD", help="continue an interrupted run instead of starting one")
+    run.add_argument("--report", metavar="FILE.pdf",
+                     help="also write the run's PDF report to this file (see 'regimedesk report --help')")
+    add_report_options(run)
     run.add_argument("--json", action="store_true", help="print the whole final state as JSON")
     run.set_defaults(handler=_run)
 
@@ -66,6 +70,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     js.set_defaults(handler=_journal_show)
 
 
+def add_report_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``run --report`` and ``report``."""
+    parser.add_argument("--no-backtest", dest="no_backtest", action="store_true",
+                        help="leave the walk-forward backtest out of the report (it takes about 30 s per symbol)")
+
+
 class _Progress:
     """Prints each finished agent to stderr with the elapsed time."""
 
@@ -74,8 +84,11 @@ class _Progress:
         self.t0 = time.perf_counter()
 
     def __call__(self, node: str) -> None:
+        self.note(f"{node} done")
+
+    def note(self, text: str) -> None:
         if not self.quiet:
-            sys.stderr.write(f"  [{time.perf_counter() - self.t0:6.1f}s] {node} done\n")
+            sys.stderr.write(f"  [{time.perf_counter() - self.t0:6.1f}s] {text}\n")
             sys.stderr.flush()
 
 
@@ -91,35 +104,41 @@ def _run(args: argparse.Namespace, ctx) -> int:
         if args.symbols:
             raise ValueError("--resume continues a run: give no symbols")
         with _runner(ctx) as runner:
+            runner.ctx.status = progress.note
             sys.stderr.write(f"resuming {args.resume}\n")
             outcome = runner.resume(args.resume, None, progress)
         return _finish(outcome, args.json)
-    if not args.symbols:
-        raise ValueError("give at least one SYMBOL (e.g. 'regimedesk run SP500')")
-    source_name = args.source or ctx.settings.data.source
-    source = build_source(ctx.settings, ctx.secrets, source_name)
-    symbols = tuple(dict.fromkeys(source.canonical_symbol(s) for s in args.symbols))
-    as_of_clock(args.as_of)  # validate before anything runs
-    request = RunRequest(
-        symbols=symbols,
-        source=source_name,
-        as_of=args.as_of,
-        llm=args.llm or ctx.settings.llm.backend,
-        broker=args.broker,
-        approve=args.approve,
-    )
+    report = _report_path(args.report) if args.report else None
+    request = build_request(ctx.settings, ctx.secrets, args.symbols, source=args.source, llm=args.llm,
+                            as_of=args.as_of, broker=args.broker, approve=args.approve, report=report,
+                            report_backtest=ctx.settings.report.backtest and not args.no_backtest)
     with _runner(ctx) as runner:
-        sys.stderr.write(f"run over {', '.join(symbols)} (source {source_name}, llm {request.llm})\n")
+        runner.ctx.status = progress.note
+        sys.stderr.write(f"run over {', '.join(request.symbols)} (source {request.source}, llm {request.llm})\n")
         outcome = runner.start(request, progress)
     return _finish(outcome, args.json)
 
 
+def _report_path(value: str) -> str:
+    """``--report``/``--out``: an absolute path to a PDF file that can be written."""
+    path = Path(value).expanduser().resolve()
+    if path.is_dir():
+        raise ValueError(f"{value}: is a directory; give a file name such as report.pdf")
+    if path.suffix.lower() != ".pdf":
+        raise ValueError(f"{value}: the report is a PDF; give a file name ending in .pdf")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ValueError(f"{value}: {path.parent} is not a directory")
+    return str(path)
+
+
 def _answer(args: argparse.Namespace, ctx) -> int:
+    progress = _Progress(quiet=False)
     with _runner(ctx) as runner:
+        runner.ctx.status = progress.note
         outcome = runner.resume(
             args.thread,
             {"approved": args.approved, "by": "cli", "note": args.note},
-            _Progress(quiet=False),
+            progress,
         )
     return _finish(outcome, args.json)
 
@@ -133,6 +152,10 @@ def _finish(outcome, as_json: bool) -> int:
         print_json(doc)
     else:
         print_run_summary(outcome)
+    pdf = outcome.state.get("report", {}).get("pdf")
+    if pdf and pdf.get("error"):
+        sys.stderr.write(f"regimedesk: error: the report was not written: {pdf['error']}\n")
+        return 1
     return 0
 
 
@@ -142,40 +165,54 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return "-" if value is None else str(value)
 
 
-def print_run_summary(outcome) -> None:
-    """A readable per-symbol summary of a run's state."""
+def run_summary_text(outcome) -> str:
+    """A readable per-symbol summary of a run's state (what ``run`` prints)."""
+    lines: list[str] = []
+    add = lines.append
     state = outcome.state
-    print(f"run {outcome.run_id}  thread {outcome.thread_id}  status {outcome.status}")
-    print(f"agents ran: {', '.join(state.get('agents_ran', []))}")
+    add(f"run {outcome.run_id}  thread {outcome.thread_id}  status {outcome.status}")
+    add(f"agents ran: {', '.join(state.get('agents_ran', []))}")
     if state.get("agents_absent"):
-        print(f"agents absent (not yet built): {', '.join(state['agents_absent'])}")
+        add(f"agents absent (not yet built): {', '.join(state['agents_absent'])}")
     narratives = state.get("narratives", {})
     for symbol in state.get("request", {}).get("symbols", []):
-        print(f"\n== {symbol} ==")
+        add(f"\n== {symbol} ==")
         md = state.get("market_data", {}).get(symbol, {})
         mt = md.get("MT", {})
         if mt.get("available"):
-            print(f"data: {mt['bars']} daily bars to {mt['last'][:10]}, last close {mt['last_close']:,.2f}")
+            add(f"data: {mt['bars']} daily bars to {mt['last'][:10]}, last close {mt['last_close']:,.2f}")
         for agent in ("regime", "statistics", "ml_signal", "decision"):
             text = narratives.get(agent, {}).get(symbol)
             if text:
                 flag = "" if text["accepted"] else f" [LLM text rejected: {text['fallback_reason']}]"
-                print(f"{agent}: {text['text']}{flag}")
+                add(f"{agent}: {text['text']}{flag}")
         for err in state.get("errors", []):
             if err.get("symbol") == symbol:
-                print(f"! {err['agent']}: {err['error']}")
+                add(f"! {err['agent']}: {err['error']}")
     for agent in ("risk_gate", "execution"):
         text = narratives.get(agent, {}).get("_run")
         if text:
-            print(f"\n{agent}: {text['text']}")
+            add(f"\n{agent}: {text['text']}")
     note = state.get("execution", {}).get("note")
     if note:
-        print(f"\nexecution: {note}")
+        add(f"\nexecution: {note}")
     run_text = narratives.get("reporting", {}).get("_run")
     if run_text:
-        print(f"\nsummary: {run_text['text']}")
+        add(f"\nsummary: {run_text['text']}")
     if outcome.status == "interrupted":
-        print(f"\nwaiting for approval: regimedesk approve {outcome.thread_id}  |  regimedesk reject {outcome.thread_id}")
+        add(f"\nwaiting for approval: regimedesk approve {outcome.thread_id}  |  regimedesk reject {outcome.thread_id}")
+    pdf = state.get("report", {}).get("pdf")
+    if pdf:
+        if pdf.get("error"):
+            add(f"\nreport: NOT written to {pdf['path']}: {pdf['error']}")
+        else:
+            add(f"\nreport: {pdf['path']} ({pdf['pages']} pages, {pdf['figures']} charts)")
+    return "\n".join(lines)
+
+
+def print_run_summary(outcome) -> None:
+    """Print :func:`run_summary_text`."""
+    print(run_summary_text(outcome))
 
 
 def _journal(ctx):

@@ -266,14 +266,16 @@ def decide(
 def backtest_policy(
     store, symbol: str, settings: Settings, policy: str, *,
     cost_bps: float | None = None, start: str | None = None, progress: Progress | None = None,
+    analysis: RegimeAnalysis | None = None,
 ) -> dict[str, Any]:
     """Walk-forward backtest of ``policy`` against buy-and-hold on the same bars.
 
     The ML forecasts are the purged walk-forward out-of-sample ones; the policy's
     parameters are re-chosen at each refit from the bars before it. The evaluation window
-    starts at the first bar where the policy decides (or ``start``, if later).
+    starts at the first bar where the policy decides (or ``start``, if later). ``analysis``
+    reuses regimes already computed for this store.
     """
-    ds = build_dataset(store, symbol, settings)
+    ds = build_dataset(store, symbol, settings, analysis)
     cfg = backtest_config(settings, cost_bps)
     n = len(ds.bars)
     if policy == "regime":

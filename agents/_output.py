@@ -14,7 +14,34 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["to_jsonable", "print_json", "print_table", "print_fields", "ProgressBar"]
+__all__ = ["to_jsonable", "print_json", "print_table", "print_fields", "ProgressBar", "METRIC_ROWS", "format_metric"]
+
+#: Performance metrics shown by ``backtest`` and the report: (key, label, kind).
+METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("total_return", "Total return", "pct"),
+    ("cagr", "CAGR", "pct"),
+    ("volatility", "Volatility", "pct"),
+    ("sharpe", "Sharpe", "num"),
+    ("sortino", "Sortino", "num"),
+    ("max_drawdown", "Max drawdown", "pct"),
+    ("max_drawdown_duration", "Max DD duration (bars)", "int"),
+    ("calmar", "Calmar", "num"),
+    ("hit_rate", "Hit rate", "pct"),
+    ("profit_factor", "Profit factor", "num"),
+    ("turnover", "Turnover (per year)", "num"),
+    ("exposure", "Exposure", "pct"),
+)
+
+
+def format_metric(v: Any, kind: str) -> str:
+    """One metric value for display: ``kind`` is pct, int or num; None/NaN is 'n/a'."""
+    if v is None or (isinstance(v, float) and v != v):
+        return "n/a"
+    if kind == "pct":
+        return f"{100 * v:.1f}%"
+    if kind == "int":
+        return str(int(v))
+    return f"{v:.2f}"
 
 
 class ProgressBar:

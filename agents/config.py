@@ -34,6 +34,10 @@ __all__ = [
     "DecisionConfig",
     "RiskConfig",
     "BrokerConfig",
+    "ReportConfig",
+    "TelegramConfig",
+    "ScheduleConfig",
+    "ScheduledJob",
     "load_settings",
     "resolve_config_path",
     "config_template",
@@ -249,6 +253,94 @@ class BrokerConfig(_Model):
     alpaca: AlpacaBrokerConfig = AlpacaBrokerConfig()
 
 
+class ReportConfig(_Model):
+    """PDF reports (``regimedesk report``, ``run --report``, scheduled report jobs)."""
+
+    # Folder scheduled reports are delivered to (default: home/reports).
+    dir: Path | None = None
+    # Include the walk-forward backtest (the slowest section: about 30 s per symbol).
+    backtest: bool = True
+    # Years of daily history in the price-and-regime chart.
+    chart_years: float = Field(default=5.0, gt=0, le=50)
+
+
+class TelegramConfig(_Model):
+    """The Telegram bot and deliveries. The token comes from ``TELEGRAM_BOT_TOKEN`` only."""
+
+    # Bot API base URL; the token is appended (a local Bot API server works too).
+    base_url: str = Field(default="https://api.telegram.org/bot", pattern=r"^https?://")
+    base_file_url: str = Field(default="https://api.telegram.org/file/bot", pattern=r"^https?://")
+    # Chats that receive scheduled deliveries and alerts, and may command the bot.
+    chat_ids: list[int] = Field(default_factory=list)
+    # Users who may command the bot; admins may also halt/resume, approve and trade.
+    user_ids: list[int] = Field(default_factory=list)
+    admin_ids: list[int] = Field(default_factory=list)
+    timeout: float = Field(default=30.0, gt=0, le=300)
+
+
+class ScheduledJob(_Model):
+    """One scheduled job: a graph run or a PDF report on a cron schedule."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    kind: Literal["run", "report"]
+    # Five-field crontab: minute hour day-of-month month day-of-week, e.g. "30 17 * * mon-fri".
+    cron: str
+    timezone: str = "America/New_York"
+    symbols: list[str] = Field(min_length=1, max_length=20)
+    source: str | None = None
+    broker: Literal["none", "paper", "alpaca"] = "none"
+    approve: bool = False
+    # Where the job's files go (default: report.dir, then home/reports).
+    deliver_dir: Path | None = None
+    # Also send the result to telegram.chat_ids when TELEGRAM_BOT_TOKEN is set.
+    telegram: bool = True
+    enabled: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as America/New_York)") from None
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        if len(value.split()) != 5:
+            raise ValueError(f"cron {value!r}: needs five fields (minute hour day month day-of-week)")
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"cron {value!r}: {exc}") from None
+        return value
+
+
+class ScheduleConfig(_Model):
+    """Jobs run by ``regimedesk schedule`` and what happens to runs missed during downtime."""
+
+    # A missed fire time younger than this is still run once after a restart; older ones
+    # are recorded as missed and skipped.
+    misfire_grace_seconds: int = Field(default=3600, ge=1, le=7 * 86400)
+    # Several missed fire times of one job are run once (True) or each in turn (False).
+    coalesce: bool = True
+    jobs: list[ScheduledJob] = Field(default_factory=list)
+
+    @field_validator("jobs")
+    @classmethod
+    def _unique(cls, value: list[ScheduledJob]) -> list[ScheduledJob]:
+        names = [j.name for j in value]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"job names must be unique: {', '.join(dup)}")
+        return value
+
+
 class Settings(_Model):
     """Everything RegimeDesk reads from ``regimedesk.toml``.
 
@@ -264,11 +356,19 @@ class Settings(_Model):
     decision: DecisionConfig = DecisionConfig()
     risk: RiskConfig = RiskConfig()
     broker: BrokerConfig = BrokerConfig()
+    report: ReportConfig = ReportConfig()
+    telegram: TelegramConfig = TelegramConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
 
     @property
     def home_dir(self) -> Path:
         """``home`` with ``~`` expanded."""
         return self.home.expanduser()
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where reports are delivered: ``report.dir`` or ``home/reports``."""
+        return self.report.dir.expanduser() if self.report.dir else self.home_dir / "reports"
 
     @property
     def cache_dir(self) -> Path:
@@ -531,4 +631,36 @@ fill = "last"                   # last (fill at the last price) | next_open
 paper = true
 live_confirmed = false
 # base_url = "https://paper-api.alpaca.markets"
+
+[report]
+# dir = "/path/to/reports"      # default: home/reports
+backtest = true                 # walk-forward backtest section (about 30 s per symbol)
+chart_years = 5.0               # years of history in the price-and-regime chart
+
+[telegram]
+# The token comes from TELEGRAM_BOT_TOKEN. Ids are integers (group chats are negative).
+base_url = "https://api.telegram.org/bot"
+base_file_url = "https://api.telegram.org/file/bot"
+chat_ids = []                   # receive deliveries and alerts; may command the bot
+user_ids = []                   # may command the bot
+admin_ids = []                  # may also halt/reduce/resume, approve and trade
+timeout = 30.0
+
+[schedule]
+# After downtime, a missed fire time younger than the grace is run once (coalesce = true
+# runs several missed times of a job only once); older ones are recorded and skipped.
+misfire_grace_seconds = 3600
+coalesce = true
+
+# One [[schedule.jobs]] table per job. kind: run | report. cron: minute hour day month
+# day-of-week in `timezone`. Example: a report on weekdays after the New York close.
+# [[schedule.jobs]]
+# name = "close-report"
+# kind = "report"
+# cron = "30 17 * * mon-fri"
+# timezone = "America/New_York"
+# symbols = ["SP500", "NASDAQ"]
+# broker = "none"               # run jobs: none | paper | alpaca
+# deliver_dir = "/path/to/folder"
+# telegram = true
 """

@@ -17,7 +17,7 @@ from agents._data import build_market_data
 from agents.config import TIMEFRAME_NAMES, Secrets, Settings
 from integrations import Bars, MarketData
 
-__all__ = ["RunRequest", "BarStore", "AppContext", "as_of_clock"]
+__all__ = ["RunRequest", "BarStore", "AppContext", "as_of_clock", "build_request"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ class RunRequest:
         Where approved orders go.
     approve : bool
         Stop for a person's approval before execution.
+    report : str or None
+        Write the run's PDF report to this path (the reporting agent renders it).
+    report_backtest : bool
+        Include the walk-forward backtest in the report.
     """
 
     symbols: tuple[str, ...]
@@ -46,6 +50,8 @@ class RunRequest:
     llm: str = "template"
     broker: str = "none"
     approve: bool = False
+    report: str | None = None
+    report_backtest: bool = True
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -65,6 +71,8 @@ class RunRequest:
             "llm": self.llm,
             "broker": self.broker,
             "approve": self.approve,
+            "report": self.report,
+            "report_backtest": self.report_backtest,
         }
 
     @classmethod
@@ -76,7 +84,28 @@ class RunRequest:
             llm=doc.get("llm", "template"),
             broker=doc.get("broker", "none"),
             approve=bool(doc.get("approve", False)),
+            report=doc.get("report"),
+            report_backtest=bool(doc.get("report_backtest", True)),
         )
+
+
+def build_request(settings: Settings, secrets: Secrets, symbols, *, source: str | None = None,
+                  llm: str | None = None, **fields: Any) -> RunRequest:
+    """A validated :class:`RunRequest` with canonical, de-duplicated symbols.
+
+    ``source`` and ``llm`` default to the configuration; ``fields`` are the other
+    :class:`RunRequest` fields (``as_of``, ``broker``, ``approve``, ``report``, ...).
+    """
+    from agents._data import build_source
+
+    symbols = list(symbols)
+    if not symbols:
+        raise ValueError("give at least one SYMBOL (e.g. 'regimedesk run SP500')")
+    name = source or settings.data.source
+    src = build_source(settings, secrets, name)
+    canonical = tuple(dict.fromkeys(src.canonical_symbol(s) for s in symbols))
+    as_of_clock(fields.get("as_of"))  # validate before anything runs
+    return RunRequest(symbols=canonical, source=name, llm=llm or settings.llm.backend, **fields)
 
 
 def as_of_clock(as_of: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
@@ -149,6 +178,8 @@ class AppContext:
     _risk_store: Any = None
     _memo: dict[tuple, Any] = field(default_factory=dict)
     _memo_locks: dict[tuple, threading.Lock] = field(default_factory=dict)
+    #: Receives one line per long step inside a node (the CLI prints them to stderr).
+    status: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def memo(self, key: tuple, compute):

@@ -3,6 +3,15 @@
 ``integrations`` imports no ``agents`` code.
 """
 
+from integrations._charts import (
+    CHART_DPI,
+    CHART_WIDTH_INCHES,
+    equity_drawdown_chart,
+    importance_chart,
+    price_regime_chart,
+    reliability_chart,
+    var_backtest_chart,
+)
 from integrations._errors import (
     IntegrationError,
     MissingCredentialsError,
@@ -21,6 +30,34 @@ from integrations._journal import (
 )
 from integrations._llm import KEYLESS_API_KEY, LLMReply, LLMTimeoutError, OpenAIChat
 from integrations._market_data import SYMBOL_PATTERN, BarCache, Bars, MarketData
+from integrations._pdf import (
+    PARAGRAPH_STYLES,
+    Block,
+    Figure,
+    PageBreak,
+    Paragraph,
+    RenderedReport,
+    ReportDocument,
+    ReportRenderError,
+    Section,
+    Table,
+    render_pdf,
+)
+from integrations._quantconnect import (
+    COLUMN_SPEC,
+    DEFAULT_TICKERS,
+    LEAN_DATA_SOURCES,
+    SIGNAL_COLUMNS,
+    SIGNAL_CSV_NAME,
+    SIGNAL_TIMEFRAMES,
+    LeanProject,
+    coerce_signal_frame,
+    lean_data_location,
+    lean_tickers,
+    read_signal_csv,
+    write_lean_project,
+    write_signal_csv,
+)
 from integrations._retry import call_with_retry
 from integrations._sources import (
     BUILTIN_SYMBOLS,
@@ -30,6 +67,12 @@ from integrations._sources import (
     FileSource,
     PolygonSource,
     read_bar_file,
+)
+from integrations._telegram import (
+    TELEGRAM_CAPTION_LIMIT,
+    TELEGRAM_TEXT_LIMIT,
+    Delivery,
+    TelegramSender,
 )
 
 __all__ = [
@@ -61,4 +104,39 @@ __all__ = [
     "LLMReply",
     "LLMTimeoutError",
     "KEYLESS_API_KEY",
+    "SIGNAL_COLUMNS",
+    "COLUMN_SPEC",
+    "SIGNAL_TIMEFRAMES",
+    "SIGNAL_CSV_NAME",
+    "LEAN_DATA_SOURCES",
+    "DEFAULT_TICKERS",
+    "LeanProject",
+    "coerce_signal_frame",
+    "write_signal_csv",
+    "read_signal_csv",
+    "lean_tickers",
+    "lean_data_location",
+    "write_lean_project",
+    "TelegramSender",
+    "Delivery",
+    "TELEGRAM_TEXT_LIMIT",
+    "TELEGRAM_CAPTION_LIMIT",
+    "ReportDocument",
+    "Section",
+    "Paragraph",
+    "Table",
+    "Figure",
+    "PageBreak",
+    "Block",
+    "RenderedReport",
+    "ReportRenderError",
+    "render_pdf",
+    "PARAGRAPH_STYLES",
+    "price_regime_chart",
+    "equity_drawdown_chart",
+    "reliability_chart",
+    "importance_chart",
+    "var_backtest_chart",
+    "CHART_WIDTH_INCHES",
+    "CHART_DPI",
 ]

@@ -126,6 +126,18 @@ CREATE TABLE IF NOT EXISTS fills (
     price            REAL NOT NULL,
     fill_ts          TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS job_runs (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id         TEXT,
+    ts             TEXT NOT NULL,
+    job            TEXT NOT NULL,
+    scheduled_for  TEXT,
+    started_at     TEXT NOT NULL,
+    finished_at    TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    detail         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_runs_job ON job_runs(job, id);
 CREATE INDEX IF NOT EXISTS agent_outputs_run ON agent_outputs(run_id, id);
 CREATE INDEX IF NOT EXISTS llm_exchanges_run ON llm_exchanges(run_id, id);
 CREATE INDEX IF NOT EXISTS decisions_run ON decisions(run_id, id);
@@ -701,6 +713,41 @@ class Journal:
         for r in rows:
             latest[r["client_order_id"]] = {**r, "payload": json.loads(r["payload"])}
         return latest
+
+    def record_job_run(self, job: str, *, scheduled_for: datetime | None, started_at: datetime,
+                       finished_at: datetime, status: str, run_id: str | None = None,
+                       detail: Mapping[str, Any] | None = None) -> None:
+        """Append one execution of a scheduled job (also a missed or skipped fire time).
+
+        ``status`` is e.g. ``ok``, ``partial`` (ran, a delivery failed), ``error`` or ``missed``;
+        ``run_id`` is the graph run the job started, if any (it need not be journaled).
+        """
+        row = {
+            "job": _text("job", job),
+            "scheduled_for": _iso(scheduled_for) if scheduled_for is not None else None,
+            "started_at": _iso(started_at),
+            "finished_at": _iso(finished_at),
+            "status": _text("status", status),
+            "detail": _dumps(dict(detail or {})),
+        }
+        columns = ["run_id", "ts", *row]
+        self._execute(f"INSERT INTO job_runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                      (run_id, self._now(), *row.values()))
+
+    def job_runs(self, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest executions of scheduled jobs (one job or all), newest first."""
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        where, params = ("WHERE job = ?", [job]) if job else ("", [])
+        rows = self._query(f"SELECT job, scheduled_for, started_at, finished_at, status, run_id, detail "
+                           f"FROM job_runs {where} ORDER BY id DESC LIMIT ?", (*params, int(limit)))
+        return [{**r, "detail": json.loads(r["detail"])} for r in rows]
+
+    def last_scheduled_fire(self, job: str) -> str | None:
+        """The latest fire time of ``job`` that was run or recorded as missed (ISO), or None."""
+        rows = self._query("SELECT MAX(scheduled_for) AS t FROM job_runs WHERE job = ? AND scheduled_for IS NOT NULL",
+                           (job,))
+        return rows[0]["t"] if rows else None
 
     def record_fill(
         self, run_id: str, client_order_id: str, qty: float, price: float, ts: str | datetime

@@ -1,13 +1,16 @@
-"""reporting node: assemble the run's record from every agent that ran."""
+"""reporting node: assemble the run's record from every agent that ran; render the PDF when asked."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from agents.nodes._common import narrate
 from agents.runtime import AppContext
 
 __all__ = ["make", "symbol_record"]
+
+log = logging.getLogger(__name__)
 
 
 def symbol_record(state: dict[str, Any], symbol: str) -> dict[str, Any]:
@@ -53,6 +56,26 @@ def make(ctx: AppContext):
             "errors": len(report["errors"]),
         }
         narrative = narrate(ctx, state, "reporting", None, facts, _template(state))
-        return {"report": report, "narratives": {"reporting": {"_run": narrative}}}
+        update: dict[str, Any] = {"report": report, "narratives": {"reporting": {"_run": narrative}}}
+        path = state["request"].get("report")
+        if path:
+            report["pdf"], errors = _render(ctx, {**state, **update}, path)
+            if errors:
+                update["errors"] = errors
+        return update
 
     return reporting
+
+
+def _render(ctx: AppContext, state: dict[str, Any], path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Render the PDF; a failure is recorded in the run, never lost and never half-written."""
+    from agents._report import write_report
+
+    try:
+        out = write_report(ctx, state, path, backtest=state["request"].get("report_backtest", True),
+                           status=ctx.status)
+    except Exception as exc:  # the run's results stand even if the PDF cannot be written
+        log.debug("report rendering failed", exc_info=True)
+        err = f"{type(exc).__name__}: {exc}"
+        return {"path": path, "error": err}, [{"agent": "reporting", "symbol": None, "error": err}]
+    return {"path": str(out.path), "pages": out.pages, "figures": out.figures, "bytes": out.bytes}, []
