@@ -59,7 +59,8 @@ def make(ctx: AppContext):
         update: dict[str, Any] = {"report": report, "narratives": {"reporting": {"_run": narrative}}}
         path = state["request"].get("report")
         if path:
-            report["pdf"], errors = _render(ctx, {**state, **update}, path)
+            narratives = {**state.get("narratives", {}), **update["narratives"]}  # the reducer merges later
+            report["pdf"], errors = _render(ctx, {**state, "report": report, "narratives": narratives}, path)
             if errors:
                 update["errors"] = errors
         return update

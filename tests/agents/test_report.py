@@ -85,6 +85,8 @@ def test_report_numbers_are_the_runs_numbers(sp500_report):
     assert f"MT 1D {mt['label'].replace('_', ' ')}" in text and mt["since"][:10] in text
     adf = state["statistics"]["SP500"]["MT"]["adf"]
     assert f"{adf['pvalue']:.3f}" in text and adf["reading"][:40] in text
+    for agent in ("regime", "statistics", "ml_signal", "decision"):  # the checked narratives are in the summary
+        assert _flat(state["narratives"][agent]["SP500"]["text"])[:60] in text, agent
     weight = state["decision"]["symbols"]["SP500"]["target_weight"]
     assert f"targets a weight of {100 * weight:.1f}%" in text
     # the VaR table is the one `regimedesk risk var SP500 --backtest` prints
