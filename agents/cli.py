@@ -51,6 +51,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every subcommand registered."""
     from agents import (
+        _cli_bot,
         _cli_config,
         _cli_data,
         _cli_export,
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in (_cli_run, _cli_regime, _cli_stats, _cli_ml, _cli_export, _cli_report, _cli_schedule, _cli_risk,
-                   _cli_data, _cli_config):
+                   _cli_data, _cli_config, _cli_bot):
         module.register(sub)
     return parser
 

@@ -276,6 +276,19 @@ class TelegramConfig(_Model):
     user_ids: list[int] = Field(default_factory=list)
     admin_ids: list[int] = Field(default_factory=list)
     timeout: float = Field(default=30.0, gt=0, le=300)
+    # The bot: commands one chat may give per window (more are refused, nothing runs).
+    rate_limit: int = Field(default=10, ge=1, le=1000)
+    rate_window_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    # Most symbols one /run or /report may name.
+    max_symbols: int = Field(default=5, ge=1, le=20)
+    # Worker threads for long commands (runs, reports, analyses); more requests queue.
+    workers: int = Field(default=2, ge=1, le=8)
+    # An approval button older than this is refused (answer with 'regimedesk approve' instead).
+    approval_ttl_seconds: float = Field(default=86_400.0, gt=0)
+    # How often the bot looks in the journal for finished runs to alert about (0 = no alerts).
+    alert_poll_seconds: float = Field(default=30.0, ge=0)
+    # The broker /status, /positions and /orders read by default.
+    broker: Literal["paper", "alpaca"] = "paper"
 
 
 class ScheduledJob(_Model):
@@ -645,6 +658,15 @@ chat_ids = []                   # receive deliveries and alerts; may command the
 user_ids = []                   # may command the bot
 admin_ids = []                  # may also halt/reduce/resume, approve and trade
 timeout = 30.0
+# `regimedesk bot`: obeys a message only if its chat is in chat_ids AND its sender is in
+# user_ids or admin_ids (empty lists: it obeys nobody). See docs/telegram.md.
+rate_limit = 10                 # commands per chat per window; more are refused
+rate_window_seconds = 60.0
+max_symbols = 5                 # most symbols in one /run or /report
+workers = 2                     # threads for long commands; further ones wait their turn
+approval_ttl_seconds = 86400.0  # older approval buttons are refused
+alert_poll_seconds = 30.0       # journal check for finished runs to alert about; 0 = no alerts
+broker = "paper"                # what /status, /positions and /orders read: paper | alpaca
 
 [schedule]
 # After downtime, a missed fire time younger than the grace is run once (coalesce = true
