@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from agents._cli_run import _finish, _Progress, _report_path, _runner, add_report_options
+from agents._cli_run import add_report_options, report_path, start_run
 from agents._data import SOURCE_NAMES
 from agents.runtime import build_request
 
@@ -38,13 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace, ctx) -> int:
-    out = _report_path(args.out)
+    out = report_path(args.out)
     backtest = ctx.settings.report.backtest and not args.no_backtest
     request = build_request(ctx.settings, ctx.secrets, args.symbols, source=args.source, llm=args.llm,
                             as_of=args.as_of, report=out, report_backtest=backtest)
-    progress = _Progress(quiet=False)
-    with _runner(ctx) as runner:
-        runner.ctx.status = progress.note
-        sys.stderr.write(f"report on {', '.join(request.symbols)} (source {request.source}) -> {out}\n")
-        outcome = runner.start(request, progress)
-    return _finish(outcome, args.json)
+    return start_run(ctx, request, args.json,
+                     f"report on {', '.join(request.symbols)} (source {request.source}) -> {out}")

@@ -101,7 +101,7 @@ def _set_state(args: argparse.Namespace, ctx) -> int:
 
 
 def _var(args: argparse.Namespace, ctx) -> int:
-    from analytics import var_backtest
+    from agents._risk import symbol_var_backtest
 
     if not args.backtest:
         raise ValueError("give --backtest (the only mode so far)")
@@ -112,10 +112,8 @@ def _var(args: argparse.Namespace, ctx) -> int:
         raise ValueError("--window must be >= 100")
     method = args.method or ctx.settings.risk.var_method
     store, symbol = bar_store(args, ctx)
-    close = store.get(symbol, "MT").frame["close"].astype(float)
-    returns = close.pct_change().dropna()
-    sys.stderr.write(f"backtesting {method} VaR {level:.0%} on {symbol} ({len(returns)} daily returns)...\n")
-    res = var_backtest(returns, level=level, method=method, window=args.window)
+    sys.stderr.write(f"backtesting {method} VaR {level:.0%} on {symbol} (daily returns)...\n")
+    _, res = symbol_var_backtest(store, symbol, level=level, method=method, window=args.window)
     doc = {"symbol": symbol, "method": method, "level": level, "window": args.window, **res.to_dict()}
     if args.json:
         print_json(doc)

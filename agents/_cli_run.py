@@ -12,7 +12,7 @@ from agents._data import SOURCE_NAMES
 from agents._output import print_json, print_table
 from agents.runtime import build_request
 
-__all__ = ["register", "print_run_summary", "run_summary_text", "add_report_options"]
+__all__ = ["register", "print_run_summary", "run_summary_text", "add_report_options", "report_path", "start_run"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -99,27 +99,34 @@ def _runner(ctx):
 
 
 def _run(args: argparse.Namespace, ctx) -> int:
-    progress = _Progress(quiet=False)
     if args.resume:
         if args.symbols:
             raise ValueError("--resume continues a run: give no symbols")
+        progress = _Progress(quiet=False)
         with _runner(ctx) as runner:
             runner.ctx.status = progress.note
             sys.stderr.write(f"resuming {args.resume}\n")
             outcome = runner.resume(args.resume, None, progress)
         return _finish(outcome, args.json)
-    report = _report_path(args.report) if args.report else None
+    report = report_path(args.report) if args.report else None
     request = build_request(ctx.settings, ctx.secrets, args.symbols, source=args.source, llm=args.llm,
                             as_of=args.as_of, broker=args.broker, approve=args.approve, report=report,
                             report_backtest=ctx.settings.report.backtest and not args.no_backtest)
+    return start_run(ctx, request, args.json,
+                     f"run over {', '.join(request.symbols)} (source {request.source}, llm {request.llm})")
+
+
+def start_run(ctx, request, as_json: bool, banner: str) -> int:
+    """Start ``request`` with progress on stderr, print its outcome; the command's exit code."""
+    progress = _Progress(quiet=False)
     with _runner(ctx) as runner:
         runner.ctx.status = progress.note
-        sys.stderr.write(f"run over {', '.join(request.symbols)} (source {request.source}, llm {request.llm})\n")
+        sys.stderr.write(banner + "\n")
         outcome = runner.start(request, progress)
-    return _finish(outcome, args.json)
+    return _finish(outcome, as_json)
 
 
-def _report_path(value: str) -> str:
+def report_path(value: str) -> str:
     """``--report``/``--out``: an absolute path to a PDF file that can be written."""
     path = Path(value).expanduser().resolve()
     if path.is_dir():

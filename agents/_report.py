@@ -19,9 +19,10 @@ import pandas as pd
 from agents._ml import backtest_policy, model_store
 from agents._output import METRIC_ROWS, format_metric
 from agents._regime import consensus_path, risk_off_path
+from agents._risk import symbol_var_backtest
 from agents.config import TIMEFRAME_NAMES
 from agents.runtime import AppContext
-from analytics import RegimeDeskError, var_backtest
+from analytics import RegimeDeskError
 from integrations import (
     Figure,
     Paragraph,
@@ -358,9 +359,8 @@ def _backtest_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str, status
 def _var_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str) -> list[Any]:
     risk = ctx.settings.risk
     try:
-        close = ctx.bars(state["request"]).get(sym, "MT").frame["close"].astype(float)
-        returns = close.pct_change().dropna()
-        res = var_backtest(returns, level=risk.var_level, method=risk.var_method, window=VAR_WINDOW)
+        returns, res = symbol_var_backtest(ctx.bars(state["request"]), sym, level=risk.var_level,
+                                           method=risk.var_method, window=VAR_WINDOW)
     except RegimeDeskError as exc:
         return [Paragraph(f"No VaR backtest: {exc}", "note")]
     d = res.to_dict()

@@ -44,6 +44,7 @@ __all__ = [
     "reconcile",
     "submit_approved",
     "journal_status",
+    "symbol_var_backtest",
 ]
 
 #: Bars per timeframe name used by the gate's staleness rule (daily decisions).
@@ -169,6 +170,20 @@ class RiskStateStore:
             "SELECT ts, from_state, to_state, reason, by FROM risk_events ORDER BY id DESC LIMIT ?", (limit,)
         ).fetchall()
         return [dict(zip(("ts", "from", "to", "reason", "by"), r, strict=True)) for r in rows]
+
+
+def symbol_var_backtest(store, symbol: str, *, level: float, method: str, window: int):
+    """VaR backtest of a symbol's daily close-to-close returns.
+
+    Returns ``(returns, result)``: the returns as a Series and the
+    :class:`analytics.VaRBacktestResult`, whose forecast day ``i`` is ``returns.index[window + i]``.
+    Shared by ``regimedesk risk var`` and the PDF report so they show the same numbers.
+    """
+    from analytics import var_backtest
+
+    close = store.get(symbol, "MT").frame["close"].astype(float)
+    returns = close.pct_change().dropna()
+    return returns, var_backtest(returns, level=level, method=method, window=window)
 
 
 def run_clock(store, request: Mapping[str, Any]) -> pd.Timestamp:

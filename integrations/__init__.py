@@ -73,6 +73,7 @@ from integrations._telegram import (
     TELEGRAM_TEXT_LIMIT,
     Delivery,
     TelegramSender,
+    redact_token,
 )
 from integrations._telegram_bot import (
     APPROVAL_DATA_PATTERN,
@@ -90,7 +91,6 @@ from integrations._telegram_bot import (
     help_text,
     parse_args,
     parse_symbols,
-    redact_token,
 )
 
 __all__ = [

@@ -730,9 +730,7 @@ class Journal:
             "status": _text("status", status),
             "detail": _dumps(dict(detail or {})),
         }
-        columns = ["run_id", "ts", *row]
-        self._execute(f"INSERT INTO job_runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                      (run_id, self._now(), *row.values()))
+        self._insert("job_runs", run_id, row)
 
     def job_runs(self, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """The latest executions of scheduled jobs (one job or all), newest first."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TelegramSender", "Delivery", "TELEGRAM_TEXT_LIMIT", "TELEGRAM_CAPTION_LIMIT"]
+__all__ = ["TelegramSender", "Delivery", "TELEGRAM_TEXT_LIMIT", "TELEGRAM_CAPTION_LIMIT", "redact_token"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,18 @@ class Delivery:
     ok: bool
     message_id: int | None = None
     error: str | None = None
+
+
+def redact_token(text: str, token: str | None) -> str:
+    """``text`` with every occurrence of ``token`` (and its secret part) replaced by ``***``.
+
+    Case-insensitive: python-telegram-bot rewrites the case of Bot API error descriptions.
+    """
+    if not token:
+        return text
+    out = re.sub(re.escape(token), "***", text, flags=re.IGNORECASE)
+    secret = token.split(":", 1)[-1]
+    return re.sub(re.escape(secret), "***", out, flags=re.IGNORECASE) if len(secret) >= 8 else out
 
 
 def _clip(text: str, limit: int) -> str:
@@ -107,6 +120,8 @@ class TelegramSender:
                         delivery = Delivery(chat, False, None, f"{type(exc).__name__}: {exc}")
                         break
                 assert delivery is not None
+                if delivery.error:
+                    delivery = Delivery(chat, False, None, redact_token(delivery.error, self._token))
                 if not delivery.ok:
                     log.warning("telegram delivery to chat %s failed: %s", chat, delivery.error)
                 out.append(delivery)

@@ -51,7 +51,7 @@ from analytics._errors import RegimeDeskError
 from integrations._errors import IntegrationError
 from integrations._market_data import SYMBOL_PATTERN
 from integrations._sqlite import apply_schema, open_database
-from integrations._telegram import TELEGRAM_CAPTION_LIMIT, TELEGRAM_TEXT_LIMIT
+from integrations._telegram import TELEGRAM_CAPTION_LIMIT, TELEGRAM_TEXT_LIMIT, redact_token
 
 __all__ = [
     "AccessPolicy",
@@ -68,7 +68,6 @@ __all__ = [
     "parse_args",
     "parse_symbols",
     "help_text",
-    "redact_token",
     "APPROVAL_DATA_PATTERN",
 ]
 
@@ -81,15 +80,6 @@ APPROVAL_DATA_PATTERN = re.compile(r"^ap:([A-Za-z0-9_-]{1,40}):([0-9a-f]{16}):([
 
 class TelegramBotError(IntegrationError):
     """The bot's state file cannot be used, or the bot was set up wrongly."""
-
-
-def redact_token(text: str, token: str | None) -> str:
-    """``text`` with every occurrence of ``token`` (and its secret part) replaced by ``***``."""
-    if not token:
-        return text
-    out = text.replace(token, "***")
-    secret = token.split(":", 1)[-1]
-    return out.replace(secret, "***") if len(secret) >= 8 else out
 
 
 class TokenRedactingFilter(logging.Filter):

@@ -370,3 +370,23 @@ def test_history_records_survive_in_the_journal(tmp_path):
     with pytest.raises(ValueError):
         j.job_runs(limit=0)
     j.close()
+
+
+def test_sender_errors_never_carry_the_token(httpserver):
+    import json as _json
+
+    def handler(request):
+        from werkzeug import Response
+
+        if request.path.endswith("/getMe"):
+            body = {"ok": True, "result": {"id": 1, "is_bot": True, "first_name": "b", "username": "b_bot"}}
+            return Response(_json.dumps(body), content_type="application/json")
+        body = {"ok": False, "error_code": 400, "description": f"Bad Request: bad url /bot{TOKEN}/sendMessage"}
+        return Response(_json.dumps(body), status=400, content_type="application/json")
+
+    httpserver.expect_request(f"/bot{TOKEN}/getMe").respond_with_handler(handler)
+    httpserver.expect_request(f"/bot{TOKEN}/sendMessage").respond_with_handler(handler)
+    sender = TelegramSender(TOKEN, base_url=httpserver.url_for("/bot"), retries=0)
+    (d,) = sender.send_message([42], "hello")
+    assert not d.ok and "***" in d.error
+    assert TOKEN.split(":")[1].lower() not in d.error.lower()  # the library rewrites the case
