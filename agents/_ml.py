@@ -113,7 +113,8 @@ def backtest_config(settings: Settings, cost_bps: float | None = None) -> Backte
     )
 
 
-def build_dataset(store, symbol: str, settings: Settings, analysis: RegimeAnalysis | None = None) -> Dataset:
+def build_dataset(store, symbol: str, settings: Settings, analysis: RegimeAnalysis | None = None,
+                  fit_cache=None) -> Dataset:
     """Daily bars, features, labels and per-bar regime family of ``symbol``.
 
     Parameters
@@ -123,6 +124,8 @@ def build_dataset(store, symbol: str, settings: Settings, analysis: RegimeAnalys
     settings : Settings
     analysis : RegimeAnalysis, optional
         The symbol's regimes if already computed (the graph shares the regime agent's).
+    fit_cache : mutable mapping, optional
+        Fitted regime and GARCH parameters from earlier runs (same result, less work).
     """
     bars = store.get(symbol, "MT")
     frame = bars.frame
@@ -131,9 +134,9 @@ def build_dataset(store, symbol: str, settings: Settings, analysis: RegimeAnalys
             f"{symbol}: {len(frame)} daily bars; the ML signal needs more than "
             f"ml.min_train + 50 = {settings.ml.min_train + 50}"
         )
-    analysis = analysis or analyse_regimes(store, symbol, AGENT_METHOD)
+    analysis = analysis or analyse_regimes(store, symbol, AGENT_METHOD, fit_cache=fit_cache)
     risk_off = risk_off_path(analysis, settings.ml.regime_timeframe, frame.index)
-    features = build_features(frame, FeatureConfig(), regime_risk_off=risk_off)
+    features = build_features(frame, FeatureConfig(), regime_risk_off=risk_off, fit_cache=fit_cache)
     labels = make_labels(frame["close"], label_config(settings))
     family = consensus_path(analysis, frame.index)
     return Dataset(symbol, bars.source, frame, features, labels, family)
@@ -223,9 +226,12 @@ def usable_model(store, symbol: str, settings: Settings, *, analysis: RegimeAnal
 
 
 def current_signal(store, symbol: str, settings: Settings, *, analysis: RegimeAnalysis | None = None,
-                   progress: Progress | None = None) -> dict[str, Any]:
-    """P(up) at the last bar with the model's out-of-sample record and top contributions."""
-    ds = build_dataset(store, symbol, settings, analysis)
+                   progress: Progress | None = None, fit_cache=None) -> dict[str, Any]:
+    """P(up) at the last bar with the model's out-of-sample record and top contributions.
+
+    ``fit_cache`` (optional) holds fitted parameters from earlier runs; see :func:`build_dataset`.
+    """
+    ds = build_dataset(store, symbol, settings, analysis, fit_cache=fit_cache)
     stored, note = usable_model(store, symbol, settings, progress=progress, dataset=ds)
     x = ds.features.iloc[[-1]]
     p = float(stored.model.predict_proba(x)[0])

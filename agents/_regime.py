@@ -150,7 +150,7 @@ def _ensemble(results: dict[str, RegimeResult]) -> _Path:
     )
 
 
-def analyse_regimes(store, symbol: str, method: str = "hmm", seed: int = 0) -> RegimeAnalysis:
+def analyse_regimes(store, symbol: str, method: str = "hmm", seed: int = 0, fit_cache=None) -> RegimeAnalysis:
     """Walk-forward regimes of ``symbol`` on LT, MT, ST and US with their consensus.
 
     Parameters
@@ -162,6 +162,9 @@ def analyse_regimes(store, symbol: str, method: str = "hmm", seed: int = 0) -> R
     method : {'hmm', 'markov', 'garch', 'ensemble'}
     seed : int
         Seed of the model fits (results are deterministic given the seed).
+    fit_cache : mutable mapping, optional
+        Fitted parameter sets from earlier runs (:class:`agents._fitcache.FitCache`); only
+        refits not in it are estimated. The result is the same with or without it.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -181,6 +184,7 @@ def analyse_regimes(store, symbol: str, method: str = "hmm", seed: int = 0) -> R
                 persistence=spec.persistence,
                 periods_per_year=spec.periods_per_year,
                 seed=seed,
+                fit_cache=fit_cache,
             )
             if method == "ensemble":
                 results = {m: detect_regimes(returns, m, **kwargs) for m in _BASE}
@@ -272,7 +276,9 @@ def regime_history(analysis: RegimeAnalysis) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def _view_at(tf: str, path: _Path, i: int) -> TimeframeRegime:
+def _view_at(tf: str, path: _Path, i: int, dated: bool = True) -> TimeframeRegime:
+    # dated=False leaves as_of unset: boxing a tz-aware timestamp per bar dominated
+    # consensus_path, which only needs the family.
     label = str(path.labels[i])
     p_off = float(path.risk_off[i])
     return TimeframeRegime(
@@ -282,7 +288,7 @@ def _view_at(tf: str, path: _Path, i: int) -> TimeframeRegime:
         family=REGIME_FAMILIES[label],
         probability=float(path.probability[i]),
         family_probabilities={"risk_on": 1.0 - p_off, "risk_off": p_off},
-        as_of=path.dates[i],
+        as_of=path.dates[i] if dated else None,
     )
 
 
@@ -300,14 +306,17 @@ def consensus_path(analysis: RegimeAnalysis, index: pd.DatetimeIndex) -> pd.Seri
         if path is not None:
             pos[tf] = np.searchsorted(path.dates.as_unit("ns").asi8, index.as_unit("ns").asi8, side="right") - 1
     out = np.empty(len(index), dtype=object)
-    cache: dict[tuple[int, ...], str] = {}
+    cache: dict[tuple, str] = {}
     tfs = sorted(pos)
-    for j in range(len(index)):
-        key = tuple(int(pos[tf][j]) for tf in tfs)
+    # The consensus family depends on the timeframes' labels only (their probabilities do
+    # not enter the vote), so bars with the same labels share one computation.
+    label_cols = [np.where(pos[tf] >= 0, np.asarray(analysis.paths[tf].labels, dtype=object)[np.maximum(pos[tf], 0)],
+                           None) for tf in tfs]
+    for j, key in enumerate(zip(*label_cols, strict=True)):
         fam = cache.get(key)
         if fam is None:
-            views = {tf: (_view_at(tf, analysis.paths[tf], k) if k >= 0 else None)
-                     for tf, k in zip(tfs, key, strict=True)}
+            views = {tf: (_view_at(tf, analysis.paths[tf], int(pos[tf][j]), dated=False) if lab is not None else None)
+                     for tf, lab in zip(tfs, key, strict=True)}
             fam = cache[key] = regime_consensus(views).consensus_family
         out[j] = fam
     return pd.Series(out, index=index, name="regime_family")

@@ -176,6 +176,7 @@ class AppContext:
     _narrators: dict[str, Any] = field(default_factory=dict)
     _brokers: dict[str, Any] = field(default_factory=dict)
     _risk_store: Any = None
+    _fit_cache: Any = None
     _memo: dict[tuple, Any] = field(default_factory=dict)
     _memo_locks: dict[tuple, threading.Lock] = field(default_factory=dict)
     #: Receives one line per long step inside a node (the CLI prints them to stderr).
@@ -227,9 +228,21 @@ class AppContext:
                 self._risk_store = RiskStateStore(self.settings.home_dir / "risk.sqlite")
         return self._risk_store
 
-    def close(self) -> None:
-        """Close brokers and the risk store."""
+    def fit_cache(self):
+        """Fitted regime parameter sets shared by runs (``home/fit_cache.sqlite``)."""
         with self._lock:
+            if self._fit_cache is None:
+                from agents._fitcache import FitCache
+
+                self._fit_cache = FitCache(self.settings.home_dir / "fit_cache.sqlite")
+        return self._fit_cache
+
+    def close(self) -> None:
+        """Close brokers, the risk store and the fit cache."""
+        with self._lock:
+            if self._fit_cache is not None:
+                self._fit_cache.close()
+                self._fit_cache = None
             for b in self._brokers.values():
                 b.close()
             self._brokers.clear()

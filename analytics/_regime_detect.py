@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 import pandas as pd
@@ -56,6 +57,7 @@ def detect_regimes(
     persistence: PersistenceRule | None = None,
     periods_per_year: float = 252.0,
     seed: int = 0,
+    fit_cache: MutableMapping[str, Any] | None = None,
     **options: Any,
 ) -> RegimeResult:
     """Causal walk-forward regimes of a log-return series with a named method.
@@ -70,7 +72,7 @@ def detect_regimes(
         Log returns, tz-aware strictly increasing ``DatetimeIndex``.
     method : {'hmm', 'markov', 'garch'}, default 'hmm'
     n_states : int, default 2
-    min_train, refit_every, max_train, persistence, periods_per_year, seed
+    min_train, refit_every, max_train, persistence, periods_per_year, seed, fit_cache
         As in :func:`walk_forward_regimes`.
     **options
         Method hyper-parameters (see the model classes).
@@ -89,4 +91,5 @@ def detect_regimes(
         persistence=persistence,
         periods_per_year=periods_per_year,
         seed=seed,
+        fit_cache=fit_cache,
     )

@@ -14,8 +14,11 @@ in force at that time.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
+from collections.abc import MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,7 +89,8 @@ class FeatureConfig:
 
 
 def garch_volatility(
-    returns: pd.Series, min_train: int = 504, refit_every: int = 252, periods_per_year: int = 252
+    returns: pd.Series, min_train: int = 504, refit_every: int = 252, periods_per_year: int = 252,
+    fit_cache: MutableMapping[str, Any] | None = None,
 ) -> pd.Series:
     """Walk-forward GARCH(1,1) volatility forecast for the next bar, made at each bar's close.
 
@@ -99,6 +103,9 @@ def garch_volatility(
     refit_every : int
         Returns between fits; fit ``k`` uses ``returns[:min_train + k * refit_every]`` only.
     periods_per_year : int
+    fit_cache : mutable mapping, optional
+        GARCH parameters keyed by a digest of the returns each fit used; a fit whose key is
+        present is read instead of estimated (same result, for live runs that add a bar).
 
     Returns
     -------
@@ -111,12 +118,22 @@ def garch_volatility(
     n = r.size
     out = np.full(n, np.nan)
     start = min_train
+    digest = hashlib.sha256(b"garch-volatility-v1")
+    hashed = 0
     while start < n:
         stop = min(n, start + refit_every)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = arch_model(r[:start], mean="Constant", vol="GARCH", p=1, q=1).fit(disp="off")
-        mu, omega, alpha, beta = (float(res.params[k]) for k in ("mu", "omega", "alpha[1]", "beta[1]"))
+        digest.update(r[hashed:start].tobytes())
+        hashed = start
+        key = digest.hexdigest()
+        params = None if fit_cache is None else fit_cache.get(key)
+        if params is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = arch_model(r[:start], mean="Constant", vol="GARCH", p=1, q=1).fit(disp="off")
+            params = tuple(float(res.params[k]) for k in ("mu", "omega", "alpha[1]", "beta[1]"))
+            if fit_cache is not None:
+                fit_cache[key] = params
+        mu, omega, alpha, beta = params
         e2 = (r[:stop] - mu) ** 2
         tau = min(75, start)
         w = 0.94 ** np.arange(tau)
@@ -133,6 +150,7 @@ def build_features(
     bars: pd.DataFrame,
     config: FeatureConfig | None = None,
     regime_risk_off: pd.Series | None = None,
+    fit_cache: MutableMapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Feature matrix, one row per bar, every value known at that bar's close.
 
@@ -145,6 +163,8 @@ def build_features(
     regime_risk_off : Series, optional
         Causal (filtered) probability of the risk-off regime family per bar; reindexed onto
         ``bars`` (bars before it starts are NaN).
+    fit_cache : mutable mapping, optional
+        Passed to :func:`garch_volatility`.
 
     Returns
     -------
@@ -169,7 +189,7 @@ def build_features(
     out[f"rv_{sw}"] = r.rolling(sw).std() * np.sqrt(ppy)
     out[f"rv_{lw}"] = r.rolling(lw).std() * np.sqrt(ppy)
     if len(r) > cfg.garch_min_train + 1:
-        gv = garch_volatility(r.iloc[1:], cfg.garch_min_train, cfg.garch_refit, ppy)
+        gv = garch_volatility(r.iloc[1:], cfg.garch_min_train, cfg.garch_refit, ppy, fit_cache=fit_cache)
         out["garch_vol"] = gv.reindex(bars.index)
     else:
         out["garch_vol"] = pd.Series(np.nan, index=bars.index)

@@ -18,7 +18,7 @@ def shared_regimes(ctx: AppContext, state: Mapping[str, Any], symbol: str):
     req = state["request"]
     store = ctx.bars(req)
     key = ("regimes", req["source"], req.get("as_of"), symbol, AGENT_METHOD)
-    return ctx.memo(key, lambda: analyse_regimes(store, symbol, AGENT_METHOD))
+    return ctx.memo(key, lambda: analyse_regimes(store, symbol, AGENT_METHOD, fit_cache=ctx.fit_cache()))
 
 
 def narrate(

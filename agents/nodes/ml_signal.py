@@ -50,7 +50,8 @@ def make(ctx: AppContext):
         store = ctx.bars(state["request"])
         return per_symbol(
             ctx, state, "ml_signal",
-            lambda symbol: current_signal(store, symbol, ctx.settings, analysis=shared_regimes(ctx, state, symbol)),
+            lambda symbol: current_signal(store, symbol, ctx.settings, analysis=shared_regimes(ctx, state, symbol),
+                                          fit_cache=ctx.fit_cache()),
             ml_facts, ml_template, (RegimeDeskError, ValueError),
         )
 
