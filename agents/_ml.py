@@ -142,9 +142,9 @@ def build_dataset(store, symbol: str, settings: Settings, analysis: RegimeAnalys
     return Dataset(symbol, bars.source, frame, features, labels, family)
 
 
-def _wf(ds: Dataset, settings: Settings, progress: Progress | None) -> WalkForwardResult:
+def _wf(ds: Dataset, settings: Settings, progress: Progress | None, fit_cache=None) -> WalkForwardResult:
     cb = (lambda d, t: progress("walk-forward folds", d, t)) if progress else None
-    return walk_forward_predict(ds.features, ds.labels, splitter(settings), progress=cb)
+    return walk_forward_predict(ds.features, ds.labels, splitter(settings), progress=cb, fit_cache=fit_cache)
 
 
 def policy_params_of(stored: StoredModel | None, policy: str) -> PolicyParams:
@@ -156,11 +156,15 @@ def policy_params_of(stored: StoredModel | None, policy: str) -> PolicyParams:
 
 def train_model(
     store, symbol: str, settings: Settings, *, analysis: RegimeAnalysis | None = None,
-    progress: Progress | None = None, dataset: Dataset | None = None,
+    progress: Progress | None = None, dataset: Dataset | None = None, fit_cache=None,
 ) -> StoredModel:
-    """Walk-forward validate, choose policy parameters, fit and store a new model version."""
-    ds = dataset or build_dataset(store, symbol, settings, analysis)
-    wf = _wf(ds, settings, progress)
+    """Walk-forward validate, choose policy parameters, fit and store a new model version.
+
+    ``fit_cache`` (optional) holds fold outcomes and fitted parameters from earlier
+    trainings: a retrain a few bars later refits only the folds whose data changed.
+    """
+    ds = dataset or build_dataset(store, symbol, settings, analysis, fit_cache=fit_cache)
+    wf = _wf(ds, settings, progress, fit_cache)
     if wf.metrics is None:
         raise InsufficientDataError(f"{symbol}: too few out-of-sample forecasts to judge a model")
     cfg = backtest_config(settings)
@@ -196,7 +200,8 @@ def train_model(
 
 
 def usable_model(store, symbol: str, settings: Settings, *, analysis: RegimeAnalysis | None = None,
-                 progress: Progress | None = None, dataset: Dataset | None = None) -> tuple[StoredModel, str | None]:
+                 progress: Progress | None = None, dataset: Dataset | None = None,
+                 fit_cache=None) -> tuple[StoredModel, str | None]:
     """The newest model allowed at the store's last bar, training one if configured.
 
     Returns ``(model, note)``; ``note`` says why a model was trained or that it is stale.
@@ -222,7 +227,9 @@ def usable_model(store, symbol: str, settings: Settings, *, analysis: RegimeAnal
         if not settings.ml.auto_train:
             raise
         note = f"trained a new model: {exc}"
-    return train_model(store, symbol, settings, analysis=analysis, progress=progress, dataset=dataset), note
+    model = train_model(store, symbol, settings, analysis=analysis, progress=progress, dataset=dataset,
+                        fit_cache=fit_cache)
+    return model, note
 
 
 def current_signal(store, symbol: str, settings: Settings, *, analysis: RegimeAnalysis | None = None,
@@ -232,7 +239,7 @@ def current_signal(store, symbol: str, settings: Settings, *, analysis: RegimeAn
     ``fit_cache`` (optional) holds fitted parameters from earlier runs; see :func:`build_dataset`.
     """
     ds = build_dataset(store, symbol, settings, analysis, fit_cache=fit_cache)
-    stored, note = usable_model(store, symbol, settings, progress=progress, dataset=ds)
+    stored, note = usable_model(store, symbol, settings, progress=progress, dataset=ds, fit_cache=fit_cache)
     x = ds.features.iloc[[-1]]
     p = float(stored.model.predict_proba(x)[0])
     contrib = prediction_contributions(stored.model, x).iloc[0].drop("bias")

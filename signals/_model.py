@@ -9,7 +9,8 @@ refit on the validation fold, so its number of trees is the one validation chose
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,6 +269,7 @@ def walk_forward_predict(
     splitter: PurgedWalkForwardSplit,
     config: ModelConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
+    fit_cache: MutableMapping[str, Any] | None = None,
 ) -> WalkForwardResult:
     """Refit on each purged training window, forecast its test fold.
 
@@ -283,6 +285,11 @@ def walk_forward_predict(
     config : ModelConfig, optional
     progress : callable, optional
         Called as ``progress(done, total)`` after each fold.
+    fit_cache : mutable mapping, optional
+        Fold outcomes keyed by a digest of the fold's training rows, labels, test rows and
+        the model configuration. A fold whose inputs are unchanged (every fold but the
+        newest when a retrain sees a few more bars) is read back instead of refitted; the
+        result is identical.
     """
     if not features.index.equals(labels.index):
         raise ValueError("features and labels must share one index")
@@ -290,20 +297,30 @@ def walk_forward_predict(
     folds = []
     splits = list(splitter.split(features))
     for k, (tr, te) in enumerate(splits):
-        try:
-            fm = fit_classifier(features.iloc[tr], labels.iloc[tr], splitter.horizon, config)
-        except InsufficientDataError as exc:
-            folds.append({"test_start": features.index[te[0]], "skipped": str(exc)})
+        key = None if fit_cache is None else _fold_key(features, labels, tr, te, splitter.horizon, config)
+        outcome = None if key is None else fit_cache.get(key)
+        if outcome is None:
+            try:
+                fm = fit_classifier(features.iloc[tr], labels.iloc[tr], splitter.horizon, config)
+            except InsufficientDataError as exc:
+                outcome = {"skipped": str(exc)}
+            else:
+                outcome = {"prob": fm.predict_proba(features.iloc[te]), "max_depth": fm.max_depth,
+                           "n_trees": fm.n_trees, "validation_logloss": fm.validation_logloss}
+            if key is not None:
+                fit_cache[key] = outcome
+        if "skipped" in outcome:
+            folds.append({"test_start": features.index[te[0]], "skipped": outcome["skipped"]})
         else:
-            prob[te] = fm.predict_proba(features.iloc[te])
+            prob[te] = outcome["prob"]
             folds.append({
                 "train_start": features.index[tr[0]],
                 "train_end": features.index[tr[-1]],
                 "test_start": features.index[te[0]],
                 "test_end": features.index[te[-1]],
-                "max_depth": fm.max_depth,
-                "n_trees": fm.n_trees,
-                "validation_logloss": fm.validation_logloss,
+                "max_depth": outcome["max_depth"],
+                "n_trees": outcome["n_trees"],
+                "validation_logloss": outcome["validation_logloss"],
             })
         if progress is not None:
             progress(k + 1, len(splits))
@@ -314,6 +331,15 @@ def walk_forward_predict(
     except InsufficientDataError:
         metrics = None
     return WalkForwardResult(p, labels, tuple(folds), metrics)
+
+
+def _fold_key(features: pd.DataFrame, labels: pd.Series, tr: np.ndarray, te: np.ndarray, horizon: int,
+              config: ModelConfig | None) -> str:
+    d = hashlib.sha256(f"wf-fold-v1|{config!r}|{horizon}|{list(features.columns)}".encode())
+    for part in (features.iloc[tr], labels.iloc[tr], features.iloc[te]):
+        d.update(np.ascontiguousarray(part.to_numpy(dtype=float)).tobytes())
+        d.update(b"|")
+    return d.hexdigest()
 
 
 def prediction_contributions(model: FittedModel, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
