@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 from agents.config import Secrets, Settings
 from integrations import (
+    LIVE_SOURCE_PREFIX,
     AlpacaSource,
     BarSource,
     BuiltinSource,
     FileSource,
+    LiveBarStore,
     MarketData,
     PolygonSource,
+    StoredBarSource,
 )
 
-__all__ = ["SOURCE_NAMES", "build_source", "build_market_data"]
+__all__ = ["SOURCE_NAMES", "build_source", "build_market_data", "live_bar_store"]
 
 SOURCE_NAMES: tuple[str, ...] = ("builtin", "file", "polygon", "alpaca")
+
+_LIVE_STORES: dict[Path, LiveBarStore] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def live_bar_store(settings: Settings) -> LiveBarStore:
+    """The live data cache of ``settings.home`` (one connection per process, thread-safe)."""
+    path = (settings.home_dir / "live_bars.sqlite").resolve()
+    with _LIVE_LOCK:
+        store = _LIVE_STORES.get(path)
+        if store is None:
+            store = _LIVE_STORES[path] = LiveBarStore(path)
+        return store
 
 
 def build_source(settings: Settings, secrets: Secrets, name: str | None = None) -> BarSource:
@@ -25,6 +44,12 @@ def build_source(settings: Settings, secrets: Secrets, name: str | None = None) 
     """
     name = name or settings.data.source
     cfg = settings.data
+    if name.startswith(LIVE_SOURCE_PREFIX):
+        # the live data cache filled from the named upstream source (``live:alpaca``)
+        upstream = name[len(LIVE_SOURCE_PREFIX):]
+        if upstream not in SOURCE_NAMES:
+            raise ValueError(f"source {name!r}: after 'live:' comes one of {', '.join(SOURCE_NAMES)}")
+        return StoredBarSource(live_bar_store(settings), build_source(settings, secrets, upstream))
     if name == "builtin":
         return BuiltinSource()
     if name == "file":

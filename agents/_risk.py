@@ -94,6 +94,8 @@ CREATE TABLE IF NOT EXISTS risk_state (id INTEGER PRIMARY KEY CHECK (id = 1), do
 CREATE TABLE IF NOT EXISTS risk_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, from_state TEXT NOT NULL,
     to_state TEXT NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS silent_feeds (
+    symbol TEXT PRIMARY KEY, since TEXT NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL);
 """
 
 
@@ -165,6 +167,33 @@ class RiskStateStore:
         self.save(st, by=by)
         return st
 
+    def set_feed_silent(self, symbols, silent: bool, reason: str, by: str) -> list[str]:
+        """Mark ``symbols`` as having a silent live feed (the gate then rejects their new
+        orders) or clear the mark. Returns the symbols whose mark changed."""
+        changed = []
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sym in symbols:
+                    if silent:
+                        cur = self._conn.execute(
+                            "INSERT OR IGNORE INTO silent_feeds (symbol, since, reason, by) VALUES (?, ?, ?, ?)",
+                            (sym, pd.Timestamp.now(tz="UTC").isoformat(), reason, by))
+                    else:
+                        cur = self._conn.execute("DELETE FROM silent_feeds WHERE symbol = ?", (sym,))
+                    if cur.rowcount:
+                        changed.append(sym)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return changed
+
+    def silent_feeds(self) -> dict[str, dict[str, str]]:
+        """``symbol -> {since, reason, by}`` for every symbol whose live feed is silent."""
+        rows = self._conn.execute("SELECT symbol, since, reason, by FROM silent_feeds ORDER BY symbol").fetchall()
+        return {r[0]: {"since": r[1], "reason": r[2], "by": r[3]} for r in rows}
+
     def events(self, limit: int = 20) -> list[dict[str, Any]]:
         rows = self._conn.execute(
             "SELECT ts, from_state, to_state, reason, by FROM risk_events ORDER BY id DESC LIMIT ?", (limit,)
@@ -198,11 +227,12 @@ def run_clock(store, request: Mapping[str, Any]) -> pd.Timestamp:
 
 
 def market_snapshot(store, symbols, now: pd.Timestamp, regime_labels: Mapping[str, str],
-                    n_returns: int = 500) -> MarketSnapshot:
+                    n_returns: int = 500, feed_silent: Mapping[str, Any] | None = None) -> MarketSnapshot:
     """Last daily close, bar time and returns per symbol from the run's bars.
 
     A symbol whose bars cannot be loaded is left out (the gate then rejects its orders for a
-    missing price / not tradable).
+    missing price / not tradable). ``feed_silent`` lists symbols whose live feed is silent
+    (:meth:`RiskStateStore.silent_feeds`).
     """
     prices, last, secs, tradable, opened, returns = {}, {}, {}, {}, {}, {}
     for s in symbols:
@@ -218,7 +248,8 @@ def market_snapshot(store, symbols, now: pd.Timestamp, regime_labels: Mapping[st
         opened[s] = _nyse_open(now)
         returns[s] = close.pct_change().dropna().to_numpy()[-n_returns:]
     return MarketSnapshot(now=now, prices=prices, last_bar=last, bar_seconds=secs, tradable=tradable,
-                          market_open=opened, regime=dict(regime_labels), returns=returns)
+                          market_open=opened, regime=dict(regime_labels), returns=returns,
+                          feed_silent={s: True for s in (feed_silent or {}) if s in symbols})
 
 
 def _nyse_open(now: pd.Timestamp) -> bool:
@@ -315,10 +346,17 @@ def reconcile(broker, journal, run_id: str, broker_name: str) -> list[dict[str, 
 
 
 def journal_status(journal, run_id: str, broker_name: str, status) -> None:
+    """Journal what the broker reports about an order, and the part of its fill not yet journaled.
+
+    The same status may be reported more than once (a resumed run, a reconciliation); fills
+    are journaled as the increase over what the journal already holds, so the journal's
+    fills of an order always add up to the broker's filled quantity.
+    """
     journal.record_order(run_id, status.client_order_id, status.symbol, status.side, status.qty,
                          status.status, broker_name, status.to_dict())
-    if status.filled_qty > 0 and status.avg_fill_price:
-        journal.record_fill(run_id, status.client_order_id, status.filled_qty, status.avg_fill_price,
+    new = float(status.filled_qty) - journal.filled_qty(status.client_order_id)
+    if new > 1e-9 and status.avg_fill_price:
+        journal.record_fill(run_id, status.client_order_id, new, status.avg_fill_price,
                             status.submitted_at or pd.Timestamp.now(tz="UTC").isoformat())
 
 

@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         _cli_config,
         _cli_data,
         _cli_export,
+        _cli_live,
         _cli_ml,
         _cli_regime,
         _cli_report,
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (_cli_run, _cli_regime, _cli_stats, _cli_ml, _cli_export, _cli_report, _cli_schedule, _cli_risk,
+    for module in (_cli_run, _cli_regime, _cli_stats, _cli_ml, _cli_export, _cli_report, _cli_schedule, _cli_live, _cli_risk,
                    _cli_data, _cli_config, _cli_bot):
         module.register(sub)
     return parser

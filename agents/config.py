@@ -354,6 +354,19 @@ class ScheduleConfig(_Model):
         return value
 
 
+class LiveConfig(_Model):
+    """``regimedesk live``: polling, retries and backoff."""
+
+    # Seconds between polls of a network feed (and between looks for a replay's next bar).
+    poll_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # Attempts for a bar whose run hits a broker or data error, and for each feed request.
+    retries: int = Field(default=4, ge=1, le=20)
+    # First backoff in seconds; doubles per failure (capped at 60 s).
+    retry_backoff: float = Field(default=1.0, ge=0, le=60)
+    # Bars each poll of a network feed asks for (covers a short outage).
+    lookback_bars: int = Field(default=30, ge=2, le=10000)
+
+
 class Settings(_Model):
     """Everything RegimeDesk reads from ``regimedesk.toml``.
 
@@ -372,6 +385,7 @@ class Settings(_Model):
     report: ReportConfig = ReportConfig()
     telegram: TelegramConfig = TelegramConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    live: LiveConfig = LiveConfig()
 
     @property
     def home_dir(self) -> Path:
@@ -667,6 +681,15 @@ workers = 2                     # threads for long commands; further ones wait t
 approval_ttl_seconds = 86400.0  # older approval buttons are refused
 alert_poll_seconds = 30.0       # journal check for finished runs to alert about; 0 = no alerts
 broker = "paper"                # what /status, /positions and /orders read: paper | alpaca
+
+[live]
+# `regimedesk live`: seconds between polls of a network feed, attempts and first backoff
+# (doubling) for feed requests and for a bar whose run hits a broker or data error, and how
+# many bars each poll asks for.
+poll_seconds = 5.0
+retries = 4
+retry_backoff = 1.0
+lookback_bars = 30
 
 [schedule]
 # After downtime, a missed fire time younger than the grace is run once (coalesce = true

@@ -21,6 +21,7 @@ from agents.config import Secrets, Settings
 from agents.graph import build_graph
 from agents.runtime import AppContext, RunRequest
 from analytics import RegimeDeskError
+from integrations import UnknownRunError
 
 __all__ = ["RunOutcome", "Runner", "UnknownThreadError"]
 
@@ -110,13 +111,25 @@ class Runner:
             self.journal.finish_run(run_id, "interrupted", summary={"waiting_at": list(snap.next)})
         return RunOutcome(run_id, thread_id, status, state, pending)
 
-    def start(self, request: RunRequest, progress: Progress | None = None) -> RunOutcome:
-        """Run the graph for ``request`` until it ends or waits for approval."""
-        run_id = uuid.uuid4().hex[:12]
-        thread_id = f"run-{run_id}"
+    def start(self, request: RunRequest, progress: Progress | None = None, *, run_id: str | None = None,
+              thread_id: str | None = None) -> RunOutcome:
+        """Run the graph for ``request`` until it ends or waits for approval.
+
+        ``run_id`` and ``thread_id`` default to fresh ones. A live session passes its own,
+        derived from the bar, so that a restart continues the same run; a run id already in
+        the journal (a crash before the first checkpoint) is reused, a thread that already
+        has checkpoints is refused (use :meth:`resume`).
+        """
+        run_id = run_id or uuid.uuid4().hex[:12]
+        thread_id = thread_id or f"run-{run_id}"
         graph, present, absent = build_graph(self.ctx, approve=request.approve, checkpointer=self.checkpointer)
         config = {"configurable": {"thread_id": thread_id}}
-        self.journal.start_run(run_id, thread_id, list(request.symbols), request.to_dict())
+        if graph.get_state(config).values:
+            raise RegimeDeskError(f"thread {thread_id} already has a checkpointed run; resume it instead")
+        try:
+            self.journal.get_run(run_id)
+        except UnknownRunError:
+            self.journal.start_run(run_id, thread_id, list(request.symbols), request.to_dict())
         initial = {
             "run_id": run_id,
             "thread_id": thread_id,
@@ -148,6 +161,22 @@ class Runner:
         snap = graph.get_state(config)
         pending = next((t.interrupts[0].value for t in snap.tasks if t.interrupts), None)
         return RunOutcome(run_id, thread_id, "interrupted" if snap.next else "completed", dict(snap.values), pending)
+
+    def checkpoint_state(self, thread_id: str) -> str | None:
+        """``None`` (no checkpoint), ``'finished'``, ``'waiting'`` (for approval) or ``'running'``
+        (interrupted by a crash: :meth:`resume` continues it)."""
+        probe, _, _ = build_graph(self.ctx, approve=True, checkpointer=self.checkpointer)
+        snap = probe.get_state({"configurable": {"thread_id": thread_id}})
+        if not snap.values:
+            return None
+        if not snap.next:
+            return "finished"
+        return "waiting" if any(t.interrupts for t in snap.tasks) else "running"
+
+    def outcome(self, thread_id: str) -> RunOutcome:
+        """Where a checkpointed run stands, as :meth:`start` would have returned it."""
+        graph, config, run_id = self._load(thread_id)
+        return self._outcome(graph, config, run_id, thread_id)
 
     def resume(
         self,

@@ -206,6 +206,16 @@ class AppContext:
                 store = self._stores[key] = BarStore(market, self.settings, request.get("as_of"))
         return store
 
+    def release(self, request: dict[str, Any]) -> None:
+        """Drop the bars and memoised results of one request (a live session calls this after
+        each bar, so a long-running process does not keep every bar's data)."""
+        key = (request["source"], request.get("as_of"))
+        with self._lock:
+            self._stores.pop(key, None)
+            for k in [k for k in self._memo if k[1:3] == key]:
+                self._memo.pop(k, None)
+                self._memo_locks.pop(k, None)
+
     def broker(self, request: dict[str, Any]):
         """The run's broker (``None`` for ``broker = 'none'``), built once per process."""
         name = request.get("broker", "none")

@@ -11,8 +11,9 @@ unknown trading state or an exception inside a check rejects the order with a re
 Order of checks for each order (the first rejection wins; trims accumulate):
 
 1. inputs valid (``invalid_input``), trading state (``halted``, ``reducing_only``)
-2. symbol allowed (``symbol_not_allowed``), tradable (``not_tradable``), market open
-   (``market_closed``), data fresh (``stale_data``), price collar (``price_collar``)
+2. symbol allowed (``symbol_not_allowed``), tradable (``not_tradable``), its live feed
+   delivering bars (``feed_silent``), market open (``market_closed``), data fresh
+   (``stale_data``), price collar (``price_collar``)
 3. signal confidence (``low_confidence``), duplicates (``duplicate_order``), order rate
    (``rate_limited``)
 4. size: max quantity and notional, no shorting, position weight, gross and net exposure
@@ -114,6 +115,8 @@ class MarketSnapshot:
     market_open: Mapping[str, bool] = field(default_factory=dict)
     regime: Mapping[str, str] = field(default_factory=dict)
     returns: Mapping[str, np.ndarray] = field(default_factory=dict)
+    #: Symbols whose live feed has gone silent: no new order of any kind until bars return.
+    feed_silent: Mapping[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -502,6 +505,8 @@ def _evaluate_one(o: ProposedOrder, book: _Book, market: MarketSnapshot, limits:
         raise _Reject("symbol_not_allowed")
     if not market.tradable.get(o.symbol, False):
         raise _Reject("not_tradable")
+    if market.feed_silent.get(o.symbol, False):
+        raise _Reject("feed_silent")
     if limits.require_market_open and not market.market_open.get(o.symbol, False):
         raise _Reject("market_closed")
     price = market.prices.get(o.symbol)

@@ -20,6 +20,7 @@ from integrations._errors import (
     TransientError,
     UnknownSymbolError,
 )
+from integrations._feeds import FEED_NAMES, BarBatch, Feed, PollingFeed, ReplayFeed
 from integrations._journal import (
     JOURNAL_SCHEMA_VERSION,
     Journal,
@@ -28,6 +29,7 @@ from integrations._journal import (
     UnknownRunError,
     json_safe,
 )
+from integrations._live_bars import LIVE_SOURCE_PREFIX, LiveBarStore, StoredBarSource
 from integrations._llm import KEYLESS_API_KEY, LLMReply, LLMTimeoutError, OpenAIChat
 from integrations._market_data import SYMBOL_PATTERN, BarCache, Bars, MarketData
 from integrations._pdf import (
@@ -108,7 +110,15 @@ __all__ = [
     "AlpacaSource",
     "read_bar_file",
     "BUILTIN_SYMBOLS",
+    "BarBatch",
     "BarCache",
+    "FEED_NAMES",
+    "Feed",
+    "LIVE_SOURCE_PREFIX",
+    "LiveBarStore",
+    "PollingFeed",
+    "ReplayFeed",
+    "StoredBarSource",
     "Bars",
     "MarketData",
     "SYMBOL_PATTERN",

@@ -138,6 +138,37 @@ CREATE TABLE IF NOT EXISTS job_runs (
     detail         TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS job_runs_job ON job_runs(job, id);
+CREATE TABLE IF NOT EXISTS live_sessions (
+    session       TEXT PRIMARY KEY,
+    spec          TEXT NOT NULL,
+    started_at    TEXT NOT NULL,
+    pid           INTEGER,
+    status        TEXT NOT NULL,
+    heartbeat_at  TEXT,
+    feed_state    TEXT NOT NULL DEFAULT 'ok',
+    note          TEXT
+);
+CREATE TABLE IF NOT EXISTS live_bars (
+    session      TEXT NOT NULL,
+    bar_time     TEXT NOT NULL,
+    thread_id    TEXT NOT NULL,
+    run_id       TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    received_at  TEXT NOT NULL,
+    closes_at    TEXT NOT NULL,
+    finished_at  TEXT,
+    seconds      REAL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    error        TEXT,
+    PRIMARY KEY (session, bar_time)
+);
+CREATE TABLE IF NOT EXISTS live_events (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    session  TEXT NOT NULL,
+    ts       TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    message  TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS agent_outputs_run ON agent_outputs(run_id, id);
 CREATE INDEX IF NOT EXISTS llm_exchanges_run ON llm_exchanges(run_id, id);
 CREATE INDEX IF NOT EXISTS decisions_run ON decisions(run_id, id);
@@ -778,6 +809,104 @@ class Journal:
                 "fill_ts": _timestamp("ts", ts),
             },
         )
+
+    def filled_qty(self, client_order_id: str) -> float:
+        """Quantity of ``client_order_id`` journaled as filled so far."""
+        rows = self._query("SELECT COALESCE(SUM(qty), 0) AS q FROM fills WHERE client_order_id = ?",
+                           (_text("client_order_id", client_order_id),))
+        return float(rows[0]["q"])
+
+    # ------------------------------------------------------------------ live sessions
+
+    def open_live_session(self, session: str, spec: Mapping[str, Any], pid: int) -> None:
+        """Mark ``session`` running in process ``pid`` (created on first use, kept across restarts)."""
+        now = self._now()
+        self._execute(
+            "INSERT INTO live_sessions (session, spec, started_at, pid, status, heartbeat_at) "
+            "VALUES (?, ?, ?, ?, 'running', ?) ON CONFLICT(session) DO UPDATE SET spec = excluded.spec, "
+            "started_at = excluded.started_at, pid = excluded.pid, status = 'running', heartbeat_at = excluded.heartbeat_at",
+            (_text("session", session), _dumps(_mapping("spec", spec)), now, int(pid), now),
+        )
+
+    def live_heartbeat(self, session: str, *, feed_state: str | None = None, note: str | None = None) -> None:
+        """Stamp the session's heartbeat (and its feed state / note when given)."""
+        sets, params = ["heartbeat_at = ?"], [self._now()]
+        if feed_state is not None:
+            sets.append("feed_state = ?")
+            params.append(feed_state)
+        if note is not None:
+            sets.append("note = ?")
+            params.append(note)
+        self._execute(f"UPDATE live_sessions SET {', '.join(sets)} WHERE session = ?", (*params, session))
+
+    def close_live_session(self, session: str, status: str, note: str | None = None) -> None:
+        """Record how the session's process ended (``stopped``, ``finished``, ``failed``)."""
+        self._execute("UPDATE live_sessions SET status = ?, note = ?, heartbeat_at = ? WHERE session = ?",
+                      (_text("status", status), note, self._now(), session))
+
+    def live_sessions(self) -> list[dict[str, Any]]:
+        """Every live session, most recently started first."""
+        rows = self._query("SELECT * FROM live_sessions ORDER BY started_at DESC")
+        return [{**r, "spec": json.loads(r["spec"])} for r in rows]
+
+    def claim_live_bar(self, session: str, bar_time: str, thread_id: str, run_id: str, *,
+                       received_at: datetime, closes_at: str, status: str = "started") -> dict[str, Any] | None:
+        """Record that ``session`` handles ``bar_time``; None if new, else the existing row.
+
+        One row per ``(session, bar_time)`` (primary key): a bar can be claimed once, so a
+        restart finds it and continues that bar's run instead of starting a second one.
+        """
+        try:
+            self._execute(
+                "INSERT INTO live_bars (session, bar_time, thread_id, run_id, status, received_at, closes_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (_text("session", session), _text("bar_time", bar_time), thread_id, run_id, status,
+                 _iso(received_at), closes_at),
+            )
+            return None
+        except sqlite3.IntegrityError:
+            return self.live_bar(session, bar_time)
+
+    def live_bar(self, session: str, bar_time: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM live_bars WHERE session = ? AND bar_time = ?", (session, bar_time))
+        return rows[0] if rows else None
+
+    def update_live_bar(self, session: str, bar_time: str, status: str, *, seconds: float | None = None,
+                        error: str | None = None, attempts: int | None = None) -> None:
+        """Set a claimed bar's status (``completed``, ``failed``, ``waiting``, ...)."""
+        finished = self._now() if status != "started" else None
+        self._execute(
+            "UPDATE live_bars SET status = ?, finished_at = COALESCE(?, finished_at), seconds = COALESCE(?, seconds), "
+            "error = ?, attempts = COALESCE(?, attempts) WHERE session = ? AND bar_time = ?",
+            (_text("status", status), finished, seconds, error, attempts, session, bar_time),
+        )
+
+    def live_bars(self, session: str, *, status: str | None = None, limit: int | None = None,
+                  newest_first: bool = False) -> list[dict[str, Any]]:
+        """Claimed bars of ``session`` in bar order (or newest first)."""
+        where, params = "WHERE session = ?", [session]
+        if status is not None:
+            where += " AND status = ?"
+            params.append(status)
+        order = "DESC" if newest_first else "ASC"
+        sql = f"SELECT * FROM live_bars {where} ORDER BY bar_time {order}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return self._query(sql, params)
+
+    def record_live_event(self, session: str, kind: str, message: str) -> None:
+        """Append an event of a live session (feed silent or back, degraded, stopped, ...)."""
+        self._execute("INSERT INTO live_events (session, ts, kind, message) VALUES (?, ?, ?, ?)",
+                      (_text("session", session), self._now(), _text("kind", kind), _text("message", message)))
+
+    def live_events(self, session: str | None = None, *, after_id: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+        """Live events with an id above ``after_id``, oldest first (all sessions or one)."""
+        where, params = "WHERE id > ?", [int(after_id)]
+        if session is not None:
+            where += " AND session = ?"
+            params.append(session)
+        return self._query(f"SELECT * FROM live_events {where} ORDER BY id LIMIT ?", (*params, int(limit)))
 
     # ------------------------------------------------------------------ reading
 

@@ -53,7 +53,8 @@ def make(ctx: AppContext):
             mt = (reg.get("timeframes") or {}).get("MT") or {}
             if mt.get("available"):
                 labels[sym] = mt["label"]
-        market = market_snapshot(bars, request["symbols"], now, labels)
+        silent = store_state.silent_feeds()
+        market = market_snapshot(bars, request["symbols"], now, labels, feed_silent=silent)
         portfolio, _ = portfolio_of(broker, market.prices)
         result = evaluate(orders, portfolio, market, risk_limits(ctx.settings), store_state.load())
         store_state.save(result.state, result.events)
@@ -64,7 +65,8 @@ def make(ctx: AppContext):
                 ctx.journal.record_verdict(state["run_id"], v.order.symbol, v.order.client_order_id, v.action,
                                            list(v.reasons), {**v.order.to_dict(), "approved_qty": v.qty})
         out = {"trading_state": result.state.trading_state, "reason": result.state.reason,
-               "events": list(result.events), "now": now.isoformat(), "symbols": per_symbol}
+               "events": list(result.events), "now": now.isoformat(), "symbols": per_symbol,
+               "silent_feeds": sorted(s for s in silent if s in request["symbols"])}
         facts = {"trading_state": out["trading_state"], "events": out["events"],
                  "verdicts": {s: [v["action"] for v in vs] for s, vs in per_symbol.items()}}
         narrative = narrate(ctx, state, "risk_gate", None, facts, gate_template(out))

@@ -1,0 +1,622 @@
+"""Live runs: one durable graph run per closed bar of a feed.
+
+For every closed bar the loop updates the live data cache, runs the agent graph as of that
+bar (regime and GARCH fits and ML folds come from the fit cache, so only scheduled refits
+are estimated; the ML model is retrained when it is older than ``ml.max_model_age_days``),
+lets the risk gate check the proposed orders, executes the approved ones, journals
+everything and raises alerts.
+
+Durability
+----------
+* A bar is *claimed* in the journal (``live_bars``, primary key ``(session, bar_time)``)
+  before its run starts; its run has a thread id and run id derived from the session and
+  the bar, checkpointed in SQLite. A bar is claimed once, so it is never processed twice.
+* On start the loop reconciles the broker's orders and positions with the journal, then
+  finishes every bar claimed but not completed: it resumes the checkpointed thread (or
+  starts it, if the process died before the first checkpoint). Orders carry deterministic
+  client order ids and are journaled as ``submitting`` before they are sent, so a resumed
+  bar finds its order at the broker instead of sending it again.
+* A heartbeat is written to the journal on every turn of the loop.
+
+Liveness
+--------
+* No new bar within twice the timeframe (on the trading calendar: two sessions for daily
+  bars; weekends and nights do not count for intraday bars) marks the session's symbols
+  silent in the risk state: the gate then rejects their new orders (``feed_silent``), and
+  an alert is raised. The first new bar clears it.
+* Feed and broker errors are retried with exponential backoff; a bar whose run still fails
+  is recorded ``failed`` with the error and an alert, and the loop goes on with the next
+  bar (its orders, if any were journaled, are reconciled then).
+* SIGINT / SIGTERM (see :meth:`LiveLoop.request_stop`) let the current bar finish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from agents.config import Secrets, Settings
+from agents.runtime import RunRequest
+from analytics import RegimeDeskError
+from analytics._bars import Timeframe
+from integrations import (
+    FEED_NAMES,
+    BarBatch,
+    Feed,
+    IntegrationError,
+    PollingFeed,
+    ReplayFeed,
+    TransientError,
+)
+
+__all__ = [
+    "LiveSpec",
+    "LiveSummary",
+    "LiveLoop",
+    "LiveError",
+    "build_feed",
+    "silence_deadline",
+    "live_status",
+    "session_name",
+]
+
+log = logging.getLogger(__name__)
+_NY = "America/New_York"
+LIVE_TIMEFRAMES: tuple[str, ...] = ("1Min", "5Min", "1D")
+
+
+class LiveError(RegimeDeskError):
+    """A live session cannot start (bad combination of options, nothing to replay, ...)."""
+
+
+@dataclass(frozen=True)
+class LiveSpec:
+    """What ``regimedesk live`` was asked to do.
+
+    Parameters
+    ----------
+    symbols : tuple of str
+    feed : {'replay', 'alpaca', 'polygon'}
+    broker : {'paper', 'alpaca'}
+    timeframe : {'1Min', '5Min', '1D'}
+    approve : bool
+        Each bar's orders wait for a person (``regimedesk approve THREAD`` or Telegram); an
+        answer not given before the next bar expires as a rejection.
+    source : str
+        Upstream source of a replay (default the embedded data).
+    start, end : str or None
+        Replay window.
+    speed : float
+        Replay pace: bar length divided by wall time (86400 plays a daily bar per second);
+        0 plays as fast as the loop runs.
+    llm : {'template', 'openai'}
+    session : str
+        Name of the session (journal, checkpoints, status); derived from the options when
+        not given, so a restart with the same options continues the same session.
+    """
+
+    symbols: tuple[str, ...]
+    feed: str = "replay"
+    broker: str = "paper"
+    timeframe: str = "1D"
+    approve: bool = False
+    source: str = "builtin"
+    start: str | None = None
+    end: str | None = None
+    speed: float = 0.0
+    llm: str = "template"
+    session: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise ValueError("symbols: give at least one SYMBOL")
+        if self.feed not in FEED_NAMES:
+            raise ValueError(f"feed must be one of {', '.join(FEED_NAMES)}, not {self.feed!r}")
+        if self.broker not in ("paper", "alpaca"):
+            raise ValueError(f"broker must be paper or alpaca, not {self.broker!r}")
+        if self.timeframe not in LIVE_TIMEFRAMES:
+            raise ValueError(f"timeframe must be one of {', '.join(LIVE_TIMEFRAMES)}, not {self.timeframe!r}")
+        if not (np.isfinite(self.speed) and self.speed >= 0):
+            raise ValueError(f"speed must be a number >= 0 (0 = as fast as possible), not {self.speed!r}")
+        if self.feed != "replay" and (self.start or self.end):
+            raise ValueError("--start and --end apply to the replay feed only")
+        if self.session and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}", self.session):
+            raise ValueError(f"session name {self.session!r}: letters, digits, '.', '_' and '-' only (max 80)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def session_name(spec: LiveSpec, replay_start: pd.Timestamp | None = None) -> str:
+    """The default session name: feed, timeframe, symbols, broker (and a replay's first bar)."""
+    parts = [spec.feed, spec.timeframe, *spec.symbols, spec.broker]
+    if spec.feed == "replay" and replay_start is not None:
+        parts.insert(1, spec.source)
+        parts.append(replay_start.strftime("%Y%m%d"))
+    name = "-".join(parts).lower()
+    return re.sub(r"[^a-z0-9._-]+", "_", name)[:80]
+
+
+@dataclass(frozen=True)
+class LiveSummary:
+    """What one process of a live session did."""
+
+    session: str
+    handled: int
+    resumed: int
+    skipped: int
+    failed: int
+    orders_sent: int
+    stopped_by: str
+    seconds: float
+    bar_seconds: tuple[float, ...] = field(default=(), repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "bar_seconds"}
+        if self.bar_seconds:
+            arr = np.asarray(self.bar_seconds)
+            d["bar_seconds"] = {"p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95)),
+                                "max": float(arr.max())}
+        return d
+
+
+def build_feed(settings: Settings, secrets: Secrets, spec: LiveSpec) -> Feed:
+    """The feed of ``spec``: a replay of ``spec.source`` or a poller of Alpaca / Polygon."""
+    from agents._data import build_source
+
+    if spec.feed == "replay":
+        upstream = build_source(settings, secrets, spec.source)
+        return ReplayFeed(upstream, spec.symbols, spec.timeframe, start=spec.start, end=spec.end)
+    upstream = build_source(settings, secrets, spec.feed)
+    live = settings.live
+    return PollingFeed(upstream, spec.symbols, spec.timeframe, lookback_bars=live.lookback_bars,
+                       attempts=live.retries, backoff=live.retry_backoff)
+
+
+def _session_open(ts: pd.Timestamp) -> bool:
+    ny = ts.tz_convert(_NY)
+    minutes = ny.hour * 60 + ny.minute
+    return ny.weekday() < 5 and 570 <= minutes < 960
+
+
+def silence_deadline(last_bar: pd.Timestamp, timeframe: str | Timeframe) -> pd.Timestamp:
+    """When a feed that last delivered the bar stamped ``last_bar`` counts as silent.
+
+    Twice the timeframe on the US equity calendar (holidays are not modelled, so a holiday
+    can raise a false alarm, which blocks orders: the safe side):
+
+    * daily bars: the close of the bar two sessions later (a Friday bar is overdue when
+      Tuesday's bar has not closed);
+    * intraday bars: the bar's close plus two bar lengths of regular session time
+      (9:30-16:00 New York, Monday to Friday); nights and weekends do not count.
+    """
+    tf = Timeframe.parse(timeframe)
+    last_bar = pd.Timestamp(last_bar).tz_convert("UTC")
+    if tf.unit in ("D", "W"):
+        return last_bar.normalize() + pd.offsets.BDay(2) + tf.step
+    t = last_bar + tf.step
+    budget = 2 * tf.step
+    minute = pd.Timedelta(minutes=1)
+    while budget > pd.Timedelta(0):
+        if _session_open(t):
+            budget -= minute
+        t += minute
+        if t - last_bar > pd.Timedelta(days=7):  # cannot happen on the calendar above; a guard
+            break
+    return t
+
+
+class LiveLoop:
+    """The bar-driven loop of one live session.
+
+    Parameters
+    ----------
+    settings, secrets
+        Configuration.
+    spec : LiveSpec
+    feed : Feed, optional
+        Default: :func:`build_feed`.
+    clock : callable, optional
+        Wall clock returning a UTC ``Timestamp`` (tests pass a fake one).
+    sleep : callable, optional
+        ``sleep(seconds)``; default waits on the stop event, so a stop request ends a wait.
+    say : callable, optional
+        Receives one human line per bar and per event (the CLI prints them).
+    """
+
+    def __init__(self, settings: Settings, secrets: Secrets, spec: LiveSpec, feed: Feed | None = None, *,
+                 clock: Callable[[], pd.Timestamp] | None = None, sleep: Callable[[float], None] | None = None,
+                 say: Callable[[str], None] | None = None) -> None:
+        from agents.runner import Runner
+
+        self.settings = settings
+        self.secrets = secrets
+        self.feed = feed or build_feed(settings, secrets, spec)
+        if not spec.session:
+            start = getattr(self.feed, "start", None)
+            spec = LiveSpec(**{**spec.__dict__, "symbols": self.feed.symbols, "session": session_name(
+                LiveSpec(**{**spec.__dict__, "symbols": self.feed.symbols}), start)})
+        self.spec = spec
+        self.session = spec.session
+        self._stop = threading.Event()
+        self._clock = clock or (lambda: pd.Timestamp.now(tz="UTC"))
+        self._sleep = sleep or (lambda s: self._stop.wait(s))
+        self._say = say or (lambda line: log.info("%s", line))
+        self.runner = Runner(settings, secrets)
+        self.journal = self.runner.journal
+        self._silent = False
+        self._last_received: pd.Timestamp | None = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    def request_stop(self) -> None:
+        """Finish the bar in progress, then stop (signal handlers call this)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def close(self) -> None:
+        self.runner.close()
+        self.feed.close()
+
+    def _event(self, kind: str, message: str) -> None:
+        self.journal.record_live_event(self.session, kind, message)
+        self._say(f"[{kind}] {message}")
+
+    def _broker(self):
+        return self.runner.ctx.broker({"broker": self.spec.broker})
+
+    def _request(self, batch: BarBatch) -> RunRequest:
+        tf = self.feed.timeframe
+        as_of = batch.time.strftime("%Y-%m-%d") if tf.unit == "D" else batch.closes_at.isoformat()
+        return RunRequest(symbols=self.feed.symbols, source="live:" + self.feed.upstream.name, as_of=as_of,
+                          llm=self.spec.llm, broker=self.spec.broker, approve=self.spec.approve)
+
+    def _ids(self, bar_time: str) -> tuple[str, str]:
+        digest = hashlib.sha256(f"{self.session}|{bar_time}".encode()).hexdigest()
+        return f"live-{digest[:20]}", f"L{digest[20:31]}"
+
+    # ------------------------------------------------------------------ start-up
+
+    def backfill(self) -> int:
+        """Put each symbol's history before the first bar to handle into the data cache."""
+        from agents._data import live_bar_store
+
+        store = live_bar_store(self.settings)
+        first = getattr(self.feed, "start", None) or self._clock()
+        added = 0
+        for sym in self.feed.symbols:
+            for tf in self.feed.cache_timeframes():
+                frame = self.feed.history(sym, tf, first)
+                added += store.append(self.feed.upstream.name, sym, str(tf), frame)
+        return added
+
+    def reconcile_book(self) -> dict[str, Any]:
+        """Make the journal agree with the broker: settle orders left ``submitting``, journal
+        every status and fill the journal missed, and report positions that differ from the
+        journal's fills (for the paper broker they cannot, once orders are settled)."""
+        from agents._risk import journal_status, reconcile
+
+        broker = self._broker()
+        name = self.spec.broker
+        run_id = f"{self._ids('reconcile')[1]}"
+        try:
+            self.journal.get_run(run_id)
+        except Exception:  # noqa: BLE001 - UnknownRunError: first reconciliation of this session
+            self.journal.start_run(run_id, f"live-{self.session}-reconcile", list(self.feed.symbols),
+                                   {"live_session": self.session, "purpose": "reconcile broker and journal"})
+        settled = reconcile(broker, self.journal, run_id, name)
+        latest = self.journal.latest_orders(name)
+        statuses = broker.orders() if hasattr(broker, "orders") else [
+            s for s in (broker.get_order(c) for c in latest) if s is not None]
+        updated = []
+        for st in statuses:
+            have = latest.get(st.client_order_id)
+            journaled_fill = self.journal.filled_qty(st.client_order_id)
+            if have is None or have["status"] != st.status or abs(journaled_fill - st.filled_qty) > 1e-9:
+                journal_status(self.journal, run_id, name, st)
+                updated.append(st.client_order_id)
+        mismatched = {}
+        fills: dict[str, float] = {}
+        for coid, o in self.journal.latest_orders(name).items():
+            q = self.journal.filled_qty(coid)
+            fills[o["symbol"]] = fills.get(o["symbol"], 0.0) + (q if o["side"] == "buy" else -q)
+        for sym, pos in broker.positions().items():
+            if abs(float(pos.qty) - fills.get(sym, 0.0)) > 1e-6:
+                mismatched[sym] = {"broker": float(pos.qty), "journal": fills.get(sym, 0.0)}
+        self.journal.finish_run(run_id, "completed", summary={"settled": settled, "updated": updated,
+                                                              "position_mismatch": mismatched})
+        if settled or updated:
+            self._event("reconciled", f"{len(settled)} order(s) settled, {len(updated)} status(es) journaled "
+                                      "from the broker")
+        if mismatched:
+            self._event("position_mismatch", "broker positions differ from the journal's fills: " + ", ".join(
+                f"{s} broker {v['broker']:g} vs journal {v['journal']:g}" for s, v in mismatched.items()))
+        return {"settled": settled, "updated": updated, "position_mismatch": mismatched}
+
+    # ------------------------------------------------------------------ one bar
+
+    def _run_bar(self, request: RunRequest, thread_id: str, run_id: str):
+        """Start or resume the bar's run; transient errors are retried with backoff."""
+        live = self.settings.live
+        delay = live.retry_backoff
+        for attempt in range(1, live.retries + 1):
+            try:
+                graph_state = self.runner.checkpoint_state(thread_id)
+                if graph_state is None:
+                    outcome = self.runner.start(request, run_id=run_id, thread_id=thread_id)
+                elif graph_state == "finished":
+                    outcome = self.runner.outcome(thread_id)
+                elif graph_state == "waiting":
+                    outcome = self.runner.outcome(thread_id)
+                else:
+                    outcome = self.runner.resume(thread_id)
+                return outcome, attempt
+            except (TransientError, IntegrationError) as exc:
+                if attempt == live.retries:
+                    raise
+                self._say(f"bar {request.as_of}: {type(exc).__name__}: {exc}; retry {attempt}/{live.retries - 1} "
+                          f"in {delay:.1f} s")
+                self._sleep(delay)
+                delay = min(delay * 2, 60.0)
+        raise AssertionError("unreachable")
+
+    def _finish_bar(self, bar_time: str, request: RunRequest, thread_id: str, run_id: str,
+                    received: pd.Timestamp) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            outcome, attempts = self._run_bar(request, thread_id, run_id)
+        except Exception as exc:  # noqa: BLE001 - the loop degrades: bar failed, alert, next bar
+            seconds = time.perf_counter() - started
+            self.journal.update_live_bar(self.session, bar_time, "failed", seconds=seconds,
+                                         error=f"{type(exc).__name__}: {exc}")
+            self._event("bar_failed", f"bar {bar_time} failed ({type(exc).__name__}: {exc}); nothing more is sent "
+                                      "for it; journaled orders are reconciled with the next bar")
+            return {"status": "failed", "seconds": seconds, "orders": 0}
+        finally:
+            self.runner.ctx.release(request.to_dict())
+        seconds = time.perf_counter() - started
+        status = "waiting" if outcome.status == "interrupted" else "completed"
+        self.journal.update_live_bar(self.session, bar_time, status, seconds=seconds, attempts=attempts)
+        sent = [o for os_ in (outcome.state.get("execution") or {}).get("symbols", {}).values() for o in os_]
+        self._say(self._bar_line(bar_time, outcome.state, status, seconds, received))
+        return {"status": status, "seconds": seconds, "orders": len(sent)}
+
+    def _bar_line(self, bar_time: str, state: dict[str, Any], status: str, seconds: float,
+                  received: pd.Timestamp) -> str:
+        parts = [f"{bar_time[:16].replace('T', ' ')}"]
+        for sym in self.feed.symbols:
+            reg = (state.get("regime") or {}).get(sym) or {}
+            fam = (reg.get("consensus") or {}).get("family", "n/a")
+            dec = ((state.get("decision") or {}).get("symbols") or {}).get(sym) or {}
+            w = dec.get("target_weight")
+            parts.append(f"{sym} {fam} w={'n/a' if w is None else f'{w:.2f}'}")
+        sent = [o for os_ in (state.get("execution") or {}).get("symbols", {}).values() for o in os_]
+        rejected = [v for vs in ((state.get("risk_gate") or {}).get("symbols") or {}).values() for v in vs
+                    if v.get("action") == "reject"]
+        parts.append("orders: " + (", ".join(f"{o['side']} {o['qty']:g} {o['symbol']} {o['status']}" for o in sent)
+                                   or "none"))
+        if rejected:
+            parts.append("rejected: " + ", ".join(f"{v['order']['symbol']} ({', '.join(v['reasons'])})"
+                                                  for v in rejected))
+        if status == "waiting":
+            parts.append("waiting for approval")
+        parts.append(f"{seconds:.2f} s")
+        return " | ".join(parts)
+
+    def _expire_waiting(self) -> None:
+        """Approvals nobody gave before a newer bar arrived expire as rejections."""
+        for row in self.journal.live_bars(self.session, status="waiting"):
+            state = self.runner.checkpoint_state(row["thread_id"])
+            if state == "waiting":
+                self.runner.resume(row["thread_id"], {"approved": False, "by": "live session",
+                                                      "note": "expired: a newer bar arrived before an answer"})
+                self.journal.update_live_bar(self.session, row["bar_time"], "expired")
+                self._event("approval_expired", f"bar {row['bar_time']}: no answer before the next bar; not executed")
+            else:
+                self.journal.update_live_bar(self.session, row["bar_time"], "completed")
+
+    def handle(self, batch: BarBatch, received: pd.Timestamp | None = None) -> dict[str, Any]:
+        """Process one bar time: cache its bars, claim it, run the graph, record the outcome."""
+        from agents._data import live_bar_store
+
+        received = received if received is not None else self._clock()
+        store = live_bar_store(self.settings)
+        for (sym, tf), frame in batch.updates.items():
+            store.append(self.feed.upstream.name, sym, tf, frame)
+        for t in batch.skipped:
+            bar_time = t.isoformat()
+            thread_id, run_id = self._ids(bar_time)
+            if self.journal.claim_live_bar(self.session, bar_time, thread_id, run_id, received_at=received,
+                                           closes_at=(t + self.feed.timeframe.step).isoformat(),
+                                           status="skipped") is None:
+                self._event("bar_skipped", f"bar {bar_time} closed while the session was down; not traded")
+        if self._silent:
+            back = self.runner.ctx.risk_store().set_feed_silent(self.feed.symbols, False, "bars again", self.session)
+            self._silent = False
+            if back:
+                self._event("feed_back", f"bars again ({batch.time.isoformat()}); orders allowed for "
+                                         f"{', '.join(back)}")
+        self._last_received = received
+        self._expire_waiting()
+        bar_time = batch.time.isoformat()
+        thread_id, run_id = self._ids(bar_time)
+        existing = self.journal.claim_live_bar(self.session, bar_time, thread_id, run_id, received_at=received,
+                                               closes_at=batch.closes_at.isoformat())
+        if existing is not None and existing["status"] != "started":
+            return {"status": "already " + existing["status"], "seconds": 0.0, "orders": 0}
+        return self._finish_bar(bar_time, self._request(batch), thread_id, run_id, received)
+
+    def recover(self) -> int:
+        """Finish bars claimed by an earlier process that did not complete them."""
+        n = 0
+        for row in self.journal.live_bars(self.session, status="started"):
+            bar = pd.Timestamp(row["bar_time"])
+            batch = BarBatch(bar, pd.Timestamp(row["closes_at"]), self.feed.symbols)
+            self._say(f"resuming bar {row['bar_time']} left unfinished by an earlier process")
+            self._finish_bar(row["bar_time"], self._request(batch), row["thread_id"], row["run_id"],
+                             pd.Timestamp(row["received_at"]))
+            n += 1
+        return n
+
+    # ------------------------------------------------------------------ liveness
+
+    def check_silence(self, now: pd.Timestamp) -> bool:
+        """Mark the symbols silent (gate rejects, alert) when no bar came by the deadline."""
+        if self.feed.virtual or self._silent:
+            return self._silent
+        last = self._last_handled()
+        if last is None:
+            return False
+        deadline = silence_deadline(last, self.feed.timeframe)
+        if now < deadline:
+            return False
+        self._silent = True
+        changed = self.runner.ctx.risk_store().set_feed_silent(
+            self.feed.symbols, True, f"no {self.feed.timeframe} bar since {last.isoformat()} (deadline "
+                                     f"{deadline.isoformat()})", self.session)
+        self._event("feed_silent", f"no {self.feed.timeframe} bar from {self.feed.name} since {last.isoformat()}; "
+                                   f"new orders for {', '.join(changed or self.feed.symbols)} are rejected until bars "
+                                   "return")
+        return True
+
+    def _last_handled(self) -> pd.Timestamp | None:
+        rows = self.journal.live_bars(self.session, limit=1, newest_first=True)
+        return pd.Timestamp(rows[0]["bar_time"]) if rows else None
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, max_bars: int | None = None) -> LiveSummary:
+        """Run until the replay ends, ``max_bars`` bars were handled, or a stop is requested."""
+        t0 = time.perf_counter()
+        self.journal.open_live_session(self.session, self.spec.to_dict(), os.getpid())
+        handled = failed = skipped = orders = 0
+        seconds: list[float] = []
+        stopped_by = "stop requested"
+        try:
+            added = self.backfill()
+            if added:
+                self._say(f"data cache: {added} bars of history added")
+            self.reconcile_book()
+            resumed = self.recover()
+            live = self.settings.live
+            poll = live.poll_seconds
+            while not self.stopping:
+                now = self._clock()
+                self.journal.live_heartbeat(self.session, feed_state="silent" if self._silent else "ok")
+                after = self._last_handled()
+                if self.feed.exhausted(after):
+                    stopped_by = "end of replay"
+                    break
+                try:
+                    batch = self.feed.next_batch(after, now)
+                except (TransientError, IntegrationError) as exc:
+                    self._event("feed_error", f"{self.feed.name}: {exc}; retrying in {poll:g} s")
+                    self.check_silence(now)
+                    self._sleep(poll)
+                    continue
+                if batch is None:
+                    self.check_silence(now)
+                    self._sleep(poll)
+                    continue
+                out = self.handle(batch, received=now)
+                skipped += len(batch.skipped)
+                if out["status"] in ("completed", "waiting"):
+                    handled += 1
+                    seconds.append(out["seconds"])
+                elif out["status"] == "failed":
+                    failed += 1
+                orders += out["orders"]
+                if max_bars is not None and handled + failed >= max_bars:
+                    stopped_by = "max bars"
+                    break
+                if self.feed.virtual and self.spec.speed > 0 and not self.stopping:
+                    self._sleep(self.feed.timeframe.step.total_seconds() / self.spec.speed)
+        except BaseException as exc:
+            self.journal.close_live_session(self.session, "failed", note=f"{type(exc).__name__}: {exc}")
+            raise
+        status = "finished" if stopped_by == "end of replay" else "stopped"
+        self.journal.close_live_session(self.session, status, note=stopped_by)
+        self._event("stopped", f"{stopped_by}: {handled} bar(s) handled, {failed} failed, {orders} order(s) sent")
+        return LiveSummary(self.session, handled, resumed, skipped, failed, orders, stopped_by,
+                           time.perf_counter() - t0, tuple(seconds))
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def live_status(settings: Settings, session: str | None = None, now: pd.Timestamp | None = None) -> dict[str, Any]:
+    """Where every live session (or one) stands: last bar, lag, heartbeat, risk state.
+
+    Lag is the time from the close of the last handled bar to ``now`` for network feeds,
+    and the last bar's processing time for replays (their bars are historical).
+    """
+    from agents._risk import RiskStateStore
+    from integrations import Journal
+
+    now = now if now is not None else pd.Timestamp.now(tz="UTC")
+    out: dict[str, Any] = {"now": now.isoformat(), "sessions": []}
+    with Journal(settings.home_dir / "journal.sqlite") as journal:
+        for s in journal.live_sessions():
+            if session is not None and s["session"] != session:
+                continue
+            spec = s["spec"]
+            bars = journal.live_bars(s["session"])
+            counts: dict[str, int] = {}
+            for b in bars:
+                counts[b["status"]] = counts.get(b["status"], 0) + 1
+            done = [b for b in bars if b["status"] in ("completed", "waiting", "expired")]
+            last = done[-1] if done else None
+            alive = _pid_alive(s["pid"]) if s["status"] == "running" else False
+            state = s["status"]
+            if state == "running" and not alive:
+                state = "crashed (process gone; starting it again resumes)"
+            heartbeat_age = None
+            if s["heartbeat_at"]:
+                heartbeat_age = (now - pd.Timestamp(s["heartbeat_at"])).total_seconds()
+            lag = None
+            if last is not None:
+                if spec.get("feed") == "replay":
+                    lag = last["seconds"]
+                else:
+                    lag = (now - pd.Timestamp(last["closes_at"])).total_seconds()
+            secs = [b["seconds"] for b in done if b["seconds"] is not None]
+            out["sessions"].append({
+                "session": s["session"], "state": state, "pid": s["pid"], "spec": spec,
+                "heartbeat_at": s["heartbeat_at"], "heartbeat_age_seconds": heartbeat_age,
+                "feed_state": s["feed_state"], "note": s["note"],
+                "last_bar": None if last is None else last["bar_time"],
+                "last_bar_finished_at": None if last is None else last["finished_at"],
+                "lag_seconds": lag, "lag_kind": "processing time" if spec.get("feed") == "replay" else "since bar close",
+                "bars": counts,
+                "bar_seconds_p50": float(np.percentile(secs, 50)) if secs else None,
+                "events": journal.live_events(s["session"])[-5:],
+            })
+    risk = RiskStateStore(settings.home_dir / "risk.sqlite")
+    try:
+        st = risk.load()
+        out["risk"] = {"trading_state": st.trading_state, "reason": st.reason, "silent_feeds": risk.silent_feeds()}
+    finally:
+        risk.close()
+    return out
