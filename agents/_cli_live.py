@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from agents._output import print_json
 
-__all__ = ["register", "format_live_status"]
+__all__ = ["register"]
 
 
 def _speed(text: str) -> float:
@@ -125,42 +125,8 @@ def _live(args: argparse.Namespace, ctx) -> int:
     return 1 if summary.failed else 0
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 3 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
-
-
-def format_live_status(doc: dict) -> list[str]:
-    """Human lines for :func:`agents.live.live_status` (the CLI and Telegram /status)."""
-    lines = []
-    risk = doc["risk"]
-    lines.append(f"trading state {risk['trading_state']}" + (f" ({risk['reason']})" if risk["reason"] else ""))
-    if risk["silent_feeds"]:
-        lines.append("silent feeds (new orders rejected): " + ", ".join(
-            f"{s} since {v['since'][:19]}" for s, v in risk["silent_feeds"].items()))
-    if not doc["sessions"]:
-        lines.append("no live session has run yet ('regimedesk live SYMBOL... --feed replay')")
-    for s in doc["sessions"]:
-        spec = s["spec"]
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(s["bars"].items())) or "no bars yet"
-        lines.append(f"{s['session']}: {s['state']} (pid {s['pid']}), feed {spec['feed']} {spec['timeframe']}, "
-                     f"broker {spec['broker']}, symbols {', '.join(spec['symbols'])}")
-        lines.append(f"  last bar {s['last_bar'] or '-'}, lag {_age(s['lag_seconds'])} ({s['lag_kind']}), "
-                     f"heartbeat {_age(s['heartbeat_age_seconds'])} ago, feed {s['feed_state']}; bars: {counts}")
-        for e in s["events"][-3:]:
-            lines.append(f"  {e['ts'][:19]} {e['kind']}: {e['message']}")
-    return lines
-
-
 def _status(args: argparse.Namespace, ctx) -> int:
-    from agents.live import live_status
+    from agents.live import format_live_status, live_status
 
     ctx.settings.home_dir.mkdir(parents=True, exist_ok=True)
     doc = live_status(ctx.settings, args.session or None)

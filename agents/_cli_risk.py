@@ -74,7 +74,7 @@ def _status(args: argparse.Namespace, ctx) -> int:
         st = store.load()
         doc = {"trading_state": st.trading_state, "reason": st.reason, "day": st.day,
                "day_start_equity": st.day_start_equity, "peak_equity": st.peak_equity,
-               "recent_orders": len(st.recent), "history": store.events()}
+               "recent_orders": len(st.recent), "silent_feeds": store.silent_feeds(), "history": store.events()}
     finally:
         app.close()
     if args.json:
@@ -82,7 +82,9 @@ def _status(args: argparse.Namespace, ctx) -> int:
         return 0
     print_fields("risk state", [("trading state", doc["trading_state"]), ("reason", doc["reason"] or "-"),
                                 ("day", doc["day"] or "-"), ("peak equity", doc["peak_equity"] or "-"),
-                                ("recent approved orders", doc["recent_orders"])])
+                                ("recent approved orders", doc["recent_orders"]),
+                                ("silent live feeds", ", ".join(f"{s} since {v['since'][:19]} ({v['by']})" for s, v
+                                                                in doc["silent_feeds"].items()) or "none")])
     if doc["history"]:
         print("history (newest first)")
         print_table(["when", "from", "to", "by", "why"],

@@ -322,7 +322,7 @@ def send_run_alerts(settings: Settings, secrets: Secrets, run_id: str, *, journa
 
 
 class AlertWatcher:
-    """Alerts about every run that finishes while the bot is up.
+    """Alerts about every run that finishes, and every live-session event, while the bot is up.
 
     A daemon thread looks in the journal every ``interval`` seconds (or at once after
     :meth:`poke`) for completed runs not yet alerted, and sends :func:`run_alerts` for each.
@@ -353,9 +353,11 @@ class AlertWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._scan_lock = threading.Lock()
+        self._live_after = 0  # live events are read forward from here, 500 per look
 
     def scan_once(self) -> list[str]:
-        """Alert every completed, not yet alerted run; returns the run ids looked at."""
+        """Alert every completed, not yet alerted run and live-session event (feed silent or back,
+        failed bar, ...); returns the run ids (and ``live:<event id>``) looked at."""
         from integrations import Journal
 
         since = datetime.fromtimestamp(self.store.created_at, UTC).isoformat()
@@ -371,6 +373,17 @@ class AlertWatcher:
                 except Exception:  # one bad run or a Telegram outage must not stop the watcher
                     log.warning("could not send the alerts of run %s", run.run_id, exc_info=True)
                 done.append(run.run_id)
+            for event in journal.live_events(after_id=self._live_after, limit=500):
+                self._live_after = max(self._live_after, int(event["id"]))
+                if event["ts"] < since or not self.store.mark_notified(f"live:{event['id']}"):
+                    continue
+                text = f"RegimeDesk live {event['session']}: [{event['kind']}] {event['message']}"
+                try:
+                    if self.settings.telegram.chat_ids:
+                        self.sender.send_message(self.settings.telegram.chat_ids, text)
+                except Exception:  # a Telegram outage must not stop the watcher
+                    log.warning("could not send live event %s", event["id"], exc_info=True)
+                done.append(f"live:{event['id']}")
         return done
 
     def poke(self) -> None:
@@ -527,6 +540,11 @@ class DeskCommands:
                 lines.append(f"{name}: unavailable ({type(exc).__name__}: {str(exc)[:120]})")
         finally:
             app.close()
+        from agents.live import format_live_status, live_status
+
+        doc = live_status(self.settings)
+        if doc["sessions"] or doc["risk"]["silent_feeds"]:
+            lines.extend(format_live_status(doc, with_trading_state=False))
         upcoming = [(times[0], name) for name, times in self._next_jobs(1) if times]
         if upcoming:
             when, name = min(upcoming)

@@ -67,6 +67,7 @@ __all__ = [
     "build_feed",
     "silence_deadline",
     "live_status",
+    "format_live_status",
     "session_name",
 ]
 
@@ -443,9 +444,14 @@ class LiveLoop:
                                            closes_at=(t + self.feed.timeframe.step).isoformat(),
                                            status="skipped") is None:
                 self._event("bar_skipped", f"bar {bar_time} closed while the session was down; not traded")
-        if self._silent:
-            back = self.runner.ctx.risk_store().set_feed_silent(self.feed.symbols, False, "bars again", self.session)
+        # Marks this session set (also by an earlier process of it, before a restart) are
+        # cleared by the first bar that arrives; other sessions' marks are theirs to clear.
+        risk = self.runner.ctx.risk_store()
+        ours = [s for s, v in risk.silent_feeds().items() if v["by"] == self.session and s in self.feed.symbols]
+        if ours or self._silent:
+            back = risk.set_feed_silent(ours, False, "bars again", self.session)
             self._silent = False
+            self.journal.live_heartbeat(self.session, feed_state="ok")
             if back:
                 self._event("feed_back", f"bars again ({batch.time.isoformat()}); orders allowed for "
                                          f"{', '.join(back)}")
@@ -620,3 +626,38 @@ def live_status(settings: Settings, session: str | None = None, now: pd.Timestam
     finally:
         risk.close()
     return out
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def format_live_status(doc: dict[str, Any], *, with_trading_state: bool = True) -> list[str]:
+    """Human lines for :func:`live_status` (``regimedesk live status`` and Telegram /status)."""
+    lines = []
+    risk = doc["risk"]
+    if with_trading_state:
+        lines.append(f"trading state {risk['trading_state']}" + (f" ({risk['reason']})" if risk["reason"] else ""))
+    if risk["silent_feeds"]:
+        lines.append("silent feeds (new orders rejected): " + ", ".join(
+            f"{s} since {v['since'][:19]}" for s, v in risk["silent_feeds"].items()))
+    if not doc["sessions"]:
+        lines.append("no live session has run yet ('regimedesk live SYMBOL... --feed replay')")
+    for s in doc["sessions"]:
+        spec = s["spec"]
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(s["bars"].items())) or "no bars yet"
+        lines.append(f"{s['session']}: {s['state']} (pid {s['pid']}), feed {spec['feed']} {spec['timeframe']}, "
+                     f"broker {spec['broker']}, symbols {', '.join(spec['symbols'])}")
+        lines.append(f"  last bar {s['last_bar'] or '-'}, lag {_age(s['lag_seconds'])} ({s['lag_kind']}), "
+                     f"heartbeat {_age(s['heartbeat_age_seconds'])} ago, feed {s['feed_state']}; bars: {counts}")
+        for e in s["events"][-3:]:
+            lines.append(f"  {e['ts'][:19]} {e['kind']}: {e['message']}")
+    return lines

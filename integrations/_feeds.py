@@ -144,6 +144,7 @@ class ReplayFeed(Feed):
         else:
             first = pd.Timestamp(start)
             first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
+        self._stamps = stamps
         self.schedule = stamps[stamps >= first]
         if len(self.schedule) == 0:
             raise NoDataError(f"nothing to replay: the {upstream.name} bars of {', '.join(self.symbols)} end "
@@ -160,7 +161,10 @@ class ReplayFeed(Feed):
         if pos >= len(self.schedule):
             return None
         t = self.schedule[pos]
-        prev = self.schedule[pos - 1] if pos > 0 else None
+        # The bar time before ``t`` in the data (not only in the schedule): the first batch
+        # carries the bars of its own time, not the whole history before the replay start.
+        i = int(self._stamps.searchsorted(t, side="left"))
+        prev = self._stamps[i - 1] if i > 0 else None
         return _batch(self._frames, self.symbols, self.timeframe, t, prev, self.cache_timeframes())
 
     def exhausted(self, after: pd.Timestamp | None) -> bool:

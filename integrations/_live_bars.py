@@ -170,4 +170,8 @@ class StoredBarSource(BarSource):
             return empty_bars()
         base = min(finer, key=lambda t: t.step)
         frame = self.store.frame(self.upstream.name, name, str(base), start, end + timeframe.step)
-        return resample_bars(frame, base, timeframe).loc[lambda f: (f.index >= start) & (f.index <= end)]
+        out = resample_bars(frame, base, timeframe)
+        # resample_bars stamps a bucket with its last base slot; a source stamps intraday bars
+        # with their start (a bar stamped t is available at t + step): the bucket's start.
+        out.index = out.index + base.step - timeframe.step
+        return out.loc[(out.index >= start) & (out.index <= end)]

@@ -1,0 +1,237 @@
+"""regimedesk live: the CLI, restart continuity, approvals that expire, retries and
+degradation, SIGTERM, status (CLI and Telegram) and live alerts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from agents.cli import main
+from agents.config import Secrets, load_settings
+from integrations import Journal, TransientError
+
+FAST = "[ml]\nrefit_every = 252\n[live]\nretry_backoff = 0.0\nretries = 3\n"
+
+
+@pytest.fixture()
+def fast(tmp_path, monkeypatch):
+    cfg = tmp_path / "fast.toml"
+    cfg.write_text(FAST)
+    monkeypatch.setenv("REGIMEDESK_CONFIG", str(cfg))
+    return cfg
+
+
+def _json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out)
+
+
+def _bars(session: str | None = None) -> list[dict]:
+    settings = load_settings()
+    with Journal(settings.home_dir / "journal.sqlite") as j:
+        sessions = [s["session"] for s in j.live_sessions()]
+        return j.live_bars(session or sessions[0])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["live", "SP500", "--max-bars", "0"], "--max-bars"),
+    (["live", "SP500", "--feed", "alpaca", "--start", "2018-01-02"], "replay feed only"),
+    (["live", "SP500", "status"], "subcommand"),
+    (["live", "SP500", "--session", "bad name!"], "session name"),
+])
+def test_bad_options_are_refused(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_speed_and_empty_replay(capsys):
+    with pytest.raises(SystemExit):
+        main(["live", "SP500", "--speed", "-3"])
+    assert "--speed" in capsys.readouterr().err
+    assert main(["live", "SP500", "--start", "2030-01-01"]) == 1
+    assert "nothing to replay" in capsys.readouterr().err
+
+
+def test_replay_restart_continues_without_repeating_a_bar(fast, capsys):
+    assert main(["live", "SP500", "--start", "2018-12-03", "--max-bars", "3", "--json"]) == 0
+    first = _json(capsys)
+    assert first["handled"] == 3 and first["stopped_by"] == "max bars" and first["failed"] == 0
+    assert main(["live", "SP500", "--start", "2018-12-03", "--max-bars", "2", "--json"]) == 0
+    second = _json(capsys)
+    assert second["handled"] == 2 and second["session"] == first["session"]
+    bars = _bars()
+    assert [b["bar_time"][:10] for b in bars] == ["2018-12-03", "2018-12-04", "2018-12-06", "2018-12-07",
+                                                   "2018-12-10"]  # 5 Dec 2018: markets closed
+    assert {b["status"] for b in bars} == {"completed"}
+    assert len({b["thread_id"] for b in bars}) == 5
+    # each bar's run saw that bar as its last one: as-of equals the bar
+    settings = load_settings()
+    with Journal(settings.home_dir / "journal.sqlite") as j:
+        for b in bars:
+            run = j.get_run(b["run_id"])
+            assert run.status == "completed"
+            assert j.show_run(b["run_id"])["run"]["params"]["as_of"] == b["bar_time"][:10]
+    # status: last bar, counts, trading state; the same lines as Telegram /status
+    assert main(["live", "status", "--json"]) == 0
+    doc = _json(capsys)
+    (s,) = doc["sessions"]
+    assert s["last_bar"].startswith("2018-12-10") and s["bars"] == {"completed": 5}
+    assert s["state"] == "stopped" and doc["risk"]["trading_state"] == "ACTIVE"
+    assert s["lag_kind"] == "processing time" and s["lag_seconds"] > 0
+    assert main(["live", "status"]) == 0
+    text = capsys.readouterr().out
+    assert "last bar 2018-12-10" in text and "5 completed" in text
+    from agents.bot import DeskCommands
+    from integrations import Invocation
+
+    cmds = DeskCommands(settings, Secrets.from_env({}), clock=lambda: datetime(2026, 11, 21, tzinfo=UTC))
+    reply = cmds.status(Invocation("status", (), 5, 5, is_admin=False)).text
+    assert s["session"] in reply and "last bar 2018-12-10" in reply
+
+
+def test_unanswered_approval_expires_when_the_next_bar_arrives(fast, capsys):
+    assert main(["live", "SP500", "--start", "2018-12-03", "--max-bars", "2", "--approve", "--json"]) == 0
+    bars = _bars()
+    assert [b["status"] for b in bars] == ["expired", "waiting"]
+    settings = load_settings()
+    from integrations.brokers import PaperBroker
+
+    with PaperBroker(settings.home_dir / "paper_broker.sqlite") as broker:
+        assert broker.orders() == []  # nothing executed without an answer
+    with Journal(settings.home_dir / "journal.sqlite") as j:
+        kinds = [e["kind"] for e in j.live_events()]
+        assert "approval_expired" in kinds
+        expired = j.show_run(bars[0]["run_id"])
+    approval = [o for o in expired["agent_outputs"] if o["agent"] == "execution"]
+    assert approval and "rejected by a person" in approval[0]["output"]["execution"]["note"]
+    # the waiting bar can still be approved by a person; the order then goes out once
+    assert main(["approve", bars[1]["thread_id"]]) == 0
+    capsys.readouterr()
+    with PaperBroker(settings.home_dir / "paper_broker.sqlite") as broker:
+        n = len(broker.orders())
+    assert main(["live", "SP500", "--start", "2018-12-03", "--max-bars", "1", "--approve", "--json"]) == 0
+    assert [b["status"] for b in _bars()][:2] == ["expired", "completed"]
+    with PaperBroker(settings.home_dir / "paper_broker.sqlite") as broker:
+        assert len(broker.orders()) >= n
+
+
+def _loop(settings, spec_kw=None, **kw):
+    from agents.live import LiveLoop, LiveSpec
+
+    spec = LiveSpec(symbols=("SP500",), start="2018-12-03", **(spec_kw or {}))
+    return LiveLoop(settings, Secrets.from_env({}), spec, **kw)
+
+
+def test_transient_broker_errors_are_retried_then_the_bar_degrades(fast, monkeypatch):
+    from integrations.brokers import PaperBroker
+
+    real = PaperBroker.submit
+    calls = {"n": 0, "fail": 1}
+
+    def flaky(self, order):
+        calls["n"] += 1
+        if calls["n"] <= calls["fail"]:
+            raise TransientError("broker HTTP 503")
+        return real(self, order)
+
+    monkeypatch.setattr(PaperBroker, "submit", flaky)
+    settings = load_settings()
+    lines: list[str] = []
+    loop = _loop(settings, say=lines.append, sleep=lambda s: None)
+    try:
+        out = loop.run(max_bars=1)
+    finally:
+        loop.close()
+    assert out.handled == 1 and out.failed == 0
+    (bar,) = _bars()
+    assert bar["status"] == "completed" and bar["attempts"] == 2
+    assert any("retry 1/2" in line for line in lines)
+    with PaperBroker(settings.home_dir / "paper_broker.sqlite") as broker:
+        orders = broker.orders()
+    assert len(orders) == len({o.client_order_id for o in orders}) >= 1  # sent once, after the retry
+    # a broker that stays down: the bar fails after 3 attempts, an alert, and the next bar still runs
+    calls.update(n=0, fail=10**6)
+    lines.clear()
+    loop = _loop(settings, say=lines.append, sleep=lambda s: None)
+    try:
+        out = loop.run(max_bars=2)
+    finally:
+        loop.close()
+    bars = _bars()
+    assert [b["status"] for b in bars][1:] in (["failed", "failed"], ["failed", "completed"])
+    assert out.failed >= 1 and "broker HTTP 503" in bars[1]["error"]
+    assert any("[bar_failed]" in line for line in lines)
+    with Journal(settings.home_dir / "journal.sqlite") as j:
+        assert "bar_failed" in [e["kind"] for e in j.live_events()]
+
+
+def test_sigterm_finishes_the_current_bar_and_stops(fast, tmp_path):
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    log = tmp_path / "live.log"
+    with log.open("w") as err:
+        # one daily bar every 2 s of wall time: the signal lands while the loop waits or works
+        proc = subprocess.Popen([sys.executable, "-m", "agents.cli", "live", "SP500", "--start", "2018-12-03",
+                                 "--speed", "43200"], env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        settings = load_settings()
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (settings.home_dir / "journal.sqlite").exists():
+                try:
+                    if any(b["status"] == "completed" for b in _bars()):
+                        break
+                except Exception:  # noqa: BLE001 - the session row may not exist yet
+                    pass
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, log.read_text()[-2000:]
+    assert "stop requested" in out
+    assert "finishing the current bar" in log.read_text()
+    bars = _bars()
+    assert bars and all(b["status"] == "completed" for b in bars)
+    with Journal(settings.home_dir / "journal.sqlite") as j:
+        (s,) = j.live_sessions()
+    assert s["status"] == "stopped" and s["note"] == "stop requested"
+
+
+def test_live_events_reach_telegram_through_the_alert_watcher(tmp_path):
+    from agents.bot import AlertWatcher
+    from integrations import BotStateStore
+
+    settings = load_settings(env={"REGIMEDESK_HOME": str(tmp_path / "home")})
+    settings = settings.model_copy(update={"telegram": settings.telegram.model_copy(update={"chat_ids": [77]})})
+    settings.home_dir.mkdir(parents=True, exist_ok=True)
+    store = BotStateStore(settings.home_dir / "telegram_bot.sqlite", clock=lambda: 0.0)
+
+    class Sender:
+        sent: list = []
+
+        def send_message(self, chats, text):
+            self.sent.append((chats, text))
+            return []
+
+    with Journal(settings.home_dir / "journal.sqlite") as j:
+        j.record_live_event("s1", "feed_silent", "no 1D bar since 2018-12-07")
+        j.record_live_event("s1", "feed_back", "bars again")
+    watcher = AlertWatcher(settings, Secrets.from_env({}), store, Sender(), interval=60)
+    assert watcher.scan_once() == ["live:1", "live:2"]
+    assert watcher.scan_once() == []  # each event once
+    assert Sender.sent[0] == ([77], "RegimeDesk live s1: [feed_silent] no 1D bar since 2018-12-07")
+    store.close()
+
+
+def test_silence_deadline_is_on_the_trading_calendar():
+    from agents.live import silence_deadline
+
+    fri = pd.Timestamp("2018-11-16", tz="UTC")
+    assert silence_deadline(fri, "1D") == pd.Timestamp("2018-11-21", tz="UTC")
+    close = pd.Timestamp("2018-11-16 15:50", tz="America/New_York").tz_convert("UTC")  # 5Min bar to 15:55
+    assert silence_deadline(close, "5Min") == pd.Timestamp("2018-11-19 09:35", tz="America/New_York")
