@@ -39,7 +39,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,7 @@ from integrations import (
     PollingFeed,
     ReplayFeed,
     TransientError,
+    UnknownRunError,
 )
 
 __all__ = [
@@ -243,10 +244,9 @@ class LiveLoop:
         self.settings = settings
         self.secrets = secrets
         self.feed = feed or build_feed(settings, secrets, spec)
+        spec = replace(spec, symbols=self.feed.symbols)  # canonical names (^GSPC -> SP500)
         if not spec.session:
-            start = getattr(self.feed, "start", None)
-            spec = LiveSpec(**{**spec.__dict__, "symbols": self.feed.symbols, "session": session_name(
-                LiveSpec(**{**spec.__dict__, "symbols": self.feed.symbols}), start)})
+            spec = replace(spec, session=session_name(spec, getattr(self.feed, "start", None)))
         self.spec = spec
         self.session = spec.session
         self._stop = threading.Event()
@@ -315,7 +315,7 @@ class LiveLoop:
         run_id = f"{self._ids('reconcile')[1]}"
         try:
             self.journal.get_run(run_id)
-        except Exception:  # noqa: BLE001 - UnknownRunError: first reconciliation of this session
+        except UnknownRunError:  # the first reconciliation of this session
             self.journal.start_run(run_id, f"live-{self.session}-reconcile", list(self.feed.symbols),
                                    {"live_session": self.session, "purpose": "reconcile broker and journal"})
         settled = reconcile(broker, self.journal, run_id, name)
@@ -358,14 +358,12 @@ class LiveLoop:
                 graph_state = self.runner.checkpoint_state(thread_id)
                 if graph_state is None:
                     outcome = self.runner.start(request, run_id=run_id, thread_id=thread_id)
-                elif graph_state == "finished":
-                    outcome = self.runner.outcome(thread_id)
-                elif graph_state == "waiting":
-                    outcome = self.runner.outcome(thread_id)
-                else:
+                elif graph_state == "running":  # a crash or an error stopped it mid-graph
                     outcome = self.runner.resume(thread_id)
+                else:  # finished, or waiting for approval
+                    outcome = self.runner.outcome(thread_id)
                 return outcome, attempt
-            except (TransientError, IntegrationError) as exc:
+            except TransientError as exc:
                 if attempt == live.retries:
                     raise
                 self._say(f"bar {request.as_of}: {type(exc).__name__}: {exc}; retry {attempt}/{live.retries - 1} "
@@ -517,8 +515,8 @@ class LiveLoop:
                 self._say(f"data cache: {added} bars of history added")
             self.reconcile_book()
             resumed = self.recover()
-            live = self.settings.live
-            poll = live.poll_seconds
+            poll = self.settings.live.poll_seconds
+            feed_error: str | None = None
             while not self.stopping:
                 now = self._clock()
                 self.journal.live_heartbeat(self.session, feed_state="silent" if self._silent else "ok")
@@ -528,11 +526,16 @@ class LiveLoop:
                     break
                 try:
                     batch = self.feed.next_batch(after, now)
-                except (TransientError, IntegrationError) as exc:
-                    self._event("feed_error", f"{self.feed.name}: {exc}; retrying in {poll:g} s")
+                except IntegrationError as exc:
+                    # The feed's own retries are spent. No bar means no order, and the silence
+                    # deadline blocks orders from other processes too: keep polling.
+                    if str(exc) != feed_error:
+                        self._event("feed_error", f"{self.feed.name}: {exc}; polling again every {poll:g} s")
+                    feed_error = str(exc)
                     self.check_silence(now)
                     self._sleep(poll)
                     continue
+                feed_error = None
                 if batch is None:
                     self.check_silence(now)
                     self._sleep(poll)

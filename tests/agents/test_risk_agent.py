@@ -164,6 +164,9 @@ class _FixedStore:
     def save(self, *a, **k):
         pass
 
+    def silent_feeds(self):
+        return {}
+
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(max_size=300))
