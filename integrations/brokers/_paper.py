@@ -159,6 +159,8 @@ def _apply_fill(
     if abs(new_qty) <= _EPS * max(1.0, abs(qty), abs(signed)):
         new_qty = 0.0
     if qty == 0 or (qty > 0) == (signed > 0):
+        if new_qty == 0:  # a fill too small to register (below the rounding tolerance)
+            return 0.0, 0.0, realized
         # opening or increasing: weighted average
         avg = (abs(qty) * avg + abs(signed) * price) / abs(new_qty)
         return new_qty, avg, realized

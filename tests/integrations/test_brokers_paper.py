@@ -287,3 +287,11 @@ def test_client_order_id_is_deterministic_short_and_distinct():
     with pytest.raises(ValueError):
         client_order_id("s", "SPY", "t", "hold")
     OrderRequest(coid, "SPY", "buy", 1.0)  # fits
+
+
+def test_a_fill_below_the_rounding_tolerance_leaves_a_flat_position_flat():
+    # found by the 5-year live replay benchmark: a sub-tolerance quantity divided by zero
+    from integrations.brokers._paper import _apply_fill
+
+    assert _apply_fill(0.0, 0.0, 1.5, 5e-10, 100.0) == (0.0, 0.0, 1.5)
+    assert _apply_fill(2.0, 10.0, 0.0, 1.0, 13.0) == (3.0, 11.0, 0.0)
