@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from agents._risk import _nyse_open
 from agents.config import Secrets, Settings
 from agents.runtime import RunRequest
 from analytics import RegimeDeskError
@@ -73,7 +74,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_NY = "America/New_York"
 LIVE_TIMEFRAMES: tuple[str, ...] = ("1Min", "5Min", "1D")
 
 
@@ -185,12 +185,6 @@ def build_feed(settings: Settings, secrets: Secrets, spec: LiveSpec) -> Feed:
                        attempts=live.retries, backoff=live.retry_backoff)
 
 
-def _session_open(ts: pd.Timestamp) -> bool:
-    ny = ts.tz_convert(_NY)
-    minutes = ny.hour * 60 + ny.minute
-    return ny.weekday() < 5 and 570 <= minutes < 960
-
-
 def silence_deadline(last_bar: pd.Timestamp, timeframe: str | Timeframe) -> pd.Timestamp:
     """When a feed that last delivered the bar stamped ``last_bar`` counts as silent.
 
@@ -210,12 +204,17 @@ def silence_deadline(last_bar: pd.Timestamp, timeframe: str | Timeframe) -> pd.T
     budget = 2 * tf.step
     minute = pd.Timedelta(minutes=1)
     while budget > pd.Timedelta(0):
-        if _session_open(t):
+        if _nyse_open(t):
             budget -= minute
         t += minute
         if t - last_bar > pd.Timedelta(days=7):  # cannot happen on the calendar above; a guard
             break
     return t
+
+
+def _sent(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The orders a run's execution agent sent."""
+    return [o for os_ in (state.get("execution") or {}).get("symbols", {}).values() for o in os_]
 
 
 class LiveLoop:
@@ -312,7 +311,7 @@ class LiveLoop:
 
         broker = self._broker()
         name = self.spec.broker
-        run_id = f"{self._ids('reconcile')[1]}"
+        run_id = self._ids("reconcile")[1]
         try:
             self.journal.get_run(run_id)
         except UnknownRunError:  # the first reconciliation of this session
@@ -389,9 +388,8 @@ class LiveLoop:
         seconds = time.perf_counter() - started
         status = "waiting" if outcome.status == "interrupted" else "completed"
         self.journal.update_live_bar(self.session, bar_time, status, seconds=seconds, attempts=attempts)
-        sent = [o for os_ in (outcome.state.get("execution") or {}).get("symbols", {}).values() for o in os_]
         self._say(self._bar_line(bar_time, outcome.state, status, seconds, received))
-        return {"status": status, "seconds": seconds, "orders": len(sent)}
+        return {"status": status, "seconds": seconds, "orders": len(_sent(outcome.state))}
 
     def _bar_line(self, bar_time: str, state: dict[str, Any], status: str, seconds: float,
                   received: pd.Timestamp) -> str:
@@ -402,7 +400,7 @@ class LiveLoop:
             dec = ((state.get("decision") or {}).get("symbols") or {}).get(sym) or {}
             w = dec.get("target_weight")
             parts.append(f"{sym} {fam} w={'n/a' if w is None else f'{w:.2f}'}")
-        sent = [o for os_ in (state.get("execution") or {}).get("symbols", {}).values() for o in os_]
+        sent = _sent(state)
         rejected = [v for vs in ((state.get("risk_gate") or {}).get("symbols") or {}).values() for v in vs
                     if v.get("action") == "reject"]
         parts.append("orders: " + (", ".join(f"{o['side']} {o['qty']:g} {o['symbol']} {o['status']}" for o in sent)

@@ -24,6 +24,7 @@ import pandas as pd
 
 from analytics._bars import Timeframe, empty_bars
 from integrations._errors import NoDataError
+from integrations._market_data import _utc
 from integrations._retry import call_with_retry
 from integrations._sources import BarSource
 
@@ -127,8 +128,8 @@ class ReplayFeed(Feed):
     def __init__(self, upstream: BarSource, symbols: Sequence[str], timeframe: str | Timeframe = "1D",
                  start: object = None, end: object = None, default_bars: int = 63) -> None:
         super().__init__(upstream, symbols, timeframe)
-        hi = pd.Timestamp(end, tz="UTC") if end is not None and pd.Timestamp(end).tzinfo is None else (
-            pd.Timestamp(end).tz_convert("UTC") if end is not None else pd.Timestamp("2262-01-01", tz="UTC"))
+        first = _utc(start, "start")
+        hi = _utc(end, "end") or pd.Timestamp("2262-01-01", tz="UTC")
         self._frames: dict[tuple[str, str], pd.DataFrame] = {}
         for sym in self.symbols:
             for tf in self.cache_timeframes():
@@ -139,11 +140,8 @@ class ReplayFeed(Feed):
         if len(stamps) == 0:
             raise NoDataError(f"the {upstream.name} source has no {self.timeframe} bars to replay for "
                               f"{', '.join(self.symbols)}")
-        if start is None:
+        if first is None:
             first = stamps[max(0, len(stamps) - default_bars)]
-        else:
-            first = pd.Timestamp(start)
-            first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
         self._stamps = stamps
         self.schedule = stamps[stamps >= first]
         if len(self.schedule) == 0:
