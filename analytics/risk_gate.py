@@ -18,7 +18,9 @@ Order of checks for each order (the first rejection wins; trims accumulate):
    (``rate_limited``)
 4. size: max quantity and notional, no shorting, position weight, gross and net exposure
    (with the regime cap), buying power including pending orders - each trims the order
-   (``trim:<limit>``) or rejects it when nothing is left (``limit:<limit>``)
+   (``trim:<limit>``) or rejects it when nothing is left (``limit:<limit>``); a trimmed
+   order for whole shares is floored to whole shares, and rejected (``limit:<limit>``)
+   when less than one share is left
 5. portfolio VaR and expected shortfall after the trade (``var_limit``, ``es_limit``)
 
 Orders that only reduce an existing position (and do not cross zero) skip the confidence,
@@ -421,7 +423,22 @@ def _size_checks(o: ProposedOrder, qty: float, price: float, book: _Book, market
         spend = max(o.limit_price or 0.0, price)
         room = book.cash - book.pending_buy_notional
         trim(room / spend if room > 0 else 0.0, "buying_power")
-    return qty
+    return _whole_shares(o, qty, reasons)
+
+
+def _whole_shares(o: ProposedOrder, qty: float, reasons: list[str]) -> float:
+    """A trimmed order for whole shares stays whole: floor it; below one share it is dropped.
+
+    An order whose quantity is fractional (the export's simulated book) keeps its trimmed
+    fraction. A last trim that leaves no whole share becomes ``limit:<check>``.
+    """
+    if qty <= 0 or not float(o.qty).is_integer() or float(qty).is_integer():
+        return qty
+    whole = float(np.floor(qty * (1.0 + 1e-12)))  # 199.99999999997 from a ratio is 200
+    if whole < 1.0:
+        reasons[-1] = "limit:" + reasons[-1].split(":", 1)[1]
+        return 0.0
+    return whole
 
 
 def evaluate(

@@ -204,6 +204,25 @@ def test_buying_power_counts_pending_orders():
     assert v.qty == pytest.approx(50) and v.reasons == ("trim:buying_power",)
 
 
+def test_trims_of_whole_share_orders_stay_whole():
+    # 2,500 / 100 = 25.0 exactly; 2,550 / 100 = 25.5 is floored to 25 shares
+    v = one(buy(50), limits=replace(OPEN, max_order_notional=2_550))
+    assert (v.action, v.qty, v.reasons) == ("trim", 25.0, ("trim:max_order_notional",))
+    # 20% of 100,000 at 7,000 a share is 2.857 shares: 2 shares
+    v = one(buy(5, ref=7_000.0), limits=replace(OPEN, max_position_weight=0.2), mk=market(prices={"AAA": 7_000.0, "BBB": 50.0, "CCC": 20.0}))
+    assert (v.action, v.qty, v.reasons) == ("trim", 2.0, ("trim:max_position_weight",))
+    # a trim that leaves less than one share drops the order, naming the limit
+    v = one(buy(5, ref=7_000.0), limits=replace(OPEN, max_position_weight=0.05), mk=market(prices={"AAA": 7_000.0, "BBB": 50.0, "CCC": 20.0}))
+    assert (v.action, v.qty, v.reasons) == ("reject", 0.0, ("limit:max_position_weight",))
+    v = one(buy(3), Portfolio(150.0, {}))  # cash for 1.5 shares -> 1
+    assert (v.action, v.qty, v.reasons) == ("trim", 1.0, ("trim:buying_power",))
+    v = one(buy(3), Portfolio(50.0, {}))  # cash for half a share -> nothing
+    assert (v.action, v.reasons) == ("reject", ("limit:buying_power",))
+    # an order already for a fractional quantity keeps a fractional trim
+    v = one(buy(50.5), limits=replace(OPEN, max_order_notional=2_550))
+    assert (v.action, v.qty) == ("trim", pytest.approx(25.5))
+
+
 def test_earlier_approvals_count_against_later_orders():
     lim = replace(OPEN, max_gross_exposure=0.5)
     res = evaluate([buy(300, coid="a"), buy(600, "BBB", ref=50.0, coid="b")], PF, market(), lim, RiskState())
@@ -346,6 +365,7 @@ def test_no_approved_order_breaks_a_limit(world):
             continue
         assert state.trading_state != "HALTED"
         assert 0 < v.qty <= o.qty
+        assert float(v.qty).is_integer()  # whole-share orders stay whole when trimmed
         before = pos.get(o.symbol, 0.0)
         sign = 1 if o.side == "buy" else -1
         after = before + sign * v.qty
