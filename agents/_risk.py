@@ -42,6 +42,8 @@ __all__ = [
     "portfolio_of",
     "propose_orders",
     "reconcile",
+    "ReconcileError",
+    "RECONCILE_ATTEMPTS",
     "submit_approved",
     "journal_status",
     "symbol_var_backtest",
@@ -319,6 +321,14 @@ def propose_orders(
     return orders
 
 
+#: Failed reconciliations of one ``submitting`` order before it is given up (journaled ``rejected``).
+RECONCILE_ATTEMPTS = 3
+
+
+class ReconcileError(RegimeDeskError):
+    """An order left ``submitting`` could not be settled with the broker (this attempt)."""
+
+
 def reconcile(broker, journal, run_id: str, broker_name: str) -> list[dict[str, Any]]:
     """Settle orders journaled as ``submitting`` whose outcome was never recorded.
 
@@ -326,22 +336,65 @@ def reconcile(broker, journal, run_id: str, broker_name: str) -> list[dict[str, 
     entry. The broker is asked by client order id: if it has the order, its status is
     journaled; if it never saw it, the order (approved by the gate then) is sent now, under
     the same id, so it goes out exactly once.
-    """
-    done = []
-    for coid, ev in journal.latest_orders(broker_name).items():
-        if ev["status"] != "submitting":
-            continue
-        status = broker.get_order(coid)
-        if status is None:
-            from integrations.brokers import OrderRequest
 
-            req = OrderRequest(**ev["payload"])
-            status = broker.submit(req)
-            action = "sent after restart"
-        else:
-            action = "found at the broker"
-        journal_status(journal, run_id, broker_name, status)
+    An attempt that fails with a :class:`~integrations.TransientError` (broker unreachable)
+    is raised as it is and not counted: nothing is known about the order. Any other failure
+    is journaled as status ``reconcile_failed`` (with the error and the attempt number) and,
+    after all orders were tried, raised as :class:`ReconcileError`: the run stops before it
+    sends anything, because the book is uncertain. At the :data:`RECONCILE_ATTEMPTS`-th
+    failure the order is given up instead: journaled ``rejected`` with reason
+    ``reconcile_failed``, reported with action ``given up``, and the run goes on (the gate
+    sizes new orders on the broker's own positions and open orders, so an order the broker
+    does hold is still counted).
+
+    Returns
+    -------
+    list of dict
+        Per settled order: ``client_order_id``, ``action``, ``status`` (and ``error`` when
+        given up).
+
+    Raises
+    ------
+    ReconcileError
+        If an order failed to settle and has attempts left.
+    """
+    from integrations import TransientError
+    from integrations.brokers import OrderRequest
+
+    done, failed = [], []
+    for coid, ev in journal.latest_orders(broker_name).items():
+        if ev["status"] not in ("submitting", "reconcile_failed"):
+            continue
+        failures = int(ev["payload"].get("attempt", 0)) if ev["status"] == "reconcile_failed" else 0
+        request = ev["payload"]["request"] if ev["status"] == "reconcile_failed" else ev["payload"]
+        try:
+            status = broker.get_order(coid)
+            if status is None:
+                status = broker.submit(OrderRequest(**request))
+                action = "sent after restart"
+            else:
+                action = "found at the broker"
+            journal_status(journal, run_id, broker_name, status)
+        except TransientError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - counted; the order is given up after RECONCILE_ATTEMPTS
+            error = f"{type(exc).__name__}: {exc}"
+            attempt = failures + 1
+            if attempt >= RECONCILE_ATTEMPTS:
+                journal.record_order(run_id, coid, ev["symbol"], ev["side"], ev["qty"], "rejected", broker_name,
+                                     {"reason": "reconcile_failed", "error": error, "attempts": attempt,
+                                      "request": request})
+                done.append({"client_order_id": coid, "action": f"given up after {attempt} failed reconciliations",
+                             "status": "rejected", "error": error})
+            else:
+                journal.record_order(run_id, coid, ev["symbol"], ev["side"], ev["qty"], "reconcile_failed",
+                                     broker_name, {"error": error, "attempt": attempt, "request": request})
+                failed.append(f"{coid} (attempt {attempt} of {RECONCILE_ATTEMPTS}: {error})")
+            continue
         done.append({"client_order_id": coid, "action": action, "status": status.status})
+    if failed:
+        raise ReconcileError("could not settle order(s) left by an interrupted run, so nothing new is sent: "
+                             + "; ".join(failed))
     return done
 
 

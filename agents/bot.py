@@ -236,7 +236,8 @@ def run_alerts(journal, run_id: str, *, lookback: int = 200) -> list[str]:
         One line per alert, possibly empty: a regime consensus different from the previous
         completed run that covered the symbol, each gate rejection or trim, each
         circuit-breaker event, and each order sent with its latest status (fills with
-        quantity and average price).
+        quantity and average price; an order given up because it could not be settled with
+        the broker says so, with the error).
     """
     doc = journal.show_run(run_id)
     run = doc["run"]
@@ -279,6 +280,9 @@ def run_alerts(journal, run_id: str, *, lookback: int = 200) -> list[str]:
         if qty > 0:
             avg = sum(f["qty"] * f["price"] for f in got) / qty
             out.append(f"Filled {text}: {qty:g} @ {avg:,.2f}")
+        elif (o.get("payload") or {}).get("reason") == "reconcile_failed":
+            out.append(f"Order given up {text}: could not be settled with the broker after "
+                       f"{o['payload'].get('attempts')} attempts ({o['payload'].get('error')}); check it at the broker")
         else:
             out.append(f"Order sent {text}: {o['status']}")
     return out

@@ -318,6 +318,7 @@ class LiveLoop:
             self.journal.start_run(run_id, f"live-{self.session}-reconcile", list(self.feed.symbols),
                                    {"live_session": self.session, "purpose": "reconcile broker and journal"})
         settled = reconcile(broker, self.journal, run_id, name)
+        self._alert_given_up(settled)
         latest = self.journal.latest_orders(name)
         statuses = broker.orders() if hasattr(broker, "orders") else [
             s for s in (broker.get_order(c) for c in latest) if s is not None]
@@ -345,6 +346,13 @@ class LiveLoop:
             self._event("position_mismatch", "broker positions differ from the journal's fills: " + ", ".join(
                 f"{s} broker {v['broker']:g} vs journal {v['journal']:g}" for s, v in mismatched.items()))
         return {"settled": settled, "updated": updated, "position_mismatch": mismatched}
+
+    def _alert_given_up(self, reconciled: list[dict[str, Any]]) -> None:
+        """One ``order_given_up`` event per order whose reconciliation failed too often."""
+        for r in reconciled:
+            if r.get("status") == "rejected" and "error" in r:
+                self._event("order_given_up", f"order {r['client_order_id']} journaled rejected: {r['action']} "
+                                              f"({r['error']}); check it at the broker")
 
     # ------------------------------------------------------------------ one bar
 
@@ -386,6 +394,7 @@ class LiveLoop:
         finally:
             self.runner.ctx.release(request.to_dict())
         seconds = time.perf_counter() - started
+        self._alert_given_up((outcome.state.get("execution") or {}).get("reconciled") or [])
         status = "waiting" if outcome.status == "interrupted" else "completed"
         self.journal.update_live_bar(self.session, bar_time, status, seconds=seconds, attempts=attempts)
         self._say(self._bar_line(bar_time, outcome.state, status, seconds, received))

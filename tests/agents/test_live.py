@@ -173,6 +173,40 @@ def test_transient_broker_errors_are_retried_then_the_bar_degrades(fast, monkeyp
         assert "bar_failed" in [e["kind"] for e in j.live_events()]
 
 
+def test_an_order_that_cannot_be_settled_stops_blocking_bars_after_three_attempts(fast, monkeypatch):
+    from integrations.brokers import PaperBroker
+
+    real = PaperBroker.submit
+    poisoned: list[str] = []
+
+    def buggy(self, order):  # the first order always crashes the broker (not a transient error)
+        if not poisoned or order.client_order_id == poisoned[0]:
+            poisoned[:1] = [order.client_order_id]
+            raise ZeroDivisionError("float division by zero")
+        return real(self, order)
+
+    monkeypatch.setattr(PaperBroker, "submit", buggy)
+    settings = load_settings()
+    lines: list[str] = []
+    loop = _loop(settings, say=lines.append, sleep=lambda s: None)
+    try:
+        out = loop.run(max_bars=4)
+    finally:
+        loop.close()
+    bars = _bars()
+    # the bar that sent it, then two bars whose reconciliation failed, then it is given up
+    assert [b["status"] for b in bars] == ["failed", "failed", "failed", "completed"]
+    assert "ZeroDivisionError" in bars[0]["error"]
+    assert [b["error"].split(":")[0] for b in bars[1:3]] == ["ReconcileError", "ReconcileError"]
+    assert "attempt 2 of 3" in bars[2]["error"] and out.failed == 3
+    with Journal(settings.home_dir / "journal.sqlite") as j:
+        events = [e for e in j.live_events() if e["kind"] == "order_given_up"]
+        latest = j.latest_orders("paper")[poisoned[0]]
+    assert len(events) == 1 and poisoned[0] in events[0]["message"]
+    assert latest["status"] == "rejected" and latest["payload"]["reason"] == "reconcile_failed"
+    assert any("[order_given_up]" in line for line in lines)
+
+
 def test_sigterm_finishes_the_current_bar_and_stops(fast, tmp_path):
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     log = tmp_path / "live.log"

@@ -9,12 +9,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agents._risk import RECONCILE_ATTEMPTS, ReconcileError
+from agents.bot import run_alerts
 from agents.cli import main
 from agents.config import Secrets, load_settings
 from agents.nodes import risk_gate as gate_node
 from agents.runner import Runner
 from agents.runtime import AppContext, RunRequest
 from analytics import DataQualityWarning
+from integrations import Journal, TransientError
 from integrations.brokers import PaperBroker
 
 warnings.filterwarnings("ignore", category=DataQualityWarning)
@@ -93,6 +96,39 @@ def test_crash_after_the_broker_took_the_order_is_not_resent(cfg, monkeypatch):
     assert out.state["execution"]["reconciled"][0]["action"] == "found at the broker"
     with _paper(cfg) as b:
         assert len(b.orders()) == 1
+
+
+def test_an_order_that_cannot_be_settled_is_given_up_after_three_attempts(cfg, monkeypatch):
+    real_submit, real_get = PaperBroker.submit, PaperBroker.get_order
+    monkeypatch.setattr(PaperBroker, "submit", lambda self, order: (_ for _ in ()).throw(SystemExit("killed")))
+    with pytest.raises(SystemExit):
+        _run(cfg)  # leaves the order journaled 'submitting', never sent
+
+    def broken(self, order):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr(PaperBroker, "submit", broken)
+    for attempt in (1, 2):
+        with pytest.raises(ReconcileError, match=f"attempt {attempt} of {RECONCILE_ATTEMPTS}"):
+            _run(cfg)
+    # an unreachable broker says nothing about the order: not counted as an attempt
+    monkeypatch.setattr(PaperBroker, "get_order", lambda self, coid: (_ for _ in ()).throw(TransientError("503")))
+    with pytest.raises(TransientError):
+        _run(cfg)
+    monkeypatch.setattr(PaperBroker, "get_order", real_get)
+    out, events = _run(cfg)
+    (given_up,) = out.state["execution"]["reconciled"]
+    assert given_up["action"] == "given up after 3 failed reconciliations" and given_up["status"] == "rejected"
+    assert given_up["error"] == "ZeroDivisionError: float division by zero"
+    with Journal(cfg.home_dir / "journal.sqlite") as j:
+        alerts = run_alerts(j, out.run_id)
+    assert any(a.startswith("Order given up BUY") and "after 3 attempts (ZeroDivisionError" in a for a in alerts)
+    coid = given_up["client_order_id"]
+    assert [e["status"] for e in events if e["client_order_id"] == coid][:4] == [
+        "submitting", "reconcile_failed", "reconcile_failed", "rejected"]
+    monkeypatch.setattr(PaperBroker, "submit", real_submit)
+    again, _ = _run(cfg)  # later runs are no longer blocked by it
+    assert again.state["execution"]["reconciled"] == []
 
 
 def test_kill_switch_rejects_and_persists(cfg, capsys):
