@@ -130,6 +130,15 @@ def _loop(settings, spec_kw=None, **kw):
     return LiveLoop(settings, Secrets.from_env({}), spec, **kw)
 
 
+def _run_loop(settings, max_bars: int, lines: list[str]):
+    """Run a fresh loop (no backoff sleeps) for ``max_bars``; its lines go to ``lines``."""
+    loop = _loop(settings, say=lines.append, sleep=lambda s: None)
+    try:
+        return loop.run(max_bars=max_bars)
+    finally:
+        loop.close()
+
+
 def test_transient_broker_errors_are_retried_then_the_bar_degrades(fast, monkeypatch):
     from integrations.brokers import PaperBroker
 
@@ -145,11 +154,7 @@ def test_transient_broker_errors_are_retried_then_the_bar_degrades(fast, monkeyp
     monkeypatch.setattr(PaperBroker, "submit", flaky)
     settings = load_settings()
     lines: list[str] = []
-    loop = _loop(settings, say=lines.append, sleep=lambda s: None)
-    try:
-        out = loop.run(max_bars=1)
-    finally:
-        loop.close()
+    out = _run_loop(settings, 1, lines)
     assert out.handled == 1 and out.failed == 0
     (bar,) = _bars()
     assert bar["status"] == "completed" and bar["attempts"] == 2
@@ -160,11 +165,7 @@ def test_transient_broker_errors_are_retried_then_the_bar_degrades(fast, monkeyp
     # a broker that stays down: the bar fails after 3 attempts, an alert, and the next bar still runs
     calls.update(n=0, fail=10**6)
     lines.clear()
-    loop = _loop(settings, say=lines.append, sleep=lambda s: None)
-    try:
-        out = loop.run(max_bars=2)
-    finally:
-        loop.close()
+    out = _run_loop(settings, 2, lines)
     bars = _bars()
     assert [b["status"] for b in bars][1:] in (["failed", "failed"], ["failed", "completed"])
     assert out.failed >= 1 and "broker HTTP 503" in bars[1]["error"]
@@ -188,11 +189,7 @@ def test_an_order_that_cannot_be_settled_stops_blocking_bars_after_three_attempt
     monkeypatch.setattr(PaperBroker, "submit", buggy)
     settings = load_settings()
     lines: list[str] = []
-    loop = _loop(settings, say=lines.append, sleep=lambda s: None)
-    try:
-        out = loop.run(max_bars=4)
-    finally:
-        loop.close()
+    out = _run_loop(settings, 4, lines)
     bars = _bars()
     # the bar that sent it, then two bars whose reconciliation failed, then it is given up
     assert [b["status"] for b in bars] == ["failed", "failed", "failed", "completed"]
