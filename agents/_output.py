@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["to_jsonable", "print_json", "print_table", "print_fields", "ProgressBar", "METRIC_ROWS", "format_metric"]
+__all__ = ["to_jsonable", "print_json", "print_table", "print_fields", "ProgressBar", "METRIC_ROWS", "format_metric",
+           "is_missing", "format_value"]
 
 #: Performance metrics shown by ``backtest`` and the report: (key, label, kind).
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -33,9 +34,19 @@ METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def is_missing(v: Any) -> bool:
+    """True for a value shown as 'n/a': None, NaN or an infinity."""
+    return v is None or (isinstance(v, float) and not math.isfinite(v))
+
+
+def format_value(v: Any, spec: str = ".2f") -> str:
+    """``format(v, spec)``, or 'n/a' when :func:`is_missing`."""
+    return "n/a" if is_missing(v) else format(v, spec)
+
+
 def format_metric(v: Any, kind: str) -> str:
-    """One metric value for display: ``kind`` is pct, int or num; None/NaN is 'n/a'."""
-    if v is None or (isinstance(v, float) and v != v):
+    """One metric value for display: ``kind`` is pct, int or num; missing values are 'n/a'."""
+    if is_missing(v):
         return "n/a"
     if kind == "pct":
         return f"{100 * v:.1f}%"

@@ -13,11 +13,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from agents._ml import backtest_policy, model_store
-from agents._output import METRIC_ROWS, format_metric
+from agents._output import METRIC_ROWS, format_metric, format_value, is_missing
 from agents._regime import consensus_path, risk_off_path
 from agents._risk import symbol_var_backtest
 from agents.config import TIMEFRAME_NAMES
@@ -49,21 +48,15 @@ _TF_NAMES = {"LT": "long term", "MT": "medium term", "ST": "short term", "US": "
 
 
 def _num(x: Any, digits: int = 2) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "n/a"
-    return f"{x:,.{digits}f}"
+    return format_value(x, f",.{digits}f")
 
 
 def _pct(x: Any, digits: int = 1) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "n/a"
-    return f"{100 * x:.{digits}f}%"
+    return "n/a" if is_missing(x) else f"{100 * x:.{digits}f}%"
 
 
 def _pval(p: Any) -> str:
-    if p is None or (isinstance(p, float) and not np.isfinite(p)):
-        return "n/a"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    return "n/a" if is_missing(p) else "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _label(s: Any) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from agents._output import format_value
 from agents.config import Secrets, Settings
 from agents.runtime import as_of_clock
 from integrations import (
@@ -71,12 +72,6 @@ def _as_of(value: str) -> str:
         raise ValueError(f"--as-of must be a date like 2008-12-31, not {value!r}")
     as_of_clock(value)
     return value
-
-
-def _num(value: Any, fmt: str = ".2f") -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "n/a"
-    return format(value, fmt)
 
 
 def _lines(lines: Sequence[str], limit: int = _MAX_LINES) -> str:
@@ -123,7 +118,7 @@ def _symbol_line(state: Mapping[str, Any], symbol: str) -> str:
     reg = state.get("regime", {}).get(symbol, {})
     cons = reg.get("consensus") if isinstance(reg, dict) else None
     if cons and cons.get("label"):
-        parts.append(f"{cons['label']} ({cons.get('family')}, p {_num(cons.get('probability'))})")
+        parts.append(f"{cons['label']} ({cons.get('family')}, p {format_value(cons.get('probability'))})")
     sig = state.get("ml_signal", {}).get(symbol, {})
     if isinstance(sig, dict) and sig.get("p_up") is not None:
         parts.append(f"P(up) {sig['p_up']:.2f}")
@@ -256,7 +251,8 @@ def run_alerts(journal, run_id: str, *, lookback: int = 200) -> list[str]:
                 continue
             if before["label"] != now["label"]:
                 out.append(f"{symbol} regime changed: {before['label']} -> {now['label']} "
-                           f"({now.get('family')}, p {_num(now.get('probability'))}; previous run {prev_run.run_id})")
+                           f"({now.get('family')}, p {format_value(now.get('probability'))}; "
+                           f"previous run {prev_run.run_id})")
             break
     for v in doc.get("verdicts", []):
         if v.get("verdict") in ("reject", "rejected", "trim", "trimmed"):
@@ -569,7 +565,7 @@ class DeskCommands:
             if not r.get("available"):
                 lines.append(f"{tf}: unavailable - {_short(r.get('reason'))}")
                 continue
-            lines.append(f"{tf} {r['bar']}: {r['label']} p {_num(r['probability'])}, since {_day(r['since'])} "
+            lines.append(f"{tf} {r['bar']}: {r['label']} p {format_value(r['probability'])}, since {_day(r['since'])} "
                          f"({r['bars_in_regime']} bars)")
         c = report["consensus"]
         agreement = "" if c.get("agreement") is None else f", agreement {c['agreement']:.2f}"
@@ -625,8 +621,8 @@ class DeskCommands:
                  f"(confidence {s['confidence']:.2f})",
                  f"Model {s['model_version']}, trained to {_day(s['model_train_end'])} "
                  f"({s['model_age_days']:.0f} days old)",
-                 f"Out of sample: AUC {_num(oos['auc'], '.3f')}, Brier {_num(oos['brier'], '.4f')} "
-                 f"vs {_num(oos['brier_climatology'], '.4f')} base rate, {oos['n']:,} forecasts"]
+                 f"Out of sample: AUC {format_value(oos['auc'], '.3f')}, Brier {format_value(oos['brier'], '.4f')} "
+                 f"vs {format_value(oos['brier_climatology'], '.4f')} base rate, {oos['n']:,} forecasts"]
         if top:
             lines.append("Drivers: " + ", ".join(f"{k} {v:+.3f}" for k, v in top))
         if s.get("model_note"):
@@ -761,7 +757,8 @@ class DeskCommands:
         finally:
             app.close()
         lines = [f"Trading state: {st.trading_state}", f"Reason: {st.reason or '-'}",
-                 f"Peak equity: {_num(st.peak_equity, ',.2f')}; day start: {_num(st.day_start_equity, ',.2f')}"]
+                 f"Peak equity: {format_value(st.peak_equity, ',.2f')}; "
+                 f"day start: {format_value(st.day_start_equity, ',.2f')}"]
         if events:
             lines.append("Recent changes (newest first):")
         for e in events:
