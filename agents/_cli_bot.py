@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 
 from agents._output import print_json
 
 __all__ = ["register"]
+
+#: Start-up checks of the Bot API (getMe): tries in all, and the first wait in seconds (doubling).
+STARTUP_ATTEMPTS = 5
+STARTUP_BACKOFF = 1.0
+#: Does the waiting between start-up attempts (a module attribute so tests can record the waits).
+_startup_sleep = time.sleep
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "/risk /halt /reduce /resume /schedule. Long commands run in worker threads. Runs that "
             "finish while the bot is up (from the bot, 'regimedesk run' or the scheduler) are alerted "
             "to telegram.chat_ids: regime changes, gate rejections, circuit breakers, orders and fills. "
-            "SIGINT/SIGTERM stop it (a command already running finishes first). See docs/telegram.md."
+            "SIGINT/SIGTERM stop it (a command already running finishes first). At start-up it checks the "
+            "token with the Bot API, trying an unreachable or failing API up to 5 times over about 15 s; if none "
+            "succeeds it exits with one line on stderr and code 1 (at once if the token is refused). See docs/telegram.md."
         ),
     )
     p.add_argument("--check", action="store_true",
@@ -71,6 +80,11 @@ def _bot(args: argparse.Namespace, ctx) -> int:
     logging.getLogger("agents.bot").setLevel(logging.INFO)
     logging.getLogger("integrations._telegram_bot").setLevel(logging.INFO)
     desk = build_bot(settings, secrets, sender=None if args.no_alerts else "default")
+    try:
+        desk.bot.connect(attempts=STARTUP_ATTEMPTS, backoff=STARTUP_BACKOFF, sleep=_startup_sleep)
+    except BaseException:
+        desk.close()
+        raise
     sys.stderr.write(
         f"RegimeDesk bot polling {tg.base_url.split('//', 1)[-1].split('/', 1)[0]}: "
         f"{len(tg.chat_ids)} chat(s), {len(tg.user_ids)} user(s), {len(tg.admin_ids)} admin(s); "

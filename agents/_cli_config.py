@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from agents._output import print_json
+from agents._output import output_file, print_json, write_failed
 from agents.config import config_template, resolve_config_path
 from analytics import ConfigError
 
@@ -26,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="print the effective configuration (secrets masked)",
         description=(
             "Print the configuration in force: the file it came from, every setting with its "
-            "value, and for each secret environment variable only whether it is set."
+            "value, the risk-gate checks it switches off, and for each secret environment "
+            "variable only whether it is set."
         ),
     )
     show.add_argument("--json", action="store_true", help="print JSON")
@@ -49,12 +49,18 @@ def _show(args: argparse.Namespace, ctx) -> int:
         "config_file": str(source) if source else None,
         "settings": settings.model_dump(mode="json"),
         "secrets": ctx.secrets.masked(),
+        "risk_checks_off": settings.risk.checks_off(),
     }
     if args.json:
         print_json(doc)
         return 0
     print(f"# configuration file: {doc['config_file'] or '(none; built-in defaults)'}")
     _print_tree(doc["settings"], "")
+    print("\n# risk checks switched off (see docs/risk_gate.md)")
+    for key, what in doc["risk_checks_off"].items():
+        print(f"# risk.{key}: {what}")
+    if not doc["risk_checks_off"]:
+        print("# none")
     print("\n# secrets (environment only)")
     for var, state in doc["secrets"].items():
         print(f"{var} = <{state}>")
@@ -72,9 +78,13 @@ def _print_tree(node: dict, prefix: str) -> None:
 
 
 def _init(args: argparse.Namespace, ctx) -> int:
-    path = Path(args.path)
+    path = output_file(args.path, "PATH")
     if path.exists() and not args.force:
-        raise ConfigError(f"{path} exists; use --force to overwrite it")
-    path.write_text(config_template(), encoding="utf-8")
+        raise ConfigError(f"{args.path} exists; use --force to overwrite it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(config_template(), encoding="utf-8")
+    except OSError as exc:
+        raise write_failed("PATH", args.path, exc) from None
     print(f"wrote {path}")
     return 0

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
-import pandas as pd
 
 from agents._data import SOURCE_NAMES
 from agents._export import GATE_NOTIONAL, SignalExport, export_signals
-from agents._output import ProgressBar, print_json
+from agents._output import (
+    ProgressBar,
+    date_option,
+    output_dir,
+    output_file,
+    print_json,
+    write_failed,
+)
 from agents.runtime import AppContext, as_of_clock
-from analytics import POLICIES
+from analytics import POLICIES, InsufficientDataError, shown
 from integrations import (
     LEAN_DATA_SOURCES,
     SIGNAL_CSV_NAME,
@@ -23,6 +27,9 @@ from integrations import (
 )
 
 __all__ = ["register"]
+
+#: The files ``export quantconnect`` writes into --out.
+_PROJECT_FILES = (SIGNAL_CSV_NAME, "regimedesk_signals.py", "main.py")
 
 _ROWS = (
     "One row per symbol and daily bar with: the bar's date, start and close time (available_at, "
@@ -74,7 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     _common(qc)
-    qc.add_argument("--out", required=True, metavar="DIR", help="directory for the project files (created if missing)")
+    qc.add_argument("--out", required=True, metavar="DIR",
+                    help="directory for the project files (created if missing; checked before the export starts)")
     qc.add_argument("--data-source", dest="data_source", choices=LEAN_DATA_SOURCES,
                     help="where main.py reads the CSV: file (LEAN data folder), url or object-store "
                          "(default: url with --data-url, object-store with --object-store-key, else file)")
@@ -93,22 +101,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Write the signal CSV to --out FILE (default: standard output). " + _ROWS,
     )
     _common(c)
-    c.add_argument("--out", metavar="FILE", help="CSV file to write ('-' or omitted: standard output)")
+    c.add_argument("--out", metavar="FILE",
+                   help=f"CSV file to write ('-' or omitted: standard output); a directory (an existing one, or a "
+                        f"path ending in '/') gets {SIGNAL_CSV_NAME} inside it")
     c.set_defaults(handler=_csv)
-
-
-def _date(text: str | None, option: str) -> pd.Timestamp | None:
-    if text is None:
-        return None
-    try:
-        return pd.Timestamp(text)
-    except (ValueError, TypeError):
-        raise ValueError(f"{option}: cannot parse {text!r} as a date") from None
 
 
 def _store(args: argparse.Namespace, ctx):
     """Validated dates, the bar store as of --end, and the canonical symbols."""
-    start, end = _date(args.start, "--start"), _date(args.end, "--end")
+    start, end = date_option(args.start, "--start"), date_option(args.end, "--end")
     if start is not None and end is not None and start.tz_localize(None) > end.tz_localize(None):
         raise ValueError(f"--start {args.start} is after --end {args.end}")
     as_of_clock(args.end)
@@ -117,6 +118,14 @@ def _store(args: argparse.Namespace, ctx):
     symbols = [store.market.source.canonical_symbol(s) for s in args.symbols]
     if len(set(symbols)) != len(symbols):
         raise ValueError(f"SYMBOL: duplicates in {symbols} (aliases name the same series)")
+    store.check_as_of(symbols, "--end")
+    if start is not None:
+        first = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+        last = max(store.get(s, "MT").frame.index[-1] for s in symbols)
+        if first > last:
+            raise InsufficientDataError(
+                f"--start {args.start} is after the last daily bar ({last.date()}): no rows to export"
+            )
     return store, symbols
 
 
@@ -132,7 +141,7 @@ def _tickers(items: list[str]) -> dict[str, str]:
     for item in items:
         sym, sep, ticker = item.partition("=")
         if not sep or not sym.strip() or not ticker.strip():
-            raise ValueError(f"--ticker: expected SYMBOL=TICKER, got {item!r}")
+            raise ValueError(f"--ticker: expected SYMBOL=TICKER, got {shown(item)}")
         out[sym.strip().upper()] = ticker.strip().upper()
     return out
 
@@ -143,13 +152,17 @@ def _quantconnect(args: argparse.Namespace, ctx) -> int:
         raise ValueError(f"--cash must be a positive number, got {args.cash}")
     source = args.data_source or ("url" if args.data_url else "object-store" if args.object_store_key else "file")
     lean_data_location(source, args.data_url, args.object_store_key)  # bad options fail before the long work
+    out = output_dir(args.out, "--out", _PROJECT_FILES)
     store, symbols = _store(args, ctx)
     lean_tickers(symbols, tickers)
     res = _run(args, ctx, store, symbols)
-    project = write_lean_project(args.out, res.frame, tickers=tickers, data_source=source, data_url=args.data_url,
-                                 object_store_key=args.object_store_key, cash=args.cash)
+    try:
+        project = write_lean_project(out, res.frame, tickers=tickers, data_source=source, data_url=args.data_url,
+                                     object_store_key=args.object_store_key, cash=args.cash)
+    except OSError as exc:
+        raise write_failed("--out", args.out, exc) from None
     if args.json:
-        print_json({**res.to_dict(), "project": project.to_dict()})
+        print_json({**res.to_dict(), "as_of_effective": store.as_of_effective, "project": project.to_dict()})
         return 0
     s = res.to_dict()
     print(f"wrote {s['rows']:,} rows ({s['first_date']} to {s['last_date']}) for {', '.join(res.symbols)} "
@@ -171,17 +184,19 @@ def _csv(args: argparse.Namespace, ctx) -> int:
     to_stdout = args.out in (None, "-")
     if to_stdout and args.json:
         raise ValueError("--json needs --out FILE (the CSV itself goes to standard output otherwise)")
+    path = None if to_stdout else output_file(args.out, "--out", default_name=SIGNAL_CSV_NAME)
     store, symbols = _store(args, ctx)
     res = _run(args, ctx, store, symbols)
-    if to_stdout:
+    if path is None:
         write_signal_csv(res.frame, sys.stdout)
         return 0
-    path = Path(args.out)
-    if path.parent and not path.parent.exists():
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-    write_signal_csv(res.frame, path)
+        write_signal_csv(res.frame, path)
+    except OSError as exc:
+        raise write_failed("--out", args.out, exc) from None
     if args.json:
-        print_json({**res.to_dict(), "path": str(path)})
+        print_json({**res.to_dict(), "as_of_effective": store.as_of_effective, "path": str(path)})
         return 0
     s = res.to_dict()
     print(f"wrote {s['rows']:,} rows ({s['first_date']} to {s['last_date']}) for {', '.join(res.symbols)} "

@@ -40,8 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Durable: each bar is one checkpointed run, claimed once in the journal. Kill the process\n"
             "at any point and start the same command again: it reconciles the broker with the\n"
             "journal, finishes the unfinished bar without sending any order twice, and goes on.\n"
-            "No bar within twice the timeframe marks the feed silent: the gate rejects new orders\n"
-            "(feed_silent) and an alert is journaled. Ctrl-C / SIGTERM finish the current bar.\n\n"
+            "One process per session: a second 'live' for a running session exits with status 1.\n"
+            "No bar within twice the timeframe (on the NYSE calendar, holidays and half days\n"
+            "included) marks the feed silent: the gate rejects new orders (feed_silent) and an alert\n"
+            "is journaled. Ctrl-C / SIGTERM finish the current bar.\n\n"
             "  regimedesk live SP500 NASDAQ --feed replay --broker paper --start 2018-06-01\n"
             "  regimedesk live SPY --feed alpaca --timeframe 5Min --broker paper\n"
             "  regimedesk live status"
@@ -57,7 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="bar length of the feed (default 1D; the builtin replay has daily bars only)")
     p.add_argument("--approve", action="store_true",
                    help="each bar's orders wait for 'regimedesk approve THREAD' or a Telegram button; "
-                        "unanswered when the next bar arrives, they expire as rejected")
+                        "unanswered when the next bar arrives, they expire as rejected; an approval is "
+                        "checked again when sent (halt, silent feed, risk.max_approval_age_seconds)")
     p.add_argument("--source", default="builtin",
                    help="replay: the source whose stored bars are played (builtin, file, ...; default builtin)")
     p.add_argument("--start", help="replay: first bar date (default: the last 63 bars of the data)")
@@ -93,6 +96,11 @@ def _live(args: argparse.Namespace, ctx) -> int:
         sys.stderr.flush()
 
     loop = LiveLoop(settings, secrets, spec, say=say)
+    try:
+        loop.lock.acquire()  # one process per session: a second one stops here, touching nothing
+    except BaseException:
+        loop.close()
+        raise
     stops = {"n": 0}
 
     def stop(signum, _frame):

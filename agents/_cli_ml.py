@@ -8,8 +8,15 @@ import time
 
 from agents._cli_stats import add_symbol_options, bar_store
 from agents._ml import backtest_policy, train_model
-from agents._output import METRIC_ROWS, ProgressBar, format_metric, print_json, print_table
-from analytics import POLICIES
+from agents._output import (
+    METRIC_ROWS,
+    ProgressBar,
+    date_option,
+    format_metric,
+    print_json,
+    print_table,
+)
+from analytics import POLICIES, InsufficientDataError
 
 __all__ = ["register"]
 
@@ -60,7 +67,8 @@ def _train(args: argparse.Namespace, ctx) -> int:
     stored = train_model(store, symbol, ctx.settings, progress=ProgressBar())
     meta = stored.metadata
     if args.json:
-        print_json({"symbol": symbol, "version": stored.version, "path": stored.path, "metadata": meta})
+        print_json({"symbol": symbol, "as_of": args.as_of, "as_of_effective": store.as_of_effective,
+                    "version": stored.version, "path": stored.path, "metadata": meta})
         return 0
     oos = meta["out_of_sample"]
     print(f"{symbol} model {stored.version} stored in {stored.path} ({time.perf_counter() - t0:.0f} s)")
@@ -84,15 +92,26 @@ def _train(args: argparse.Namespace, ctx) -> int:
 def _backtest(args: argparse.Namespace, ctx) -> int:
     if args.costs_bps is not None and not (0 <= args.costs_bps <= 1000):
         raise ValueError("--costs-bps must be between 0 and 1000")
+    start = date_option(args.start, "--start")
+    end = date_option(args.end, "--end")
+    if start is not None and end is not None and start.tz_localize(None) > end.tz_localize(None):
+        raise ValueError(f"--start {args.start} is after --end {args.end}")
     args.as_of = args.end
-    store, symbol = bar_store(args, ctx)
+    store, symbol = bar_store(args, ctx, "--end")
+    if start is not None:
+        last = store.get(symbol, "MT").frame.index[-1]
+        first = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+        if first > last:
+            raise InsufficientDataError(
+                f"--start {args.start} is after the last daily bar of {symbol} ({last.date()}): nothing to backtest"
+            )
     policy = args.policy or ctx.settings.decision.policy
     sys.stderr.write(f"backtesting the {policy} policy on {symbol} walk-forward "
                      "(regimes, features, out-of-sample forecasts, policy re-selection)...\n")
     rep = backtest_policy(store, symbol, ctx.settings, policy, cost_bps=args.costs_bps, start=args.start,
                           progress=ProgressBar())
     if args.json:
-        print_json(rep)
+        print_json({**rep, "as_of": args.end, "as_of_effective": store.as_of_effective})
         return 0
     w = rep["window"]
     print(f"{symbol} {policy} policy vs buy-and-hold, {w['start'][:10]} to {w['end'][:10]} ({w['bars']} bars), "

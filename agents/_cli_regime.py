@@ -43,7 +43,8 @@ def _regime(args: argparse.Namespace, ctx) -> int:
     if args.history:
         history = regime_history(analysis)
         if args.json:
-            print_json({"symbol": symbol, "method": args.method, "history": history})
+            print_json({"symbol": symbol, "method": args.method, "as_of": args.as_of,
+                        "as_of_effective": store.as_of_effective, "history": history})
             return 0
         dates = sorted({row["date"] for rows in history.values() for row in rows})
         lookup = {tf: {r["date"]: r for r in rows} for tf, rows in history.items()}
@@ -58,7 +59,7 @@ def _regime(args: argparse.Namespace, ctx) -> int:
         print_table(["date", *tfs], rows)
         return 0
     if args.json:
-        print_json(report)
+        print_json({**report, "as_of": args.as_of, "as_of_effective": store.as_of_effective})
         return 0
     print(f"{symbol} regimes ({args.method})" + (f" as of {args.as_of}" if args.as_of else ""))
     rows = []

@@ -30,9 +30,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, to, text in (("halt", "HALTED", "reject every new order (kill switch)"),
                            ("reduce", "REDUCING", "let only exposure-reducing orders through"),
                            ("resume", "ACTIVE", "back to normal trading")):
-        p = rsub.add_parser(name, help=text, description=f"Set the trading state to {to}: {text}.")
+        description = f"Set the trading state to {to}: {text}."
+        if name == "halt":
+            description += (" Orders already at the broker and positions stay unless --cancel-open is given "
+                            "(then every open order is cancelled too); 'risk flatten' also closes the positions.")
+        p = rsub.add_parser(name, help=text, description=description)
         p.add_argument("--reason", default=f"set by hand ({name})", help="why (kept in the history)")
+        if name == "halt":
+            p.add_argument("--cancel-open", dest="cancel_open", action="store_true",
+                           help="also cancel every open order at the broker (journaled)")
+            p.add_argument("--broker", choices=("paper", "alpaca"),
+                           help="broker whose orders --cancel-open cancels (default paper)")
         p.set_defaults(handler=_set_state, to=to)
+    fl = rsub.add_parser(
+        "flatten",
+        help="emergency stop: halt, cancel every open order, close every position",
+        description=(
+            "Emergency stop. First the trading state becomes HALTED (with --reason, by cli), then every "
+            "open order at the broker is cancelled, then one market order per position closes it - sell "
+            "a long, buy back a short, the whole quantity held. Each closing order passes the risk gate "
+            "in exit mode (only orders that shrink a position without crossing zero; invalid input, a "
+            "missing or stale price still reject) and is journaled before it is sent, under a "
+            "deterministic client order id, so running flatten again sends nothing twice. Trading stays "
+            "HALTED until 'risk resume'. Exit code 1 when a position could not be given a closing order."
+        ),
+    )
+    fl.add_argument("--broker", choices=("paper", "alpaca"), default="paper", help="default paper")
+    fl.add_argument("--reason", default="emergency flatten", help="why (kept in the history)")
+    fl.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
+    fl.add_argument("--source", help="market-data source of the prices the gate checks (default: data.source)")
+    fl.add_argument("--as-of", dest="as_of", help="use only data available at the end of this date")
+    fl.add_argument("--json", action="store_true", help="print JSON")
+    fl.set_defaults(handler=_flatten)
     var = rsub.add_parser(
         "var",
         help="backtest 1-day VaR forecasts (Kupiec, Christoffersen, Basel zone)",
@@ -48,7 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     var.add_argument("--source", help="market-data source (default: data.source)")
     var.add_argument("--as-of", dest="as_of", help="use only data available at the end of this date")
     var.add_argument("--level", type=float, default=None, help="confidence level (default: risk.var_level)")
-    var.add_argument("--method", choices=("historical", "filtered"), help="default: risk.var_method")
+    var.add_argument("--method", choices=("gjr_filtered", "filtered", "historical"),
+                     help="default: risk.var_method (gjr_filtered unless configured)")
     var.add_argument("--window", type=int, default=500, help="trailing window in days (default 500)")
     var.add_argument("--json", action="store_true", help="print JSON")
     var.set_defaults(handler=_var)
@@ -74,7 +104,8 @@ def _status(args: argparse.Namespace, ctx) -> int:
         st = store.load()
         doc = {"trading_state": st.trading_state, "reason": st.reason, "day": st.day,
                "day_start_equity": st.day_start_equity, "peak_equity": st.peak_equity,
-               "recent_orders": len(st.recent), "silent_feeds": store.silent_feeds(), "history": store.events()}
+               "recent_orders": len(st.recent), "silent_feeds": store.silent_feeds(), "history": store.events(),
+               "checks_off": ctx.settings.risk.checks_off()}
     finally:
         app.close()
     if args.json:
@@ -84,7 +115,9 @@ def _status(args: argparse.Namespace, ctx) -> int:
                                 ("day", doc["day"] or "-"), ("peak equity", doc["peak_equity"] or "-"),
                                 ("recent approved orders", doc["recent_orders"]),
                                 ("silent live feeds", ", ".join(f"{s} since {v['since'][:19]} ({v['by']})" for s, v
-                                                                in doc["silent_feeds"].items()) or "none")])
+                                                                in doc["silent_feeds"].items()) or "none"),
+                                ("checks switched off", ", ".join(f"{k} ({v})" for k, v
+                                                                  in doc["checks_off"].items()) or "none")])
     if doc["history"]:
         print("history (newest first)")
         print_table(["when", "from", "to", "by", "why"],
@@ -93,6 +126,10 @@ def _status(args: argparse.Namespace, ctx) -> int:
 
 
 def _set_state(args: argparse.Namespace, ctx) -> int:
+    if getattr(args, "cancel_open", False):
+        return _halt_and_cancel(args, ctx)
+    if getattr(args, "broker", None) is not None:
+        raise ValueError("--broker only goes with --cancel-open")
     app = _app(ctx)
     try:
         st = app.risk_store().set_trading_state(args.to, args.reason, by="cli")
@@ -100,6 +137,92 @@ def _set_state(args: argparse.Namespace, ctx) -> int:
         app.close()
     print(f"trading state {st.trading_state}: {st.reason}")
     return 0
+
+
+def _order_rows(orders) -> list[tuple]:
+    return [(o["client_order_id"], o["symbol"], o["side"], f"{o['qty']:g}", o["status"]) for o in orders]
+
+
+def _halt_and_cancel(args: argparse.Namespace, ctx) -> int:
+    from agents._emergency import halt_and_cancel
+
+    broker = args.broker or "paper"
+    run_id, out = halt_and_cancel(ctx.settings, ctx.secrets, broker, reason=args.reason, by="cli")
+    print(f"trading state HALTED: {args.reason}")
+    if out.settled:
+        print(f"settled {len(out.settled)} order(s) left by an interrupted run:")
+        print_table(["client order id", "symbol", "action"],
+                    [(s["client_order_id"], s["symbol"], s["action"]) for s in out.settled])
+    if out.cancelled:
+        print(f"cancelled {len(out.cancelled)} open order(s) at {broker} (journal run {run_id}):")
+        print_table(["client order id", "symbol", "side", "qty", "status"], _order_rows(out.cancelled))
+    else:
+        print(f"no open orders at {broker}")
+    for err in out.errors:
+        sys.stderr.write(f"error: {err}\n")
+    for o in out.still_open:
+        sys.stderr.write(f"warning: {o['client_order_id']} ({o['symbol']}) is still {o['status']} at the broker "
+                         "(cancel pending)\n")
+    return 1 if out.errors else 0
+
+
+def _confirm_flatten(args: argparse.Namespace, ctx) -> bool:
+    """Ask on the terminal; refuse without one (scripts pass --yes)."""
+    from agents._emergency import emergency_preview
+
+    if not sys.stdin.isatty():
+        raise ValueError("refusing to flatten without confirmation: no terminal to ask on (pass --yes)")
+    p = emergency_preview(ctx.settings, ctx.secrets, args.broker)
+    err = sys.stderr
+    err.write(f"{args.broker}: trading state {p.trading_state}; {len(p.open_orders)} open order(s) to cancel, "
+              f"{len(p.positions)} position(s) to close:\n")
+    for pos in p.positions:
+        err.write(f"  {pos['side']} {abs(pos['qty']):g} {pos['symbol']} (holding {pos['qty']:g})\n")
+    for o in p.open_orders:
+        err.write(f"  cancel {o['side']} {o['qty']:g} {o['symbol']} ({o['client_order_id']})\n")
+    err.write("Halt trading, cancel these orders and close these positions? [y/N] ")
+    err.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _flatten(args: argparse.Namespace, ctx) -> int:
+    from agents._emergency import flatten
+
+    if not args.yes and not _confirm_flatten(args, ctx):
+        sys.stderr.write("not flattened: nothing was done\n")
+        return 1
+    res = flatten(ctx.settings, ctx.secrets, args.broker, reason=args.reason, by="cli", source=args.source,
+                  as_of=args.as_of)
+    if args.json:
+        print_json(res.to_dict())
+        return 0 if res.complete else 1
+    print(f"{args.broker}: flatten (journal run {res.run_id})")
+    if res.settled:
+        print(f"settled {len(res.settled)} order(s) left by an interrupted run:")
+        print_table(["client order id", "symbol", "action"],
+                    [(s["client_order_id"], s["symbol"], s["action"]) for s in res.settled])
+    print(f"cancelled {len(res.cancelled)} open order(s)" + (":" if res.cancelled else ""))
+    if res.cancelled:
+        print_table(["client order id", "symbol", "side", "qty", "status"], _order_rows(res.cancelled))
+    if res.kept:
+        print(f"already working from an earlier flatten, left open: {len(res.kept)}")
+        print_table(["client order id", "symbol", "side", "qty", "status"], _order_rows(res.kept))
+    print(f"sent {len(res.sent)} closing order(s)" + (":" if res.sent else ""))
+    if res.sent:
+        print_table(["client order id", "symbol", "side", "qty", "filled", "avg price", "status"],
+                    [(o["client_order_id"], o["symbol"], o["side"], f"{o['qty']:g}", f"{o['filled_qty']:g}",
+                      "-" if o["avg_fill_price"] is None else f"{o['avg_fill_price']:,.2f}", o["status"])
+                     for o in res.sent])
+    if res.rejected:
+        print(f"NOT closed, {len(res.rejected)} position(s):")
+        print_table(["symbol", "side", "qty", "why"],
+                    [(r["symbol"], r["side"], f"{r['qty']:g}", ", ".join(r["reasons"])) for r in res.rejected])
+    for event in res.events:
+        print(f"gate: {event}")
+    for err in res.errors:
+        sys.stderr.write(f"error: {err}\n")
+    print(f"trading state {res.trading_state}: {res.reason} (by {res.by}); 'regimedesk risk resume' re-opens trading")
+    return 0 if res.complete else 1
 
 
 def _var(args: argparse.Namespace, ctx) -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from agents._data import SOURCE_NAMES
-from agents._output import print_json, print_table
+from agents._output import output_file, print_json, print_table
 from agents.runtime import build_request
+from analytics import shown
 
 __all__ = ["register", "print_run_summary", "run_summary_text", "add_report_options", "report_path", "start_run"]
 
@@ -108,7 +108,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
             sys.stderr.write(f"resuming {args.resume}\n")
             outcome = runner.resume(args.resume, None, progress)
         return _finish(outcome, args.json)
-    report = report_path(args.report) if args.report else None
+    report = report_path(args.report, "--report") if args.report else None
     request = build_request(ctx.settings, ctx.secrets, args.symbols, source=args.source, llm=args.llm,
                             as_of=args.as_of, broker=args.broker, approve=args.approve, report=report,
                             report_backtest=ctx.settings.report.backtest and not args.no_backtest)
@@ -126,16 +126,14 @@ def start_run(ctx, request, as_json: bool, banner: str) -> int:
     return _finish(outcome, as_json)
 
 
-def report_path(value: str) -> str:
-    """``--report``/``--out``: an absolute path to a PDF file that can be written."""
-    path = Path(value).expanduser().resolve()
-    if path.is_dir():
-        raise ValueError(f"{value}: is a directory; give a file name such as report.pdf")
-    if path.suffix.lower() != ".pdf":
-        raise ValueError(f"{value}: the report is a PDF; give a file name ending in .pdf")
-    if path.parent.exists() and not path.parent.is_dir():
-        raise ValueError(f"{value}: {path.parent} is not a directory")
-    return str(path)
+def report_path(value: str, option: str = "--out") -> str:
+    """``--report``/``--out``: an absolute path to a PDF file that can be written.
+
+    Checked before any work (see :func:`agents._output.output_file`): not a directory,
+    ending in .pdf, and in (or below) a writable directory; a problem is an
+    :class:`~agents._output.OutputPathError` (exit 1).
+    """
+    return str(output_file(value, option, suffix=".pdf"))
 
 
 def _answer(args: argparse.Namespace, ctx) -> int:
@@ -257,6 +255,6 @@ def _journal_show(args: argparse.Namespace, ctx) -> int:
         entries = doc.get(key, [])
         print(f"  {key}: {len(entries)}")
     for ex in doc.get("llm_exchanges", []):
-        state = "accepted" if ex.get("accepted") else f"rejected {ex.get('rejected_numbers')}"
+        state = "accepted" if ex.get("accepted") else f"rejected: {shown(ex.get('error') or ex.get('rejected_numbers'))}"
         print(f"    llm {ex.get('agent')}/{ex.get('symbol')}: {state}, {ex.get('latency_s', 0):.2f}s")
     return 0

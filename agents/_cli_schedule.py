@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run the scheduled graph runs and PDF reports from the configuration",
         description=(
             "Run the jobs listed under [[schedule.jobs]] in the configuration (see 'regimedesk "
-            "config template'): graph runs and PDF reports on cron schedules in a time zone, e.g. "
+            "config init', which writes a commented template): graph runs and PDF reports on cron schedules in a time zone, e.g. "
             "weekdays 17:30 America/New_York. Results go to the job's folder (default "
             "home/reports) and, when TELEGRAM_BOT_TOKEN and telegram.chat_ids are set, to "
             "Telegram. Every execution is journaled; a failing job is reported and the others go "
@@ -67,7 +67,7 @@ def _schedule(args: argparse.Namespace, ctx) -> int:
         return _history(args, ctx)
     if not jobs:
         raise ValueError("no jobs configured: add [[schedule.jobs]] tables to the configuration "
-                         "(see 'regimedesk config template')")
+                         "(see 'regimedesk config init', which writes a commented template)")
     if args.list:
         return _list(args, ctx)
     if args.once:

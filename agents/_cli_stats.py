@@ -23,13 +23,19 @@ def add_symbol_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
-def bar_store(args: argparse.Namespace, ctx):
-    """The run-style bar store for a single-symbol command."""
+def bar_store(args: argparse.Namespace, ctx, option: str = "--as-of"):
+    """The run-style bar store for a single-symbol command, and the canonical symbol.
+
+    With an as-of date (``option`` names it in messages) the symbol must have bars by then
+    (else the command fails at once), and a date after the last bar is said in one warning;
+    ``store.as_of_effective`` is the last bar's stamp.
+    """
     as_of_clock(args.as_of)
     app = AppContext(ctx.settings, ctx.secrets)
     source = args.source or ctx.settings.data.source
     store = app.bars({"source": source, "as_of": args.as_of})
     symbol = store.market.source.canonical_symbol(args.symbol)
+    store.check_as_of([symbol], option)
     return store, symbol
 
 
@@ -56,7 +62,8 @@ def _stats(args: argparse.Namespace, ctx) -> int:
         raise ValueError("--window must be >= 20")
     store, symbol = bar_store(args, ctx)
     timeframes = [args.timeframe] if args.timeframe else list(TIMEFRAME_NAMES)
-    out: dict[str, Any] = {"symbol": symbol, "as_of": args.as_of, "timeframes": {}}
+    out: dict[str, Any] = {"symbol": symbol, "as_of": args.as_of, "as_of_effective": store.as_of_effective,
+                           "timeframes": {}}
     for tf in timeframes:
         try:
             bars = store.get(symbol, tf)

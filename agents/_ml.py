@@ -313,6 +313,10 @@ def backtest_policy(
         ts = pd.Timestamp(start)
         ts = ts.tz_localize(ds.bars.index.tz) if ts.tzinfo is None and ds.bars.index.tz else ts
         first = max(first, int(ds.bars.index.searchsorted(ts, side="left")))
+        if first >= n:
+            raise InsufficientDataError(
+                f"{symbol}: no bars to backtest on or after {ts.date()} (the data end on {ds.bars.index[-1].date()})"
+            )
     lo = max(first - 1, 0)  # decided at the close before the window, traded at its first open
     if n - lo < 30:
         raise InsufficientDataError(f"{symbol}: fewer than 30 bars to backtest after {ds.bars.index[first].date()}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
@@ -14,8 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analytics import RegimeDeskError, shown
+
 __all__ = ["to_jsonable", "print_json", "print_table", "print_fields", "ProgressBar", "METRIC_ROWS", "format_metric",
-           "is_missing", "format_value"]
+           "is_missing", "format_value", "OutputPathError", "output_file", "output_dir", "write_failed", "date_option"]
 
 #: Performance metrics shown by ``backtest`` and the report: (key, label, kind).
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -134,3 +137,128 @@ def print_table(headers: list[str], rows: Iterable[Iterable[Any]], stream=None) 
     stream.write("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip() + "\n")
     for r in body:
         stream.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
+
+
+class OutputPathError(RegimeDeskError, ValueError):
+    """An output path (``--out``, ``--report``, ...) that cannot be written; the CLI exits 1."""
+
+
+def _nearest_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return candidate
+    return Path(path.anchor or ".")
+
+
+def _check_creatable(path: Path, option: str, value: str) -> None:
+    """``path`` does not exist yet: its nearest existing ancestor must be a writable directory."""
+    base = _nearest_existing(path.parent)
+    if not base.is_dir():
+        raise OutputPathError(f"{option} {value}: {base} is not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{option} {value}: cannot write in {base} (permission denied)")
+
+
+def output_file(value: str, option: str, *, default_name: str | None = None, suffix: str | None = None) -> Path:
+    """Check an output file path before any work starts; the absolute path to write.
+
+    Parameters
+    ----------
+    value : str
+        The path as the user gave it (``~`` is expanded).
+    option : str
+        The option's name for messages (``--out``).
+    default_name : str, optional
+        With a default name, a path ending in ``/`` or naming an existing directory means
+        that directory, and the file is ``default_name`` inside it. Without one such a path
+        is an error.
+    suffix : str, optional
+        Required file suffix (e.g. ``.pdf``), compared case-insensitively.
+
+    Raises
+    ------
+    OutputPathError
+        Empty path, a directory where a file is expected, a wrong suffix, an existing target
+        that is not a regular file or not writable, a parent that is not a directory or not
+        writable. Missing parent folders are fine (they are created when writing).
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise OutputPathError(f"{option}: give a file path")
+    path = Path(value).expanduser()
+    names_dir = value.endswith(("/", os.sep)) or path.is_dir()
+    if names_dir:
+        if default_name is None:
+            raise OutputPathError(f"{option} {value}: is a directory; give a file name"
+                                  + (f" ending in {suffix}" if suffix else ""))
+        if path.exists() and not path.is_dir():
+            raise OutputPathError(f"{option} {value}: {path} is not a directory")
+        path = path / default_name
+    path = path.resolve()
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise OutputPathError(f"{option} {value}: give a file name ending in {suffix}")
+    if os.path.lexists(path):
+        if path.is_dir():
+            raise OutputPathError(f"{option} {value}: {path} is a directory")
+        if not path.is_file():
+            raise OutputPathError(f"{option} {value}: {path} exists and is not a regular file")
+        if not os.access(path, os.W_OK):
+            raise OutputPathError(f"{option} {value}: {path} is not writable")
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise OutputPathError(f"{option} {value}: cannot write in {path.parent} (permission denied)")
+    else:
+        _check_creatable(path, option, value)
+    return path
+
+
+def output_dir(value: str, option: str, files: tuple[str, ...] = ()) -> Path:
+    """Check an output directory before any work starts; its absolute path.
+
+    The directory may exist (then it must be a writable directory, and each of ``files``
+    in it that exists must be a regular file) or not (then it is created when writing, so
+    its nearest existing ancestor must be a writable directory).
+
+    Raises
+    ------
+    OutputPathError
+        The path, or an ancestor, exists and is not a directory; it cannot be written;
+        one of ``files`` inside it is a directory or another non-regular file.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise OutputPathError(f"{option}: give a directory path")
+    path = Path(value).expanduser().resolve()
+    if os.path.lexists(path):
+        if not path.is_dir():
+            raise OutputPathError(f"{option} {value}: {path} exists and is not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise OutputPathError(f"{option} {value}: cannot write in {path} (permission denied)")
+        for name in files:
+            target = path / name
+            if os.path.lexists(target) and not target.is_file():
+                raise OutputPathError(f"{option} {value}: {target} exists and is not a regular file")
+    else:
+        _check_creatable(path, option, value)
+    return path
+
+
+def write_failed(option: str, value: str, exc: OSError) -> OutputPathError:
+    """The one-line error for an output that failed while writing (disk full, a race, ...)."""
+    return OutputPathError(f"{option} {value}: cannot write ({exc.strerror or exc})")
+
+
+def date_option(text: str | None, option: str) -> pd.Timestamp | None:
+    """The date given to a command-line ``option`` (None when not given).
+
+    Raises
+    ------
+    ValueError
+        ``text`` is not a date; the message names ``option`` and shows the value, cut.
+    """
+    if text is None:
+        return None
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        raise ValueError(f"{option}: cannot parse {shown(text)} as a date") from None
+    if pd.isna(ts):
+        raise ValueError(f"{option}: {shown(text)} is not a date")
+    return ts

@@ -7,10 +7,12 @@ its verdicts. Nothing here reads LLM text.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import threading
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from agents.config import Secrets, Settings
 from analytics import RegimeDeskError
 from analytics.risk_gate import (
     TRADING_STATES,
+    GateResult,
     MarketSnapshot,
     PendingOrder,
     Portfolio,
@@ -29,6 +32,8 @@ from analytics.risk_gate import (
     RecentOrder,
     RiskLimits,
     RiskState,
+    Verdict,
+    evaluate,
 )
 from integrations._sqlite import apply_schema, open_database
 
@@ -38,6 +43,10 @@ __all__ = [
     "RiskStateError",
     "run_clock",
     "market_snapshot",
+    "regime_labels",
+    "recheck_approved",
+    "STALE_APPROVAL",
+    "nyse_session",
     "build_broker",
     "portfolio_of",
     "propose_orders",
@@ -54,35 +63,40 @@ _DAY = 86_400.0
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
-    """The gate's limits from ``[risk]`` (0 switches the optional checks off)."""
+    """The gate's limits from ``[risk]``.
+
+    0 switches off the checks listed in :data:`agents.config.RISK_OFF_AT_ZERO` (they become
+    ``None``) and nothing else. A value of one of those keys that is not a finite number >= 0
+    raises ValueError naming the key: the configuration refuses such values at load, and
+    settings built in code must not switch a check off by accident (a NaN compared with
+    ``> 0`` would).
+    """
+    from agents.config import RISK_OFF_AT_ZERO
+
     r = settings.risk
 
-    def opt(x: float) -> float | None:
+    def opt(key: str) -> float | None:
+        x = getattr(r, key)
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
+            raise ValueError(f"risk.{key} must be a finite number >= 0 (0 switches the check off), got {x!r}")
         return x if x > 0 else None
 
+    off = {key: opt(key) for key in RISK_OFF_AT_ZERO}
+    if off["max_orders_per_window"] is not None:
+        off["max_orders_per_window"] = int(off["max_orders_per_window"])
     return RiskLimits(
         allowed_symbols=frozenset(r.allowed_symbols) if r.allowed_symbols else None,
         require_market_open=r.require_market_open,
-        max_staleness_bars=opt(r.max_staleness_bars),
-        collar_pct=opt(r.collar_pct),
-        min_confidence=opt(r.min_confidence),
-        duplicate_window_seconds=opt(r.duplicate_window_seconds),
-        max_orders_per_window=r.max_orders_per_window or None,
         rate_window_seconds=r.rate_window_seconds,
-        max_order_qty=opt(r.max_order_qty),
-        max_order_notional=opt(r.max_order_notional),
         allow_short=r.allow_short,
         max_position_weight=r.max_position_weight,
         max_gross_exposure=r.max_gross_exposure,
         max_net_exposure=r.max_net_exposure,
         regime_gross_caps=dict(r.regime_gross_caps),
-        var_limit=opt(r.var_limit),
-        es_limit=opt(r.es_limit),
         var_level=r.var_level,
         var_method=r.var_method,
-        daily_loss_reduce=opt(r.daily_loss_reduce),
-        daily_loss_halt=opt(r.daily_loss_halt),
-        max_drawdown_halt=opt(r.max_drawdown_halt),
+        min_order_qty=r.min_order_qty,
+        **off,
     )
 
 
@@ -139,35 +153,90 @@ class RiskStateStore:
             return replace(st, trading_state="HALTED", reason=f"unknown stored state {st.trading_state!r}")
         return st
 
-    def save(self, state: RiskState, events: tuple[str, ...] = (), by: str = "gate") -> None:
-        """Persist ``state``; log a transition when the trading state changed."""
+    def _write(self, before: RiskState, state: RiskState, why: str, by: str) -> None:
+        """Write ``state`` and, when the trading state changed, its history row (inside the
+        caller's transaction)."""
         d = asdict(state)
         d["recent"] = [{**asdict(r), "ts": pd.Timestamp(r.ts).isoformat()} for r in state.recent]
+        self._conn.execute("INSERT OR REPLACE INTO risk_state (id, doc) VALUES (1, ?)", (json.dumps(d),))
+        if before.trading_state != state.trading_state:
+            self._conn.execute(
+                "INSERT INTO risk_events (ts, from_state, to_state, reason, by) VALUES (?, ?, ?, ?, ?)",
+                (pd.Timestamp.now(tz="UTC").isoformat(), before.trading_state, state.trading_state, why, by),
+            )
+
+    def _transaction(self, change: Callable[[RiskState], tuple[RiskState, str, Any]], by: str) -> Any:
+        """``change(current) -> (new, why, value)`` applied atomically: the state is read and
+        written inside one ``BEGIN IMMEDIATE`` transaction, so no other writer (another
+        process's gate, a person's halt) can commit in between; returns ``value``."""
         with self._lock:
-            before = self.load().trading_state
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.execute("INSERT OR REPLACE INTO risk_state (id, doc) VALUES (1, ?)", (json.dumps(d),))
-                if before != state.trading_state:
-                    why = state.reason or "; ".join(events) or "changed"
-                    self._conn.execute(
-                        "INSERT INTO risk_events (ts, from_state, to_state, reason, by) VALUES (?, ?, ?, ?, ?)",
-                        (pd.Timestamp.now(tz="UTC").isoformat(), before, state.trading_state, why, by),
-                    )
+                before = self.load()
+                new, why, value = change(before)
+                self._write(before, new, why, by)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+        return value
+
+    @staticmethod
+    def _no_looser(before: RiskState, state: RiskState) -> RiskState:
+        """``state`` with a trading state at least as strict as ``before``'s (ACTIVE < REDUCING
+        < HALTED): only :meth:`set_trading_state` (a person) may loosen it. An unknown trading
+        state is HALTED (fail closed)."""
+        if state.trading_state not in TRADING_STATES:
+            return replace(state, trading_state="HALTED", reason=f"unknown trading state {state.trading_state!r}")
+        if TRADING_STATES.index(state.trading_state) < TRADING_STATES.index(before.trading_state):
+            return replace(state, trading_state=before.trading_state, reason=before.reason)
+        return state
+
+    def save(self, state: RiskState, events: tuple[str, ...] = (), by: str = "gate") -> RiskState:
+        """Persist ``state`` atomically, never loosening the stored trading state.
+
+        A trading state less strict than the stored one (e.g. ACTIVE over a person's HALTED)
+        is not written: the stored one is kept with its reason. Returns what was stored; a
+        transition is logged in the history with ``by``.
+        """
+        def change(before: RiskState) -> tuple[RiskState, str, RiskState]:
+            new = self._no_looser(before, state)
+            return new, new.reason or "; ".join(events) or "changed", new
+
+        return self._transaction(change, by)
+
+    def commit_gate(self, evaluate_fn: Callable[[RiskState], GateResult], by: str = "gate") -> GateResult:
+        """Run the gate on the stored state and store its result, in one transaction.
+
+        ``evaluate_fn(state)`` gets the state as stored at this moment (a halt committed by
+        another process before is seen; one committed later waits for this transaction and
+        then wins). The state stored afterwards is ``evaluate_fn``'s, except that the gate can
+        only tighten the trading state by itself (ACTIVE -> REDUCING -> HALTED), never loosen
+        it. Returns the gate's result with the state as stored.
+        """
+        def change(before: RiskState) -> tuple[RiskState, str, GateResult]:
+            result = evaluate_fn(before)
+            new = self._no_looser(before, result.state)
+            return new, new.reason or "; ".join(result.events) or "changed", replace(result, state=new)
+
+        return self._transaction(change, by)
 
     def set_trading_state(self, to: str, reason: str, by: str) -> RiskState:
-        """A person's halt / reduce / resume."""
+        """A person's halt / reduce / resume: the only way to loosen the trading state.
+
+        Atomic: only the trading state, its reason (and, on resume, the breakers' day) change;
+        whatever else another writer stored (approved orders, the peak) is kept.
+        """
         if to not in TRADING_STATES:
             raise ValueError(f"trading state must be one of {', '.join(TRADING_STATES)}, not {to!r}")
-        st = replace(self.load(), trading_state=to, reason=reason)
-        if to == "ACTIVE":  # a resume starts the breakers afresh from the next evaluation
-            st = replace(st, day=None, day_start_equity=None)
-        self.save(st, by=by)
-        return st
+
+        def change(before: RiskState) -> tuple[RiskState, str, RiskState]:
+            st = replace(before, trading_state=to, reason=reason)
+            if to == "ACTIVE":  # a resume starts the breakers afresh from the next evaluation
+                st = replace(st, day=None, day_start_equity=None)
+            return st, reason, st
+
+        return self._transaction(change, by)
 
     def set_feed_silent(self, symbols, silent: bool, reason: str, by: str) -> list[str]:
         """Mark ``symbols`` as having a silent live feed (the gate then rejects their new
@@ -229,12 +298,15 @@ def run_clock(store, request: Mapping[str, Any]) -> pd.Timestamp:
 
 
 def market_snapshot(store, symbols, now: pd.Timestamp, regime_labels: Mapping[str, str],
-                    n_returns: int = 500, feed_silent: Mapping[str, Any] | None = None) -> MarketSnapshot:
+                    n_returns: int = 500, feed_silent: Mapping[str, Any] | None = None, *,
+                    check_market_open: bool = True) -> MarketSnapshot:
     """Last daily close, bar time and returns per symbol from the run's bars.
 
     A symbol whose bars cannot be loaded is left out (the gate then rejects its orders for a
     missing price / not tradable). ``feed_silent`` lists symbols whose live feed is silent
-    (:meth:`RiskStateStore.silent_feeds`).
+    (:meth:`RiskStateStore.silent_feeds`). ``check_market_open=False`` leaves
+    ``market_open`` empty (every symbol closed) and spares loading the NYSE calendar; pass
+    it only when the limits do not require an open market.
     """
     prices, last, secs, tradable, opened, returns = {}, {}, {}, {}, {}, {}
     for s in symbols:
@@ -247,18 +319,131 @@ def market_snapshot(store, symbols, now: pd.Timestamp, regime_labels: Mapping[st
         last[s] = frame.index[-1]
         secs[s] = _DAY
         tradable[s] = True
-        opened[s] = _nyse_open(now)
+        if check_market_open:
+            opened[s] = _nyse_open(now)
         returns[s] = close.pct_change().dropna().to_numpy()[-n_returns:]
     return MarketSnapshot(now=now, prices=prices, last_bar=last, bar_seconds=secs, tradable=tradable,
                           market_open=opened, regime=dict(regime_labels), returns=returns,
                           feed_silent={s: True for s in (feed_silent or {}) if s in symbols})
 
 
+def regime_labels(state: Mapping[str, Any], symbols) -> dict[str, str]:
+    """The MT regime label per symbol of a run's state (for the gate's regime caps)."""
+    labels = {}
+    for sym in symbols:
+        reg = (state.get("regime") or {}).get(sym) or {}
+        mt = (reg.get("timeframes") or {}).get("MT") or {}
+        if mt.get("available"):
+            labels[sym] = mt["label"]
+    return labels
+
+
+#: Reason code of an approved order not sent because its approval is older than
+#: ``risk.max_approval_age_seconds`` (wall clock since the gate approved it).
+STALE_APPROVAL = "stale_approval"
+
+
+def recheck_approved(store: RiskStateStore, approved: Sequence[tuple[ProposedOrder, float]], portfolio: Portfolio,
+                     market: MarketSnapshot, limits: RiskLimits, *, checked_at: str | None,
+                     now: pd.Timestamp, max_age_seconds: float) -> tuple[Verdict, ...]:
+    """The gate again, at the moment of sending, on orders it approved earlier in the run.
+
+    Execution calls this right before sending, so that what happened since the gate ran (a
+    person's halt or reduce, a silent feed, stale data, a circuit breaker, a late approval)
+    stops the orders. The result can only shrink or reject: each order is checked at the
+    quantity the gate approved, and a verdict never grants more.
+
+    Parameters
+    ----------
+    store : RiskStateStore
+        The state is read and written in one transaction (:meth:`RiskStateStore.commit_gate`);
+        a circuit-breaker escalation is stored, the gate's record of approved orders is kept.
+    approved : sequence of (ProposedOrder, float)
+        Each order the gate approved and the quantity it approved.
+    portfolio, market, limits
+        As now (broker, bars and silent feeds at the moment of sending).
+    checked_at : str or None
+        ISO time (wall clock) at which the gate approved them; missing or unreadable is too old.
+    now : Timestamp
+        The wall clock now.
+    max_age_seconds : float
+        Longest time between the gate and the sending; older orders are all rejected with
+        :data:`STALE_APPROVAL`.
+
+    Returns
+    -------
+    tuple of Verdict
+        One per order, in order, ``qty`` at most the approved quantity.
+    """
+    orders = [replace(o, qty=float(q)) for o, q in approved]
+    if not orders:
+        return ()
+    try:
+        age = (pd.Timestamp(now) - pd.Timestamp(checked_at)).total_seconds() if checked_at else float("nan")
+    except (ValueError, TypeError):
+        age = float("nan")
+    if not (math.isfinite(age) and age <= max_age_seconds):
+        return tuple(Verdict(o, "reject", 0.0, (STALE_APPROVAL,)) for o in orders)
+    ids = {o.client_order_id for o in orders if o.client_order_id}
+
+    def again(st: RiskState) -> GateResult:
+        # The gate recorded these orders as approved; checking them against that record would
+        # call each a duplicate of itself. Check them without it, and keep the record as it is.
+        mine = replace(st, recent=tuple(r for r in st.recent if r.client_order_id not in ids))
+        result = evaluate(orders, portfolio, market, limits, mine)
+        return replace(result, state=replace(result.state, recent=st.recent))
+
+    result = store.commit_gate(again, by="execution")
+    out = []
+    for o, v in zip(orders, result.verdicts, strict=True):
+        qty = min(float(v.qty), float(o.qty)) if v.approved else 0.0
+        action = "reject" if qty <= 0 else "approve" if qty >= float(o.qty) - 1e-12 else "trim"
+        out.append(Verdict(o, action, qty, v.reasons))
+    return tuple(out)
+
+
+_XNYS_FIRST, _XNYS_YEARS_AHEAD = "1990-01-01", 2
+
+
+@functools.lru_cache(maxsize=1)
+def _xnys():
+    """The NYSE calendar (``exchange_calendars`` XNYS: sessions, holidays, half days), built
+    once per process; imported lazily because it costs about a second."""
+    import exchange_calendars
+
+    end = (pd.Timestamp.now(tz="UTC") + pd.DateOffset(years=_XNYS_YEARS_AHEAD)).strftime("%Y-%m-%d")
+    with warnings.catch_warnings():  # its use of pandas raises deprecation notices that are not ours
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        return exchange_calendars.get_calendar("XNYS", start=_XNYS_FIRST, end=end)
+
+
+def nyse_session(day) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """``(open, close)`` in UTC of the NYSE session on a date, or None when the exchange does
+    not trade that day (weekend, holiday).
+
+    ``day`` is a date or a timestamp; an aware timestamp is taken on its New York date. Half
+    days close early (13:00 New York). Dates outside the calendar's range (before 1990, more
+    than two years ahead) fall back to Monday to Friday 9:30-16:00 New York.
+    """
+    d = pd.Timestamp(day)
+    d = (d.tz_convert("America/New_York").tz_localize(None) if d.tzinfo is not None else d).normalize()
+    cal = _xnys()
+    if cal.first_session <= d <= cal.last_session:
+        if not cal.is_session(d):
+            return None
+        return cal.session_open(d), cal.session_close(d)
+    if d.weekday() >= 5:
+        return None
+    ny = d.tz_localize("America/New_York")
+    return ((ny + pd.Timedelta(hours=9, minutes=30)).tz_convert("UTC"), (ny + pd.Timedelta(hours=16)).tz_convert("UTC"))
+
+
 def _nyse_open(now: pd.Timestamp) -> bool:
-    """Regular US equity session, Monday to Friday 9:30-16:00 New York (holidays not modelled)."""
-    ny = pd.Timestamp(now).tz_convert("America/New_York")
-    minutes = ny.hour * 60 + ny.minute
-    return ny.weekday() < 5 and 570 <= minutes < 960
+    """The NYSE is in its regular session at ``now`` (holidays and half days included)."""
+    now = pd.Timestamp(now).tz_convert("UTC")
+    bounds = nyse_session(now)
+    return bounds is not None and bounds[0] <= now < bounds[1]
 
 
 def build_broker(settings: Settings, secrets: Secrets, name: str):

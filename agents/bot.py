@@ -54,6 +54,8 @@ __all__ = [
     "send_run_alerts",
     "run_brief",
     "approval_text",
+    "flatten_text",
+    "FLATTEN_CONFIRM_SECONDS",
     "BOT_STATE_FILE",
 ]
 
@@ -165,6 +167,27 @@ def run_brief(outcome) -> str:
     if pdf and pdf.get("error"):
         lines.append(f"Report NOT written: {pdf['error'][:200]}")
     lines.append(f"Thread {outcome.thread_id}")
+    return _lines(lines)
+
+
+def flatten_text(res) -> str:
+    """What a flatten (an :class:`agents._emergency.FlattenResult`) did, for a phone screen."""
+    head = "done" if res.complete else "INCOMPLETE"
+    lines = [f"Flatten {res.broker}: {head} (journal run {res.run_id})",
+             f"Cancelled {len(res.cancelled)} open order(s)" + (": " if res.cancelled else "")
+             + ", ".join(f"{o['side'].upper()} {o['qty']:g} {o['symbol']}" for o in res.cancelled[:8])]
+    if res.kept:
+        lines.append(f"Left working (closes from an earlier flatten): {len(res.kept)}")
+    lines.append(f"Sent {len(res.sent)} closing order(s)")
+    for o in res.sent[:10]:
+        px = o.get("avg_fill_price")
+        fill = f" {o.get('filled_qty', 0):g} @ {px:,.2f}" if px else ""
+        lines.append(f"  {o['side'].upper()} {o['qty']:g} {o['symbol']}: {o['status']}{fill}")
+    for r in res.rejected[:8]:
+        lines.append(f"NOT closed: {r['side'].upper()} {r['qty']:g} {r['symbol']} ({', '.join(r['reasons'])[:100]})")
+    for err in res.errors[:3]:
+        lines.append(f"! {err[:160]}")
+    lines.append(f"Trading state {res.trading_state}: {res.reason} (by {res.by}). /resume re-opens trading.")
     return _lines(lines)
 
 
@@ -417,8 +440,11 @@ class AlertWatcher:
 # ------------------------------------------------------------------ commands
 
 
-_ADMIN_NOTE = ("Admin only: /halt, /reduce, /resume, /run with --broker or --approve, and the "
+_ADMIN_NOTE = ("Admin only: /halt, /reduce, /resume, /flatten, /run with --broker or --approve, and the "
                "Approve / Reject buttons.")
+
+#: Seconds a /flatten confirmation stays valid; an older button is refused (send /flatten again).
+FLATTEN_CONFIRM_SECONDS = 300.0
 
 
 class DeskCommands:
@@ -440,6 +466,8 @@ class DeskCommands:
         self.secrets = secrets
         self.after_run = after_run
         self.clock = clock or (lambda: datetime.now(UTC))
+        self._flattens: dict[str, dict[str, Any]] = {}  # confirmation token -> the pending /flatten
+        self._flatten_lock = threading.Lock()
 
     # -------------------------------------------------------------- plumbing
 
@@ -468,6 +496,10 @@ class DeskCommands:
             CommandSpec("halt", self.halt, "/halt [REASON]", "kill switch: reject every new order", admin=True),
             CommandSpec("reduce", self.reduce, "/reduce [REASON]", "only exposure-reducing orders", admin=True),
             CommandSpec("resume", self.resume, "/resume [REASON]", "back to normal trading", admin=True),
+            CommandSpec("flatten", self.flatten,
+                        "/flatten [paper|alpaca] [REASON]\nShows what would be cancelled and closed; Approve "
+                        f"(within {FLATTEN_CONFIRM_SECONDS / 60:g} minutes) halts, cancels and closes.",
+                        "emergency stop: halt, cancel open orders, close positions", admin=True, long=True),
             CommandSpec("schedule", self.schedule, "/schedule", "next scheduled jobs"),
         )
 
@@ -656,15 +688,23 @@ class DeskCommands:
         return CommandReply(run_brief(outcome))
 
     def approve(self, thread_id: str, approved: bool, inv: Invocation) -> CommandReply:
-        """Answer a run waiting for approval (an admin pressed Approve or Reject).
+        """Answer a run waiting for approval, or a /flatten confirmation (an admin pressed
+        Approve or Reject).
+
+        ``thread_id`` is a run's thread, or the ``flatten-...`` token of a /flatten reply.
 
         Raises
         ------
         RegimeDeskError
             The run is unknown, finished or not waiting (a second answer).
+        ValueError
+            Not an admin; a /flatten confirmation that is unknown, already answered, from
+            another chat or older than :data:`FLATTEN_CONFIRM_SECONDS`.
         """
         if not inv.is_admin:
             raise ValueError("only an admin may approve or reject")
+        if thread_id.startswith("flatten-"):
+            return self._answer_flatten(thread_id, approved, inv)
         with self._runner() as runner:
             outcome = runner.resume(thread_id, {"approved": bool(approved), "by": inv.who, "note": "telegram button"})
         self._ran()
@@ -789,6 +829,64 @@ class DeskCommands:
     def resume(self, inv: Invocation) -> CommandReply:
         """Back to normal trading: ACTIVE."""
         return self._set_state(inv, "ACTIVE")
+
+    def flatten(self, inv: Invocation) -> CommandReply:
+        """Emergency stop, first step: show what would be cancelled and closed, with the buttons.
+
+        Nothing changes until an admin presses Approve on the reply (in the same chat, once,
+        within :data:`FLATTEN_CONFIRM_SECONDS`); then :meth:`approve` runs
+        :func:`agents._emergency.flatten`.
+        """
+        from agents._emergency import emergency_preview
+
+        if not inv.is_admin:  # the bot checks first; never trust one layer
+            raise ValueError("/flatten needs an admin")
+        words = list(inv.args)
+        broker = self.settings.telegram.broker
+        if words and words[0].lower() in ("paper", "alpaca"):
+            broker = words.pop(0).lower()
+        reason = " ".join(words).strip()[:200] or "/flatten from Telegram"
+        preview = emergency_preview(self.settings, self.secrets, broker)
+        token = f"flatten-{uuid.uuid4().hex[:16]}"
+        with self._flatten_lock:
+            now = self.clock()
+            for old in [t for t, r in self._flattens.items()
+                        if (now - r["issued"]).total_seconds() > FLATTEN_CONFIRM_SECONDS]:
+                del self._flattens[old]
+            self._flattens[token] = {"broker": broker, "reason": reason, "chat_id": inv.chat_id, "issued": now}
+        lines = [f"Flatten {broker}? Approve will:",
+                 f"1. halt trading (now {preview.trading_state}; reason: {reason})",
+                 f"2. cancel {len(preview.open_orders)} open order(s)"]
+        lines += [f"   {o['side'].upper()} {o['qty']:g} {o['symbol']} ({o['status']})" for o in preview.open_orders[:8]]
+        if len(preview.open_orders) > 8:
+            lines.append(f"   ... and {len(preview.open_orders) - 8} more")
+        lines.append(f"3. close {len(preview.positions)} position(s) with market orders, through the risk gate")
+        lines += [f"   {p['side'].upper()} {abs(p['qty']):g} {p['symbol']} ({'long' if p['qty'] > 0 else 'short'} "
+                  f"{abs(p['qty']):g})" for p in preview.positions[:8]]
+        if len(preview.positions) > 8:
+            lines.append(f"   ... and {len(preview.positions) - 8} more")
+        lines.append(f"Approve within {FLATTEN_CONFIRM_SECONDS / 60:g} minutes to do it; Reject does nothing. "
+                     "Trading then stays HALTED until /resume.")
+        return CommandReply(_lines(lines), approval=token)
+
+    def _answer_flatten(self, token: str, approved: bool, inv: Invocation) -> CommandReply:
+        from agents._emergency import flatten
+
+        with self._flatten_lock:
+            request = self._flattens.pop(token, None)
+        if request is None:
+            raise ValueError("this /flatten confirmation is unknown or already answered (or the bot restarted); "
+                             "nothing was done - send /flatten again")
+        if request["chat_id"] != inv.chat_id:
+            raise ValueError("this /flatten confirmation belongs to another chat; nothing was done")
+        age = (self.clock() - request["issued"]).total_seconds()
+        if age > FLATTEN_CONFIRM_SECONDS:
+            raise ValueError(f"this /flatten confirmation expired ({age:.0f} s old, limit "
+                             f"{FLATTEN_CONFIRM_SECONDS:g} s); nothing was done - send /flatten again")
+        if not approved:
+            return CommandReply("Flatten cancelled: nothing was done.")
+        res = flatten(self.settings, self.secrets, request["broker"], reason=request["reason"], by=inv.who)
+        return CommandReply(flatten_text(res))
 
     def _next_jobs(self, count: int) -> list[tuple[str, list[datetime]]]:
         from agents.scheduler import next_fire_times

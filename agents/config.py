@@ -18,7 +18,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from analytics import ConfigError
+from analytics import ConfigError, shown
 from analytics._bars import Timeframe
 from analytics._validation import VALIDATION_RULES, ValidationPolicy
 
@@ -33,6 +33,7 @@ __all__ = [
     "MLConfig",
     "DecisionConfig",
     "RiskConfig",
+    "RISK_OFF_AT_ZERO",
     "BrokerConfig",
     "ReportConfig",
     "TelegramConfig",
@@ -166,6 +167,9 @@ class LLMConfig(_Model):
     timeout: float = Field(default=20.0, gt=0, le=300)
     max_retries: int = Field(default=2, ge=0, le=10)
     temperature: float = Field(default=0.0, ge=0, le=2)
+    # Longest LLM narrative accepted, in characters (per agent narrative); a longer reply is
+    # rejected (too_long) and the template shown, never truncated. See docs/narrator.md.
+    max_narrative_chars: int = Field(default=600, ge=80, le=4000)
 
 
 class MLConfig(_Model):
@@ -193,8 +197,24 @@ class DecisionConfig(_Model):
     max_weight: float = Field(default=1.0, gt=0, le=1)
 
 
+#: ``[risk]`` keys whose value 0 switches their check off (the only way to switch one off).
+RISK_OFF_AT_ZERO: tuple[str, ...] = (
+    "max_staleness_bars", "collar_pct", "min_confidence", "duplicate_window_seconds", "max_orders_per_window",
+    "max_order_qty", "max_order_notional", "var_limit", "es_limit", "daily_loss_reduce", "daily_loss_halt",
+    "max_drawdown_halt",
+)
+
+
 class RiskConfig(_Model):
-    """Limits of the risk gate (fractions of equity; ``null``-able ones switch a check off when 0)."""
+    """Limits of the risk gate (fractions of equity).
+
+    Every number must be finite: ``inf`` or ``nan`` (which would make a check vacuous) is
+    refused at load with the key named, as is a negative value. The keys in
+    :data:`RISK_OFF_AT_ZERO` switch their check off with 0 and only with 0;
+    :meth:`checks_off` lists what is switched off (``config show`` and ``risk status`` print it).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     allowed_symbols: list[str] = Field(default_factory=list)
     require_market_open: bool = False
@@ -214,10 +234,29 @@ class RiskConfig(_Model):
     var_limit: float = Field(default=0.05, ge=0, le=1)
     es_limit: float = Field(default=0.07, ge=0, le=1)
     var_level: float = Field(default=0.99, gt=0.5, lt=1)
-    var_method: Literal["historical", "filtered"] = "historical"
+    var_method: Literal["historical", "filtered", "gjr_filtered"] = "gjr_filtered"
     daily_loss_reduce: float = Field(default=0.03, ge=0, le=1)
     daily_loss_halt: float = Field(default=0.05, ge=0, le=1)
     max_drawdown_halt: float = Field(default=0.20, ge=0, le=1)
+    # Longest wall-clock time from the gate's approval of an order to its sending (a late
+    # approval, a run resumed long after a crash): older orders are rejected (stale_approval).
+    max_approval_age_seconds: float = Field(default=900.0, gt=0, le=7 * 86400)
+    # Smallest order, in shares, for an order of whole shares (cannot be switched off).
+    min_order_qty: float = Field(default=1.0, gt=0)
+
+    def checks_off(self) -> dict[str, str]:
+        """The gate's checks this configuration switches off: ``{key: what that means}``."""
+        off: dict[str, str] = {}
+        if not self.allowed_symbols:
+            off["allowed_symbols"] = "empty: any symbol may be traded"
+        if not self.require_market_open:
+            off["require_market_open"] = "false: orders outside market hours pass"
+        for key in RISK_OFF_AT_ZERO:
+            if getattr(self, key) == 0:
+                off[key] = "0: check off"
+        if self.allow_short:
+            off["allow_short"] = "true: the no-short check is off"
+        return off
 
     @field_validator("regime_gross_caps")
     @classmethod
@@ -444,8 +483,12 @@ def resolve_config_path(explicit: str | Path | None = None, env: Mapping[str, st
     for value, origin in ((explicit, "--config"), (env.get("REGIMEDESK_CONFIG"), "REGIMEDESK_CONFIG")):
         if value:
             path = Path(value).expanduser()
-            if not path.is_file():
-                raise ConfigError(f"configuration file {path} (from {origin}) does not exist")
+            try:
+                is_file = path.is_file()
+            except OSError as exc:  # e.g. a name too long for the file system
+                raise ConfigError(f"configuration file {shown(str(path))} (from {origin}): {exc.strerror}") from None
+            if not is_file:
+                raise ConfigError(f"configuration file {shown(str(path))} (from {origin}) does not exist")
             return path
     local = Path("regimedesk.toml")
     return local if local.is_file() else None
@@ -489,6 +532,11 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
             raw = tomllib.loads(resolved.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{resolved}: not valid TOML ({exc})") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{resolved}: not a UTF-8 text file (undecodable byte at offset {exc.start}); "
+                "a configuration is a TOML text file (see 'regimedesk config init')"
+            ) from None
         except OSError as exc:
             raise ConfigError(f"{resolved}: cannot read ({exc.strerror})") from None
     if env.get("REGIMEDESK_HOME"):
@@ -584,6 +632,8 @@ model = "gpt-4o-mini"
 timeout = 20.0
 max_retries = 2
 temperature = 0.0
+# longest narrative shown; a longer reply is rejected (too_long) and the template is used
+max_narrative_chars = 600
 
 [ml]
 # Label: does the close rise over the next `horizon` daily bars?
@@ -614,8 +664,11 @@ slippage_bps = 0.0
 max_weight = 1.0
 
 [risk]
-# The hard risk gate. Weights, exposures, losses and VaR are fractions of equity;
-# a 0 switches off max_order_qty, max_order_notional, min_confidence and the VaR/ES limits.
+# The hard risk gate. Weights, exposures, losses and VaR are fractions of equity. Numbers must
+# be finite (inf / nan are refused). 0, and only 0, switches off max_staleness_bars, collar_pct,
+# min_confidence, duplicate_window_seconds, max_orders_per_window, max_order_qty,
+# max_order_notional, var_limit, es_limit and the three circuit breakers;
+# 'regimedesk config show' and 'regimedesk risk status' list the checks switched off.
 allowed_symbols = []            # empty: any symbol
 require_market_open = false     # daily runs place orders for the next session
 max_staleness_bars = 4.0        # last bar older than this many bar lengths: reject
@@ -633,10 +686,12 @@ max_net_exposure = 1.0
 var_limit = 0.05                # 1-day portfolio VaR after the trade
 es_limit = 0.07                 # 1-day expected shortfall after the trade
 var_level = 0.99
-var_method = "historical"       # historical | filtered (GARCH-filtered historical)
+var_method = "gjr_filtered"     # gjr_filtered (GJR-GARCH-t filtered historical) | filtered (GARCH) | historical
 daily_loss_reduce = 0.03        # circuit breaker: REDUCING
 daily_loss_halt = 0.05          # circuit breaker: HALTED
 max_drawdown_halt = 0.20        # circuit breaker: HALTED
+max_approval_age_seconds = 900.0  # gate approval to sending; older: rejected (stale_approval)
+min_order_qty = 1.0             # smallest order of whole shares (below: below_min_qty)
 
 [risk.regime_gross_caps]
 # Lower gross exposure in these regimes (regime of the symbol's MT timeframe).

@@ -32,6 +32,7 @@ Liveness
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -40,12 +41,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 
-from agents._risk import _nyse_open
 from agents.config import Secrets, Settings
 from agents.runtime import RunRequest
 from analytics import RegimeDeskError
@@ -66,6 +67,8 @@ __all__ = [
     "LiveSummary",
     "LiveLoop",
     "LiveError",
+    "SessionBusyError",
+    "SessionLock",
     "build_feed",
     "silence_deadline",
     "live_status",
@@ -79,6 +82,67 @@ LIVE_TIMEFRAMES: tuple[str, ...] = ("1Min", "5Min", "1D")
 
 class LiveError(RegimeDeskError):
     """A live session cannot start (bad combination of options, nothing to replay, ...)."""
+
+
+class SessionBusyError(LiveError):
+    """Another process already runs this live session."""
+
+
+class SessionLock:
+    """One process per live session: an exclusive ``flock`` on
+    ``home/live_locks/<session>.lock``.
+
+    The operating system releases the lock when the holder exits, however it exits (also
+    ``kill -9``), so a crashed session never blocks its restart. The file holds the holder's
+    process id for the message.
+    """
+
+    def __init__(self, home: str | Path, session: str) -> None:
+        self.session = session
+        self.path = Path(home) / "live_locks" / f"{session}.lock"
+        self._file: IO[str] | None = None
+
+    @property
+    def held(self) -> bool:
+        """This object holds the lock."""
+        return self._file is not None
+
+    def acquire(self) -> None:
+        """Take the lock, or raise :class:`SessionBusyError` at once if another holds it."""
+        if self._file is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held open while the session runs
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip()
+            f.close()
+            raise SessionBusyError(
+                f"live session {self.session} is already running (process {holder or 'unknown'}); stop it "
+                "first, or give this one another --session") from None
+        except BaseException:
+            f.close()
+            raise
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        """Give the lock up (closing the file releases it)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> SessionLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 @dataclass(frozen=True)
@@ -188,28 +252,40 @@ def build_feed(settings: Settings, secrets: Secrets, spec: LiveSpec) -> Feed:
 def silence_deadline(last_bar: pd.Timestamp, timeframe: str | Timeframe) -> pd.Timestamp:
     """When a feed that last delivered the bar stamped ``last_bar`` counts as silent.
 
-    Twice the timeframe on the US equity calendar (holidays are not modelled, so a holiday
-    can raise a false alarm, which blocks orders: the safe side):
+    Twice the timeframe on the NYSE calendar (``exchange_calendars`` XNYS: weekends,
+    holidays and half days; see :func:`agents._risk.nyse_session`):
 
     * daily bars: the close of the bar two sessions later (a Friday bar is overdue when
-      Tuesday's bar has not closed);
-    * intraday bars: the bar's close plus two bar lengths of regular session time
-      (9:30-16:00 New York, Monday to Friday); nights and weekends do not count.
+      Tuesday's bar has not closed; the Wednesday before Thanksgiving, when Monday's has not);
+    * intraday bars: the bar's close plus two bar lengths of regular session time (9:30-16:00
+      New York, 13:00 on half days); nights, weekends and holidays do not count.
     """
+    from agents._risk import nyse_session
+
     tf = Timeframe.parse(timeframe)
     last_bar = pd.Timestamp(last_bar).tz_convert("UTC")
+    day = pd.Timedelta(days=1)
     if tf.unit in ("D", "W"):
-        return last_bar.normalize() + pd.offsets.BDay(2) + tf.step
+        d, sessions = last_bar.normalize(), 0
+        for _ in range(40):  # the calendar never closes for more than a few days in a row
+            d += day
+            if nyse_session(d.tz_localize(None)) is not None:  # the bar's stamp is its session date
+                sessions += 1
+                if sessions == 2:
+                    return d + tf.step
+        raise LiveError(f"no NYSE session within 40 days after {last_bar.date()}")
     t = last_bar + tf.step
     budget = 2 * tf.step
-    minute = pd.Timedelta(minutes=1)
-    while budget > pd.Timedelta(0):
-        if _nyse_open(t):
-            budget -= minute
-        t += minute
-        if t - last_bar > pd.Timedelta(days=7):  # cannot happen on the calendar above; a guard
-            break
-    return t
+    d = t.tz_convert("America/New_York").tz_localize(None).normalize()
+    for _ in range(40):
+        bounds = nyse_session(d)
+        if bounds is not None and t < bounds[1]:
+            start = max(t, bounds[0])
+            if start + budget <= bounds[1]:
+                return start + budget
+            budget -= bounds[1] - start
+        d += day
+    raise LiveError(f"no NYSE session time within 40 days after {t.isoformat()}")
 
 
 def _sent(state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -254,6 +330,7 @@ class LiveLoop:
         self._say = say or (lambda line: log.info("%s", line))
         self.runner = Runner(settings, secrets)
         self.journal = self.runner.journal
+        self.lock = SessionLock(settings.home_dir, self.session)
         self._silent = False
         self._last_received: pd.Timestamp | None = None
 
@@ -268,6 +345,7 @@ class LiveLoop:
         return self._stop.is_set()
 
     def close(self) -> None:
+        self.lock.release()
         self.runner.close()
         self.feed.close()
 
@@ -412,6 +490,7 @@ class LiveLoop:
         sent = _sent(state)
         rejected = [v for vs in ((state.get("risk_gate") or {}).get("symbols") or {}).values() for v in vs
                     if v.get("action") == "reject"]
+        rejected += (state.get("execution") or {}).get("rejected") or []  # stopped by the check at sending
         parts.append("orders: " + (", ".join(f"{o['side']} {o['qty']:g} {o['symbol']} {o['status']}" for o in sent)
                                    or "none"))
         if rejected:
@@ -470,17 +549,30 @@ class LiveLoop:
             return {"status": "already " + existing["status"], "seconds": 0.0, "orders": 0}
         return self._finish_bar(bar_time, self._request(batch), thread_id, run_id, received)
 
-    def recover(self) -> int:
-        """Finish bars claimed by an earlier process that did not complete them."""
-        n = 0
-        for row in self.journal.live_bars(self.session, status="started"):
+    def recover(self) -> tuple[int, int]:
+        """Finish bars claimed by an earlier process that did not complete them.
+
+        A bar left ``started`` (the process died in it) is resumed. A replay also runs again
+        every bar an earlier process recorded ``failed``, so that no bar of a replay is lost
+        for good; a network feed does not (its moment has passed: see the downtime rule).
+        Returns ``(resumed, failed)``: bars finished, and bars that failed again.
+        """
+        rows = self.journal.live_bars(self.session, status="started")
+        if self.feed.virtual:
+            rows = sorted(rows + self.journal.live_bars(self.session, status="failed"), key=lambda r: r["bar_time"])
+        n = failed = 0
+        for row in rows:
             bar = pd.Timestamp(row["bar_time"])
             batch = BarBatch(bar, pd.Timestamp(row["closes_at"]), self.feed.symbols)
-            self._say(f"resuming bar {row['bar_time']} left unfinished by an earlier process")
-            self._finish_bar(row["bar_time"], self._request(batch), row["thread_id"], row["run_id"],
-                             pd.Timestamp(row["received_at"]))
-            n += 1
-        return n
+            what = "left unfinished" if row["status"] == "started" else "that failed"
+            self._say(f"resuming bar {row['bar_time']} {what} by an earlier process")
+            out = self._finish_bar(row["bar_time"], self._request(batch), row["thread_id"], row["run_id"],
+                                   pd.Timestamp(row["received_at"]))
+            if out["status"] == "failed":
+                failed += 1
+            else:
+                n += 1
+        return n, failed
 
     # ------------------------------------------------------------------ liveness
 
@@ -510,10 +602,28 @@ class LiveLoop:
     # ------------------------------------------------------------------ the loop
 
     def run(self, max_bars: int | None = None) -> LiveSummary:
-        """Run until the replay ends, ``max_bars`` bars were handled, or a stop is requested."""
+        """Run until the replay ends, ``max_bars`` bars were handled, or a stop is requested.
+
+        Takes the session's :class:`SessionLock` first (unless already held, e.g. by the CLI)
+        and gives it up at the end.
+
+        Raises
+        ------
+        SessionBusyError
+            Another process runs this session; nothing was touched.
+        """
         t0 = time.perf_counter()
+        mine = not self.lock.held
+        self.lock.acquire()
+        try:
+            return self._run(max_bars, t0)
+        finally:
+            if mine:
+                self.lock.release()
+
+    def _run(self, max_bars: int | None, t0: float) -> LiveSummary:
         self.journal.open_live_session(self.session, self.spec.to_dict(), os.getpid())
-        handled = failed = skipped = orders = 0
+        handled = skipped = orders = 0
         seconds: list[float] = []
         stopped_by = "stop requested"
         try:
@@ -521,7 +631,7 @@ class LiveLoop:
             if added:
                 self._say(f"data cache: {added} bars of history added")
             self.reconcile_book()
-            resumed = self.recover()
+            resumed, failed = self.recover()  # a bar that failed again fails this process too
             poll = self.settings.live.poll_seconds
             feed_error: str | None = None
             while not self.stopping:

@@ -8,16 +8,19 @@ whether the process crashed in between.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
 from agents._data import build_market_data
 from agents.config import TIMEFRAME_NAMES, Secrets, Settings
-from integrations import Bars, MarketData
+from analytics import RegimeDeskWarning, shown
+from integrations import Bars, MarketData, NoDataError
 
-__all__ = ["RunRequest", "BarStore", "AppContext", "as_of_clock", "build_request"]
+__all__ = ["RunRequest", "BarStore", "AppContext", "as_of_clock", "build_request", "check_services"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class RunRequest:
         Write the run's PDF report to this path (the reporting agent renders it).
     report_backtest : bool
         Include the walk-forward backtest in the report.
+    as_of_effective : str or None
+        With ``as_of``: the stamp of the last bar available then (latest over the symbols),
+        i.e. the moment the run's data really reach (set by :func:`build_request`).
     """
 
     symbols: tuple[str, ...]
@@ -52,6 +58,7 @@ class RunRequest:
     approve: bool = False
     report: str | None = None
     report_backtest: bool = True
+    as_of_effective: str | None = None
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -73,6 +80,7 @@ class RunRequest:
             "approve": self.approve,
             "report": self.report,
             "report_backtest": self.report_backtest,
+            "as_of_effective": self.as_of_effective,
         }
 
     @classmethod
@@ -86,6 +94,7 @@ class RunRequest:
             approve=bool(doc.get("approve", False)),
             report=doc.get("report"),
             report_backtest=bool(doc.get("report_backtest", True)),
+            as_of_effective=doc.get("as_of_effective"),
         )
 
 
@@ -95,6 +104,10 @@ def build_request(settings: Settings, secrets: Secrets, symbols, *, source: str 
 
     ``source`` and ``llm`` default to the configuration; ``fields`` are the other
     :class:`RunRequest` fields (``as_of``, ``broker``, ``approve``, ``report``, ...).
+    Everything that can be checked before the agents run is checked here, so that a run
+    fails at once rather than after minutes of work: the date, the narrator's and the
+    broker's credentials (:func:`check_services`), and with ``as_of`` that bars exist by
+    then (:meth:`BarStore.check_as_of`, which also sets ``as_of_effective``).
     """
     from agents._data import build_source
 
@@ -104,8 +117,39 @@ def build_request(settings: Settings, secrets: Secrets, symbols, *, source: str 
     name = source or settings.data.source
     src = build_source(settings, secrets, name)
     canonical = tuple(dict.fromkeys(src.canonical_symbol(s) for s in symbols))
-    as_of_clock(fields.get("as_of"))  # validate before anything runs
-    return RunRequest(symbols=canonical, source=name, llm=llm or settings.llm.backend, **fields)
+    as_of = fields.get("as_of")
+    as_of_clock(as_of)  # validate before anything runs
+    backend = llm or settings.llm.backend
+    request = RunRequest(symbols=canonical, source=name, llm=backend, **fields)
+    check_services(settings, secrets, llm=request.llm, broker=request.broker)
+    if as_of is not None and "as_of_effective" not in fields:
+        store = BarStore(build_market_data(settings, secrets, name), settings, as_of)
+        effective = store.check_as_of(canonical)
+        request = replace(request, as_of_effective=effective)
+    return request
+
+
+def check_services(settings: Settings, secrets: Secrets, *, llm: str = "template", broker: str = "none") -> None:
+    """Fail now, not after the analysis, when the narrator or broker a run needs cannot start.
+
+    Builds the ``openai`` narrator's client and the ``alpaca`` broker's client exactly as the
+    run would (neither talks to the network when built), so a missing key is reported with
+    the variable to set. The template narrator and the none/paper brokers need nothing.
+
+    Raises
+    ------
+    MissingCredentialsError
+        ``OPENAI_API_KEY`` (without ``llm.base_url``), ``ALPACA_API_KEY`` or
+        ``ALPACA_SECRET_KEY`` is not set.
+    """
+    if llm == "openai":
+        from agents.narrator import build_narrator
+
+        build_narrator(settings.llm.model_copy(update={"backend": "openai"}), secrets, None)
+    if broker == "alpaca":
+        from agents._risk import build_broker
+
+        build_broker(settings, secrets, "alpaca").close()
 
 
 def as_of_clock(as_of: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
@@ -119,7 +163,7 @@ def as_of_clock(as_of: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | 
     try:
         ts = pd.Timestamp(as_of)
     except (ValueError, TypeError):
-        raise ValueError(f"--as-of: cannot parse {as_of!r} as a date") from None
+        raise ValueError(f"--as-of: cannot parse {shown(as_of)} as a date") from None
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     if ts == ts.normalize() and ":" not in str(as_of):
         return ts, ts + pd.Timedelta(days=1)
@@ -136,7 +180,10 @@ class BarStore:
     def __init__(self, market: MarketData, settings: Settings, as_of: str | None) -> None:
         self.market = market
         self.settings = settings
+        self.as_of = as_of
         self.end, self.now = as_of_clock(as_of)
+        #: Set by :meth:`check_as_of`: the stamp of the last bar available at ``as_of``.
+        self.as_of_effective: str | None = None
         self._cache: dict[tuple[str, str], Bars | Exception] = {}
         self._lock = threading.Lock()
 
@@ -163,6 +210,81 @@ class BarStore:
         if isinstance(hit, Exception):
             raise hit
         return hit
+
+    def check_as_of(self, symbols: Iterable[str], option: str = "--as-of") -> str | None:
+        """With an as-of date: check that bars exist by then; the effective as-of stamp.
+
+        For each symbol the first timeframe with bars (MT, ST, US, LT) gives its last bar.
+        When that bar lies more than a few days (four, or two bars) before the as-of time,
+        the data end earlier than asked: a :class:`RegimeDeskWarning` says so once, naming
+        the date the run really reflects. Without an as-of date nothing is checked.
+
+        Returns
+        -------
+        str or None
+            ISO stamp of the latest last bar over ``symbols`` (None without an as-of date).
+
+        Raises
+        ------
+        NoDataError
+            A symbol has no bars at or before the as-of date (the message names the date
+            and, for local sources, the first bar there is).
+        """
+        if self.as_of is None:
+            return None
+        lasts: dict[str, pd.Timestamp] = {}
+        stale: list[str] = []
+        for symbol in symbols:
+            first_error: Exception | None = None
+            for tf in _DAILY_FIRST:
+                try:
+                    bars = self.get(symbol, tf)
+                except NoDataError as exc:
+                    first_error = first_error or exc
+                    continue
+                last = bars.frame.index[-1]
+                lasts[symbol] = last
+                step = pd.Timedelta(bars.frame.index.to_series().diff().min()) if len(bars.frame) > 1 else None
+                slack = max(pd.Timedelta(days=4), 2 * step) if step is not None else pd.Timedelta(days=4)
+                if self.end is not None and self.end - last > slack:
+                    stale.append(f"{symbol} {_stamp_text(last)}")
+                break
+            else:
+                raise NoDataError(
+                    f"{option} {shown(self.as_of)}: no bars of {symbol} at or before that date"
+                    f"{self._first_bar_note(symbol)}"
+                ) from first_error
+        effective = max(lasts.values())
+        if stale:
+            warnings.warn(
+                f"{option} {shown(self.as_of)} is after the last bar ({', '.join(stale)}): "
+                f"running as of {_stamp_text(effective)}",
+                RegimeDeskWarning,
+                stacklevel=2,
+            )
+        self.as_of_effective = effective.isoformat()
+        return self.as_of_effective
+
+    def _first_bar_note(self, symbol: str) -> str:
+        """'' or ' (the data start on DATE)', for sources that are cheap to ask (local files, builtin)."""
+        if self.market.source.cacheable:
+            return ""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RegimeDeskWarning)  # the command fails; its data notes are noise
+                first = self.market.bars(symbol, self.bar_of("MT")).frame.index[0]
+        except Exception:  # noqa: BLE001 - only a hint for the message
+            return ""
+        return f" (the data start on {_stamp_text(first)})"
+
+
+#: The timeframes whose last bar dates a symbol's data, finest usual one first.
+_DAILY_FIRST = ("MT", "ST", "US", "LT")
+
+
+def _stamp_text(ts: pd.Timestamp) -> str:
+    """A bar stamp for people: the date alone for midnight stamps (daily bars)."""
+    return ts.date().isoformat() if ts == ts.normalize() else ts.isoformat()
 
 
 @dataclass

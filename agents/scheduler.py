@@ -20,13 +20,18 @@ for a stale close days later. A job that has never fired has nothing to catch up
 
 A failing job is recorded (status ``error``), alerted to Telegram when configured, and does
 not stop the scheduler or other jobs.
+
+No secret reaches ``job_runs``, an alert or a log line: every outcome's error, summary and
+delivery errors go through :func:`integrations.redact` with the configured secrets before
+they are journaled or returned.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,8 +40,9 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from agents.config import ScheduledJob, Secrets, Settings
+from agents.config import SECRET_VARIABLES, ScheduledJob, Secrets, Settings
 from analytics import RegimeDeskError
+from integrations import redact
 
 __all__ = [
     "JobOutcome",
@@ -163,6 +169,15 @@ class JobOutcome:
         return d
 
 
+def _scrubbed(outcome: JobOutcome, secrets: Iterable[str | None] = ()) -> JobOutcome:
+    """``outcome`` with every secret (``secrets`` and the registered ones) redacted from its texts."""
+    deliveries = tuple({**d, "error": redact(d["error"], secrets)} if isinstance(d.get("error"), str) else d
+                       for d in outcome.deliveries)
+    return dataclasses.replace(
+        outcome, summary=redact(outcome.summary, secrets), deliveries=deliveries,
+        error=redact(outcome.error, secrets) if outcome.error is not None else None)
+
+
 def build_sender(settings: Settings, secrets: Secrets):
     """A :class:`integrations.TelegramSender` when a token and chats are configured, else None."""
     from integrations import TelegramSender
@@ -209,6 +224,9 @@ class JobExecutor:
     def __post_init__(self) -> None:
         if self.sender == "default":
             self.sender = build_sender(self.settings, self.secrets)
+
+    def _secret_values(self) -> tuple[str | None, ...]:
+        return tuple(self.secrets.get(name) for name in SECRET_VARIABLES)
 
     def journal(self):
         """The journal job executions are recorded in (``home/journal.sqlite``)."""
@@ -275,8 +293,9 @@ class JobExecutor:
             return
         try:
             self.sender.send_message(self.settings.telegram.chat_ids, text)
-        except Exception:  # an alert that cannot be sent must not hide the job's own outcome
-            log.warning("could not send the failure alert to Telegram", exc_info=True)
+        except Exception as exc:  # an alert that cannot be sent must not hide the job's own outcome
+            log.warning("could not send the failure alert to Telegram: %s",
+                        redact(f"{type(exc).__name__}: {exc}", self._secret_values()))
 
     def __call__(self, job: ScheduledJob, scheduled_for: datetime | None = None) -> JobOutcome:
         """Run ``job`` now (for the fire time ``scheduled_for``, None for a manual run)."""
@@ -294,16 +313,18 @@ class JobExecutor:
             result = JobOutcome(job.name, job.kind, status, scheduled_for, started, self.clock(), run_id,
                                 summary, tuple(files), tuple(deliveries))
         except Exception as exc:  # a job failure is an outcome, never a crash of the scheduler
-            log.debug("job %s failed", job.name, exc_info=True)
-            err = f"{type(exc).__name__}: {exc}"
+            err = redact(f"{type(exc).__name__}: {exc}", self._secret_values())
+            log.debug("job %s failed: %s", job.name, err)
             result = JobOutcome(job.name, job.kind, "error", scheduled_for, started, self.clock(), run_id, error=err)
             if job.telegram:
                 self._alert(f"RegimeDesk job '{job.name}' failed: {err}")
+        result = _scrubbed(result, self._secret_values())
         self.record(result)
         return result
 
     def record(self, outcome: JobOutcome) -> None:
-        """Append ``outcome`` to the journal (a journal failure is logged, not raised)."""
+        """Append ``outcome``, secrets redacted, to the journal (a journal failure is logged, not raised)."""
+        outcome = _scrubbed(outcome, self._secret_values())
         try:
             self.journal().record_job_run(
                 outcome.job, scheduled_for=outcome.scheduled_for, started_at=outcome.started_at,
@@ -382,7 +403,7 @@ class ScheduleService:
                                  error="fire time missed by more than the misfire grace time")
         else:  # _fire never raises; this is a last line of defence
             outcome = JobOutcome(job.name, job.kind, "error", event.scheduled_run_time, now, now,
-                                 error=f"{type(event.exception).__name__}: {event.exception}")
+                                 error=redact(f"{type(event.exception).__name__}: {event.exception}"))
         self._record(outcome)
         self._emit(outcome)
 
@@ -400,9 +421,9 @@ class ScheduleService:
         try:
             outcome = self.executor(job, scheduled_for)
         except Exception as exc:
-            log.error("job %s raised %s", job.name, exc, exc_info=True)
-            outcome = JobOutcome(job.name, job.kind, "error", scheduled_for, started, self.clock(),
-                                 error=f"{type(exc).__name__}: {exc}")
+            err = redact(f"{type(exc).__name__}: {exc}")
+            log.error("job %s raised %s", job.name, err)
+            outcome = JobOutcome(job.name, job.kind, "error", scheduled_for, started, self.clock(), error=err)
             self._record(outcome)
         self._emit(outcome)
         return outcome

@@ -27,7 +27,7 @@ from analytics._backtest import (
     performance_metrics,
     run_backtest,
 )
-from analytics._bars import BAR_COLUMNS, Timeframe, empty_bars, resample_bars
+from analytics._bars import BAR_COLUMNS, Timeframe, empty_bars, resample_bars, shown
 from analytics._character import (
     MEAN_REVERTING,
     RANDOM_WALK,
@@ -121,6 +121,8 @@ from analytics._var import (
     basel_zone,
     christoffersen,
     filtered_historical_var_es,
+    gjr_filtered_portfolio_var_es,
+    gjr_filtered_var_es,
     historical_var_es,
     kupiec_pof,
     portfolio_returns,
@@ -148,6 +150,7 @@ __all__ = [
     "Timeframe",
     "empty_bars",
     "resample_bars",
+    "shown",
     # validation
     "VALIDATION_RULES",
     "ValidationPolicy",
@@ -167,6 +170,8 @@ __all__ = [
     "ChristoffersenResult",
     "historical_var_es",
     "filtered_historical_var_es",
+    "gjr_filtered_var_es",
+    "gjr_filtered_portfolio_var_es",
     "portfolio_returns",
     "kupiec_pof",
     "christoffersen",

@@ -21,9 +21,34 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["BAR_COLUMNS", "Timeframe", "resample_bars", "empty_bars"]
+__all__ = ["BAR_COLUMNS", "Timeframe", "resample_bars", "empty_bars", "shown", "SHOWN_CHARS"]
 
 BAR_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+
+#: At most this many characters of a value the user gave are repeated in a message.
+SHOWN_CHARS = 60
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """``repr`` of a user-given value for an error message, cut to ``limit`` characters.
+
+    A longer value (a 100,000-character "symbol") is shown as its first ``limit``
+    characters, an ellipsis and its length, so one bad argument stays one readable line.
+
+    Parameters
+    ----------
+    value : object
+        Strings are quoted as by ``repr``; other values are shown as ``str``.
+    limit : int, default :data:`SHOWN_CHARS`
+        Longest part of the value repeated; must be >= 1.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text) if isinstance(value, str) else text
+    head = repr(text[:limit]) if isinstance(value, str) else text[:limit]
+    return f"{head}... ({len(text):,} characters)"
 
 _TF_RE = re.compile(r"^\s*(\d+)\s*(min|m|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_NAMES = {"min": "Min", "m": "Min", "h": "H", "d": "D", "w": "W"}
@@ -76,7 +101,7 @@ class Timeframe:
         match = _TF_RE.match(text)
         if not match:
             raise ValueError(
-                f"timeframe {text!r} not understood; use e.g. 1Min, 5Min, 15Min, 1H, 1D or 1W"
+                f"timeframe {shown(text)} not understood; use e.g. 1Min, 5Min, 15Min, 1H, 1D or 1W"
             )
         return cls(int(match.group(1)), _UNIT_NAMES[match.group(2).lower()])
 

@@ -5,23 +5,34 @@ the persisted risk state, and returns a verdict per order (``approve``, ``trim``
 ``reject``) with reason codes, plus the risk state after the circuit breakers. It reads
 nothing else: no clock, no files, no LLM text. The same inputs give the same verdicts.
 
-It fails closed: a NaN, None or infinite number anywhere it needs one, a missing price, an
-unknown trading state or an exception inside a check rejects the order with a reason.
+It fails closed and never raises: a NaN, None, infinite, boolean or text value anywhere it
+needs a number, a missing price, a bar time or clock that is not a timestamp (or a bar stamped
+after ``market.now``), an unknown trading state, a broken limit, an unreadable risk state or
+an exception inside a check rejects the order with a reason code; even arguments of the wrong
+type give rejections, not a traceback. ``docs/risk_gate.md`` lists every reason code.
 
 Order of checks for each order (the first rejection wins; trims accumulate):
 
-1. inputs valid (``invalid_input``), trading state (``halted``, ``reducing_only``)
+1. inputs valid (``invalid_input:<field>``), trading state (``halted``, ``reducing_only``),
+   minimum quantity (``below_min_qty``)
 2. symbol allowed (``symbol_not_allowed``), tradable (``not_tradable``), its live feed
-   delivering bars (``feed_silent``), market open (``market_closed``), data fresh
-   (``stale_data``), price collar (``price_collar``)
+   delivering bars (``feed_silent``), market open (``market_closed``), bar time not in the
+   future and data fresh (``invalid_input:bar_time``, ``stale_data``), price collar
+   (``price_collar``)
 3. signal confidence (``low_confidence``), duplicates (``duplicate_order``), order rate
    (``rate_limited``)
 4. size: max quantity and notional, no shorting, position weight, gross and net exposure
    (with the regime cap), buying power including pending orders - each trims the order
    (``trim:<limit>``) or rejects it when nothing is left (``limit:<limit>``); a trimmed
-   order for whole shares is floored to whole shares, and rejected (``limit:<limit>``)
-   when less than one share is left
+   order for whole shares is floored to whole shares, and an order left below the minimum
+   quantity is rejected (``limit:<limit>``)
 5. portfolio VaR and expected shortfall after the trade (``var_limit``, ``es_limit``)
+
+The minimum quantity is ``RiskLimits.min_order_qty`` (default one share) for an order of a
+whole number of shares and ``RiskLimits.min_fractional_qty`` (default 1e-6 share) for an
+order of a fractional quantity (a fractional-share book such as the export's simulated
+one). An order that closes a whole position is exempt, so a fractional remainder can always
+be closed.
 
 Orders that only reduce an existing position (and do not cross zero) skip the confidence,
 size and VaR checks: reducing risk is always allowed unless trading is halted.
@@ -32,8 +43,10 @@ This module is deliberately not imported by ``analytics/__init__``; import it as
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
-from collections.abc import Mapping, Sequence
+import numbers
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -126,6 +139,11 @@ class RiskLimits:
     """Every limit of the gate; ``None`` switches a check off.
 
     Weights and exposures are fractions of equity; losses and VaR are positive fractions.
+    A limit that is not ``None`` must be a finite number >= 0 (``rate_window_seconds``,
+    ``min_order_qty`` and ``min_fractional_qty`` > 0, ``var_level`` in (0, 1)); the gate
+    rejects every order with ``invalid_input:limits.<name>`` otherwise, since a NaN limit
+    would let every order through. ``min_order_qty`` is the smallest order for a whole
+    number of shares, ``min_fractional_qty`` the smallest order for a fractional quantity.
     """
 
     allowed_symbols: frozenset[str] | None = None
@@ -146,11 +164,13 @@ class RiskLimits:
     var_limit: float | None = None
     es_limit: float | None = None
     var_level: float = 0.99
-    var_method: str = "historical"
+    var_method: str = "gjr_filtered"
     min_var_observations: int = 250
     daily_loss_reduce: float | None = 0.03
     daily_loss_halt: float | None = 0.05
     max_drawdown_halt: float | None = 0.20
+    min_order_qty: float = 1.0
+    min_fractional_qty: float = 1e-6
 
 
 @dataclass(frozen=True)
@@ -178,7 +198,11 @@ class RiskState:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The gate's answer for one order: ``approve``, ``trim`` (smaller qty) or ``reject``."""
+    """The gate's answer for one order: ``approve``, ``trim`` (smaller qty) or ``reject``.
+
+    ``order`` is the proposed order as given (for an item that is not a
+    :class:`ProposedOrder`, the item itself, rejected ``invalid_input:order``).
+    """
 
     order: ProposedOrder
     action: str
@@ -190,7 +214,8 @@ class Verdict:
         return self.action in ("approve", "trim") and self.qty > 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"order": self.order.to_dict(), "action": self.action, "qty": self.qty, "reasons": list(self.reasons)}
+        order = self.order.to_dict() if isinstance(self.order, ProposedOrder) else {"invalid": repr(self.order)[:200]}
+        return {"order": order, "action": self.action, "qty": self.qty, "reasons": list(self.reasons)}
 
 
 @dataclass(frozen=True)
@@ -209,17 +234,84 @@ class _Reject(Exception):
 
 
 def _finite(x: Any) -> bool:
+    """A real finite number: not None, not a bool, not a string that looks like a number."""
+    if not isinstance(x, numbers.Real) or isinstance(x, (bool, np.bool_)):
+        return False
     try:
-        return x is not None and not isinstance(x, bool) and math.isfinite(float(x))
-    except (TypeError, ValueError):
+        return math.isfinite(float(x))
+    except (TypeError, ValueError, OverflowError):
         return False
 
 
+def _positive(x: Any) -> bool:
+    return _finite(x) and x > 0
+
+
+def _timestamp(x: Any) -> pd.Timestamp | None:
+    """``x`` as a timestamp, or None when it is not one (NaT, text, numbers, dates)."""
+    if not isinstance(x, _dt.datetime) or pd.isna(x):
+        return None
+    try:
+        return pd.Timestamp(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def _flag(x: Any) -> bool | None:
+    """A bool (also numpy's) as itself; anything else (``'yes'``, 1, None) as None."""
+    return bool(x) if isinstance(x, (bool, np.bool_)) else None
+
+
+_OPTIONAL_LIMITS = (
+    "max_staleness_bars", "collar_pct", "min_confidence", "duplicate_window_seconds", "max_order_qty",
+    "max_order_notional", "max_position_weight", "max_gross_exposure", "max_net_exposure", "var_limit",
+    "es_limit", "daily_loss_reduce", "daily_loss_halt", "max_drawdown_halt",
+)
+
+
+def _bad_limit(limits: Any) -> str | None:
+    """The name of the first limit that is not usable (None when all are)."""
+    if not isinstance(limits, RiskLimits):
+        return "limits"
+    for name in _OPTIONAL_LIMITS:
+        v = getattr(limits, name)
+        if v is not None and not (_finite(v) and v >= 0):
+            return name
+    for name in ("rate_window_seconds", "min_order_qty", "min_fractional_qty"):
+        if not _positive(getattr(limits, name)):
+            return name
+    if not (_finite(limits.var_level) and 0 < limits.var_level < 1):
+        return "var_level"
+    m = limits.max_orders_per_window
+    if m is not None and not (isinstance(m, numbers.Integral) and not isinstance(m, (bool, np.bool_)) and m >= 0):
+        return "max_orders_per_window"
+    m = limits.min_var_observations
+    if not (isinstance(m, numbers.Integral) and not isinstance(m, (bool, np.bool_)) and m >= 2):
+        return "min_var_observations"
+    for name in ("require_market_open", "allow_short"):
+        if _flag(getattr(limits, name)) is None:
+            return name
+    allowed = limits.allowed_symbols
+    if allowed is not None and (isinstance(allowed, (str, bytes)) or not isinstance(allowed, Collection)
+                                or not all(isinstance(a, str) for a in allowed)):
+        return "allowed_symbols"
+    caps = limits.regime_gross_caps
+    if not isinstance(caps, Mapping) or not all(isinstance(k, str) and _finite(v) and v >= 0 for k, v in caps.items()):
+        return "regime_gross_caps"
+    return None
+
+
 def _equity(pf: Portfolio, prices: Mapping[str, float]) -> float:
+    if not isinstance(pf, Portfolio):
+        raise _Reject("invalid_input:portfolio")
     if not _finite(pf.cash):
         raise _Reject("invalid_input:cash")
+    if not isinstance(pf.positions, Mapping):
+        raise _Reject("invalid_input:positions")
     eq = float(pf.cash)
     for sym, q in pf.positions.items():
+        if not isinstance(sym, str):
+            raise _Reject("invalid_input:positions")
         if not _finite(q):
             raise _Reject(f"invalid_input:position:{sym}")
         if q == 0:
@@ -246,16 +338,42 @@ def apply_circuit_breakers(
     """Roll the day, update the peak and escalate the trading state on losses.
 
     The state only escalates (ACTIVE -> REDUCING -> HALTED); going back is a person's call.
-    A non-finite or non-positive equity halts.
+    A non-finite or non-positive equity halts, and so does a state whose memory of the day's
+    start or of the peak is unreadable (not None and not a positive number: the breakers
+    could not trip).
+
+    Raises
+    ------
+    TypeError
+        ``state`` is not a :class:`RiskState` or ``limits`` not a :class:`RiskLimits`.
+    ValueError
+        ``now`` is not a timestamp (NaT, text, a number) or a limit is not usable.
     """
+    if not isinstance(state, RiskState):
+        raise TypeError(f"state must be a RiskState, got {type(state).__name__}")
+    if not isinstance(limits, RiskLimits):
+        raise TypeError(f"limits must be a RiskLimits, got {type(limits).__name__}")
+    bad = _bad_limit(limits)
+    if bad is not None:
+        raise ValueError(f"limits.{bad} is not usable: {getattr(limits, bad)!r}")
+    ts = _timestamp(now)
+    if ts is None:
+        raise ValueError(f"now must be a timestamp, got {now!r}")
     events: list[str] = []
-    if state.trading_state not in TRADING_STATES:
+    if not isinstance(state.trading_state, str) or state.trading_state not in TRADING_STATES:
         return replace(state, trading_state="HALTED", reason=f"unknown trading state {state.trading_state!r}"), (
             f"HALTED: unknown trading state {state.trading_state!r}",)
+    for name in ("day_start_equity", "peak_equity"):
+        if getattr(state, name) is not None and not _positive(getattr(state, name)):
+            why = f"risk state {name} is unreadable ({getattr(state, name)!r})"
+            return replace(state, trading_state="HALTED", reason=why), (f"HALTED: {why}",)
+    if state.day is not None and not isinstance(state.day, str):
+        why = f"risk state day is unreadable ({state.day!r})"
+        return replace(state, trading_state="HALTED", reason=why), (f"HALTED: {why}",)
     if not _finite(equity) or equity <= 0:
         new = replace(state, trading_state="HALTED", reason="equity is not a positive number")
         return new, ("HALTED: equity is not a positive number",)
-    day = pd.Timestamp(now).date().isoformat()
+    day = ts.date().isoformat()
     st = state
     if st.day != day or not _finite(st.day_start_equity) or st.day_start_equity <= 0:
         st = replace(st, day=day, day_start_equity=float(equity))
@@ -286,15 +404,19 @@ class _Book:
     """The portfolio as orders are approved one after another."""
 
     def __init__(self, pf: Portfolio, prices: Mapping[str, float]) -> None:
+        self.equity = _equity(pf, prices)  # validates cash, positions and their prices first
         self.cash = float(pf.cash)
         self.pos = {s: float(q) for s, q in pf.positions.items()}
         self.prices = prices
-        self.equity = _equity(pf, prices)
         self.pending_buy_notional = 0.0
         self.pending_sell_qty: dict[str, float] = {}
         self.pending_buy_qty: dict[str, float] = {}
+        if isinstance(pf.pending, (str, bytes, Mapping)) or not isinstance(pf.pending, Sequence):
+            raise _Reject("invalid_input:pending")
         for o in pf.pending:
-            if not (_finite(o.qty) and _finite(o.price)) or o.qty < 0 or o.price <= 0:
+            if not isinstance(o, PendingOrder) or not isinstance(o.client_order_id, str) or not isinstance(
+                    o.symbol, str) or o.side not in ("buy", "sell") or not (_finite(o.qty) and _positive(o.price)) \
+                    or o.qty < 0:
                 raise _Reject("invalid_input:pending_order")
             if o.side == "buy":
                 self.pending_buy_notional += o.qty * o.price
@@ -321,20 +443,24 @@ class _Book:
 
     def apply(self, sym: str, side: str, qty: float, price: float) -> None:
         sign = 1.0 if side == "buy" else -1.0
-        self.pos[sym] = self.position(sym) + sign * qty
-        self.cash -= sign * qty * price
+        pos, cash = self.position(sym) + sign * qty, self.cash - sign * qty * price
+        self.pos[sym], self.cash = pos, cash
 
 
 def _check_inputs(o: ProposedOrder) -> None:
+    if not isinstance(o, ProposedOrder):
+        raise _Reject("invalid_input:order")
     if not isinstance(o.symbol, str) or not o.symbol:
         raise _Reject("invalid_input:symbol")
-    if o.side not in ("buy", "sell", "cancel"):
+    if not isinstance(o.side, str) or o.side not in ("buy", "sell", "cancel"):
         raise _Reject("invalid_input:side")
+    if o.client_order_id is not None and not isinstance(o.client_order_id, str):
+        raise _Reject("invalid_input:client_order_id")
     if o.side == "cancel":
         return
     if not _finite(o.qty) or o.qty <= 0:
         raise _Reject("invalid_input:qty")
-    if o.order_type not in ("market", "limit"):
+    if not isinstance(o.order_type, str) or o.order_type not in ("market", "limit"):
         raise _Reject("invalid_input:order_type")
     if o.order_type == "limit" and (not _finite(o.limit_price) or o.limit_price <= 0):
         raise _Reject("invalid_input:limit_price")
@@ -345,7 +471,11 @@ def _check_inputs(o: ProposedOrder) -> None:
 
 
 def _portfolio_var_es(book: _Book, sym: str, new_pos: float, market: MarketSnapshot, limits: RiskLimits) -> tuple[float, float]:
-    from analytics._var import filtered_historical_var_es, historical_var_es
+    from analytics._var import (
+        filtered_historical_var_es,
+        gjr_filtered_portfolio_var_es,
+        historical_var_es,
+    )
 
     held = {s: q for s, q in book.pos.items() if q}
     held[sym] = new_pos
@@ -358,13 +488,18 @@ def _portfolio_var_es(book: _Book, sym: str, new_pos: float, market: MarketSnaps
         r = market.returns.get(s)
         if r is None:
             raise _Reject(f"missing_returns:{s}")
-        r = np.asarray(r, dtype=float)
+        try:
+            r = np.asarray(r, dtype=float)
+        except (TypeError, ValueError):
+            raise _Reject(f"missing_returns:{s}") from None
         if r.ndim != 1 or r.size < limits.min_var_observations or not np.isfinite(r).all():
             raise _Reject(f"missing_returns:{s}")
         series.append(r[-limits.min_var_observations:])
         weights.append(q * float(book.prices[s]) / book.equity)
     port = np.column_stack(series) @ np.asarray(weights)
-    if limits.var_method == "filtered":
+    if limits.var_method == "gjr_filtered":  # one cached fit per asset, not per order
+        res = gjr_filtered_portfolio_var_es(np.column_stack(series), weights, limits.var_level)
+    elif limits.var_method == "filtered":
         res = filtered_historical_var_es(port, limits.var_level)
     elif limits.var_method == "historical":
         res = historical_var_es(port, limits.var_level)
@@ -423,22 +558,65 @@ def _size_checks(o: ProposedOrder, qty: float, price: float, book: _Book, market
         spend = max(o.limit_price or 0.0, price)
         room = book.cash - book.pending_buy_notional
         trim(room / spend if room > 0 else 0.0, "buying_power")
-    return _whole_shares(o, qty, reasons)
+    return _minimum_qty(o, qty, limits, reasons)
 
 
-def _whole_shares(o: ProposedOrder, qty: float, reasons: list[str]) -> float:
-    """A trimmed order for whole shares stays whole: floor it; below one share it is dropped.
+def _min_qty(o: ProposedOrder, limits: RiskLimits) -> float:
+    return limits.min_order_qty if float(o.qty).is_integer() else limits.min_fractional_qty
+
+
+def _minimum_qty(o: ProposedOrder, qty: float, limits: RiskLimits, reasons: list[str]) -> float:
+    """A trimmed order for whole shares stays whole: floor it; below the minimum it is dropped.
 
     An order whose quantity is fractional (the export's simulated book) keeps its trimmed
-    fraction. A last trim that leaves no whole share becomes ``limit:<check>``.
+    fraction down to ``min_fractional_qty``. A last trim that leaves less than the minimum
+    becomes ``limit:<check>``.
     """
-    if qty <= 0 or not float(o.qty).is_integer() or float(qty).is_integer():
+    if qty <= 0 or not reasons:
         return qty
-    whole = float(np.floor(qty * (1.0 + 1e-12)))  # 199.99999999997 from a ratio is 200
-    if whole < 1.0:
+    if float(o.qty).is_integer() and not float(qty).is_integer():
+        qty = float(np.floor(qty * (1.0 + 1e-12)))  # 199.99999999997 from a ratio is 200
+    if qty < _min_qty(o, limits):
         reasons[-1] = "limit:" + reasons[-1].split(":", 1)[1]
         return 0.0
-    return whole
+    return qty
+
+
+def _global_reject(market: Any, limits: Any, state: Any) -> tuple[str, RiskState, tuple[str, ...]] | None:
+    """A reason that rejects every order of this evaluation (with the state to return), or None."""
+    if not isinstance(state, RiskState):
+        why = f"risk state unreadable ({type(state).__name__})"
+        return "invalid_input:state", RiskState("HALTED", why), (f"HALTED: {why}",)
+    bad = _bad_limit(limits)
+    if bad is not None:
+        code = "invalid_input:limits" if bad == "limits" else f"invalid_input:limits.{bad}"
+        return code, state, (f"rejected every order: {code}",)
+    if not isinstance(market, MarketSnapshot):
+        return "invalid_input:market", state, ("rejected every order: invalid_input:market",)
+    if _timestamp(market.now) is None:
+        return "invalid_input:now", state, ("rejected every order: invalid_input:now",)
+    for name in ("prices", "last_bar", "bar_seconds", "tradable", "market_open", "regime", "returns",
+                 "feed_silent"):
+        if not isinstance(getattr(market, name), Mapping):
+            code = f"invalid_input:market.{name}"
+            return code, state, (f"rejected every order: {code}",)
+    return None
+
+
+def _recent_ok(recent: Any, now: pd.Timestamp) -> bool:
+    """The remembered approvals are readable: timestamps comparable with ``now``, numbers, ids."""
+    if isinstance(recent, (str, bytes, Mapping)) or not isinstance(recent, Sequence):
+        return False
+    for r in recent:
+        if not isinstance(r, RecentOrder):
+            return False
+        ts = _timestamp(r.ts)
+        if ts is None or (ts.tzinfo is None) != (now.tzinfo is None) or not _finite(r.qty):
+            return False
+        if not (r.client_order_id is None or isinstance(r.client_order_id, str)) or not isinstance(
+                r.symbol, str) or not isinstance(r.side, str):
+            return False
+    return True
 
 
 def evaluate(
@@ -450,9 +628,17 @@ def evaluate(
 ) -> GateResult:
     """Verdict per order, in order; approved orders count against the limits of later ones.
 
+    Never raises. Bad data rejects: an order's own bad field rejects that order
+    (``invalid_input:<field>``); a broken limit, clock or market snapshot rejects every order
+    (``invalid_input:limits.<name>``, ``invalid_input:now``, ``invalid_input:market.<name>``);
+    a portfolio that cannot be valued or an unreadable risk state rejects every order and
+    halts trading; an exception inside a check rejects (``check_error:<Type>``).
+
     Parameters
     ----------
     orders : sequence of ProposedOrder
+        Anything else than a sequence gives no verdicts (and an event saying so); an item
+        that is not a ProposedOrder is rejected (``invalid_input:order``).
     portfolio : Portfolio
     market : MarketSnapshot
     limits : RiskLimits
@@ -465,15 +651,45 @@ def evaluate(
         ``state`` includes circuit-breaker escalations and the approved orders (for the
         throttle and duplicate suppression of later evaluations).
     """
-    now = pd.Timestamp(market.now)
+    if isinstance(orders, (str, bytes, Mapping)) or not isinstance(orders, Sequence):
+        keep = state if isinstance(state, RiskState) else RiskState("HALTED", "risk state unreadable")
+        return GateResult((), keep, (f"invalid_input:orders: not a sequence of orders ({type(orders).__name__})",))
+    try:
+        orders = tuple(orders)
+    except Exception as exc:  # noqa: BLE001 - a sequence that cannot be read gives no verdicts
+        keep = state if isinstance(state, RiskState) else RiskState("HALTED", "risk state unreadable")
+        return GateResult((), keep, (f"invalid_input:orders: unreadable ({type(exc).__name__})",))
+    try:
+        return _evaluate(orders, portfolio, market, limits, state)
+    except Exception as exc:  # noqa: BLE001 - any failure outside the per-order checks rejects all
+        code = f"check_error:{type(exc).__name__}"
+        keep = state if isinstance(state, RiskState) else RiskState("HALTED", "risk state unreadable")
+        return GateResult(tuple(Verdict(o, "reject", 0.0, (code,)) for o in orders), keep,
+                          (f"rejected every order: {code}",))
+
+
+def _evaluate(orders: tuple[Any, ...], portfolio: Any, market: Any, limits: Any, state: Any) -> GateResult:
+    def reject_all(code: str, st: RiskState, events: tuple[str, ...]) -> GateResult:
+        return GateResult(tuple(Verdict(o, "reject", 0.0, (code,)) for o in orders), st, events)
+
+    glob = _global_reject(market, limits, state)
+    if glob is not None:
+        return reject_all(*glob)
+    now = _timestamp(market.now)
     try:
         book = _Book(portfolio, market.prices)
     except _Reject as exc:
         halted = replace(state, trading_state="HALTED", reason=f"portfolio cannot be valued: {exc.code}")
-        events = (f"HALTED: portfolio cannot be valued ({exc.code})",)
-        return GateResult(tuple(Verdict(o, "reject", 0.0, (exc.code,)) for o in orders), halted, events)
+        return reject_all(exc.code, halted, (f"HALTED: portfolio cannot be valued ({exc.code})",))
     st, events = apply_circuit_breakers(state, book.equity, now, limits)
-    recent = [r for r in st.recent if (now - r.ts).total_seconds() <= max(
+    if not _recent_ok(st.recent, now):
+        # The memory of earlier approvals (duplicates, throttle) is unreadable: nothing new
+        # passes until a person repairs the state; cancels still do.
+        verdicts = tuple(Verdict(o, "approve", 0.0, ()) if isinstance(o, ProposedOrder) and o.side == "cancel"
+                         and isinstance(o.client_order_id, str) and st.trading_state in TRADING_STATES
+                         else Verdict(o, "reject", 0.0, ("invalid_input:state.recent",)) for o in orders)
+        return GateResult(verdicts, st, (*events, "rejected every new order: invalid_input:state.recent"))
+    recent = [r for r in st.recent if (now - _timestamp(r.ts)).total_seconds() <= max(
         limits.rate_window_seconds, limits.duplicate_window_seconds or 0.0)]
     pending_ids = {p.client_order_id for p in portfolio.pending}
     verdicts: list[Verdict] = []
@@ -481,26 +697,45 @@ def evaluate(
         reasons: list[str] = []
         try:
             qty = _evaluate_one(o, book, market, limits, st, recent, pending_ids, now, reasons)
+            if o.side == "cancel":
+                verdicts.append(Verdict(o, "approve", 0.0, ()))
+                continue
+            if qty <= 0:
+                verdicts.append(Verdict(o, "reject", 0.0, tuple(reasons)))
+                continue
+            action = "trim" if qty < float(o.qty) - 1e-12 else "approve"
+            rec = RecentOrder(now, o.client_order_id, o.symbol, o.side, qty)
+            book.apply(o.symbol, o.side, qty, float(market.prices[o.symbol]))
         except _Reject as exc:
             verdicts.append(Verdict(o, "reject", 0.0, (*reasons, exc.code)))
             continue
         except Exception as exc:  # noqa: BLE001 - any failure inside a check rejects
             verdicts.append(Verdict(o, "reject", 0.0, (*reasons, f"check_error:{type(exc).__name__}")))
             continue
-        if o.side == "cancel":
-            verdicts.append(Verdict(o, "approve", 0.0, ()))
-            continue
-        if qty <= 0:
-            verdicts.append(Verdict(o, "reject", 0.0, tuple(reasons)))
-            continue
-        action = "trim" if qty < float(o.qty) - 1e-12 else "approve"
         verdicts.append(Verdict(o, action, qty, tuple(reasons)))
-        book.apply(o.symbol, o.side, qty, float(market.prices[o.symbol]))
-        rec = RecentOrder(now, o.client_order_id, o.symbol, o.side, qty)
         recent.append(rec)
         if o.client_order_id:
             pending_ids.add(o.client_order_id)
     return GateResult(tuple(verdicts), replace(st, recent=tuple(recent)), events)
+
+
+def _bar_time(o: ProposedOrder, market: MarketSnapshot, limits: RiskLimits, now: pd.Timestamp) -> None:
+    """The symbol's last bar: a timestamp, comparable with ``now``, not after it, and fresh."""
+    if o.symbol in market.last_bar:
+        last = _timestamp(market.last_bar[o.symbol])
+        if last is None or (last.tzinfo is None) != (now.tzinfo is None) or last > now:
+            raise _Reject("invalid_input:bar_time")
+    else:
+        last = None
+    if limits.max_staleness_bars is None:
+        return
+    secs = market.bar_seconds.get(o.symbol)
+    if last is None or secs is None:
+        raise _Reject("stale_data")
+    if not _positive(secs):
+        raise _Reject("invalid_input:bar_seconds")
+    if (now - last).total_seconds() > limits.max_staleness_bars * float(secs):
+        raise _Reject("stale_data")
 
 
 def _evaluate_one(o: ProposedOrder, book: _Book, market: MarketSnapshot, limits: RiskLimits, st: RiskState,
@@ -509,6 +744,8 @@ def _evaluate_one(o: ProposedOrder, book: _Book, market: MarketSnapshot, limits:
     if o.side == "cancel":
         if st.trading_state not in TRADING_STATES:
             raise _Reject("invalid_state")
+        if not o.client_order_id:
+            raise _Reject("invalid_input:client_order_id")
         return 0.0
     if st.trading_state == "HALTED":
         raise _Reject("halted")
@@ -518,25 +755,35 @@ def _evaluate_one(o: ProposedOrder, book: _Book, market: MarketSnapshot, limits:
     reducing = is_reducing(o.side, float(o.qty) + already, pos)
     if st.trading_state == "REDUCING" and not reducing:
         raise _Reject("reducing_only")
+    closes = reducing and abs(float(o.qty) - abs(pos)) <= 1e-12
+    if float(o.qty) < _min_qty(o, limits) and not closes:
+        raise _Reject("below_min_qty")
     if limits.allowed_symbols is not None and o.symbol not in limits.allowed_symbols:
         raise _Reject("symbol_not_allowed")
-    if not market.tradable.get(o.symbol, False):
+    tradable = market.tradable.get(o.symbol)
+    if tradable is not None and _flag(tradable) is None:
+        raise _Reject("invalid_input:tradable")
+    if not tradable:
         raise _Reject("not_tradable")
-    if market.feed_silent.get(o.symbol, False):
+    silent = market.feed_silent.get(o.symbol)
+    if silent is not None and _flag(silent) is None:
+        raise _Reject("invalid_input:feed_silent")
+    if silent:
         raise _Reject("feed_silent")
-    if limits.require_market_open and not market.market_open.get(o.symbol, False):
-        raise _Reject("market_closed")
+    if limits.require_market_open:
+        is_open = market.market_open.get(o.symbol)
+        if is_open is not None and _flag(is_open) is None:
+            raise _Reject("invalid_input:market_open")
+        if not is_open:
+            raise _Reject("market_closed")
     price = market.prices.get(o.symbol)
-    if not _finite(price) or price <= 0:
+    if not _positive(price):
         raise _Reject("missing_price")
     price = float(price)
-    if limits.max_staleness_bars is not None:
-        last, secs = market.last_bar.get(o.symbol), market.bar_seconds.get(o.symbol)
-        if last is None or not _finite(secs) or secs <= 0:
-            raise _Reject("stale_data")
-        age = (now - pd.Timestamp(last)).total_seconds()
-        if not math.isfinite(age) or age > limits.max_staleness_bars * secs:
-            raise _Reject("stale_data")
+    label = market.regime.get(o.symbol)
+    if label is not None and not isinstance(label, str):
+        raise _Reject("invalid_input:regime")
+    _bar_time(o, market, limits, now)
     if limits.collar_pct is not None:
         ref = o.limit_price if o.order_type == "limit" else o.reference_price
         if ref is None or abs(float(ref) / price - 1.0) > limits.collar_pct:
@@ -545,13 +792,13 @@ def _evaluate_one(o: ProposedOrder, book: _Book, market: MarketSnapshot, limits:
             r.client_order_id == o.client_order_id for r in recent)):
         raise _Reject("duplicate_order")
     if limits.duplicate_window_seconds is not None and any(
-        r.symbol == o.symbol and r.side == o.side and abs(r.qty - float(o.qty)) < 1e-9
-        and (now - r.ts).total_seconds() <= limits.duplicate_window_seconds
+        r.symbol == o.symbol and r.side == o.side and abs(float(r.qty) - float(o.qty)) < 1e-9
+        and (now - _timestamp(r.ts)).total_seconds() <= limits.duplicate_window_seconds
         for r in recent
     ):
         raise _Reject("duplicate_order")
     if limits.max_orders_per_window is not None and sum(
-        1 for r in recent if (now - r.ts).total_seconds() <= limits.rate_window_seconds
+        1 for r in recent if (now - _timestamp(r.ts)).total_seconds() <= limits.rate_window_seconds
     ) >= limits.max_orders_per_window:
         raise _Reject("rate_limited")
     qty = float(o.qty)
@@ -565,6 +812,8 @@ def _evaluate_one(o: ProposedOrder, book: _Book, market: MarketSnapshot, limits:
     if limits.var_limit is not None or limits.es_limit is not None:
         sign = 1.0 if o.side == "buy" else -1.0
         var, es = _portfolio_var_es(book, o.symbol, pos + sign * qty, market, limits)
+        if not (math.isfinite(var) and math.isfinite(es)):  # NaN > limit is False: it would pass
+            raise _Reject("check_error:var_not_finite")
         if limits.var_limit is not None and var > limits.var_limit:
             raise _Reject("var_limit")
         if limits.es_limit is not None and es > limits.es_limit:

@@ -60,6 +60,14 @@ from integrations._quantconnect import (
     write_lean_project,
     write_signal_csv,
 )
+from integrations._redact import (
+    MIN_SECRET_LENGTH,
+    REDACTED,
+    RedactingFilter,
+    RedactingStream,
+    redact,
+    register_secrets,
+)
 from integrations._retry import call_with_retry
 from integrations._sources import (
     BUILTIN_SYMBOLS,
@@ -103,6 +111,12 @@ __all__ = [
     "UnknownSymbolError",
     "NoDataError",
     "call_with_retry",
+    "redact",
+    "register_secrets",
+    "RedactingFilter",
+    "RedactingStream",
+    "MIN_SECRET_LENGTH",
+    "REDACTED",
     "BarSource",
     "BuiltinSource",
     "FileSource",

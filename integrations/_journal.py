@@ -12,6 +12,10 @@ waits up to ``busy_timeout`` seconds for a lock).
 
 JSON columns are written with ``json.dumps(allow_nan=False)`` after :func:`json_safe` has
 replaced NaN and infinities with ``null``; timestamps are ISO-8601 strings in UTC.
+
+A last safety net for credentials: every text written (inserted or updated) goes through
+:func:`integrations.redact`, so no row holds a secret registered with
+:func:`integrations.register_secrets`, whatever an adapter let through.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from integrations._errors import IntegrationError
+from integrations._redact import redact
 from integrations._sqlite import apply_schema, open_database
 
 __all__ = [
@@ -402,6 +407,9 @@ class Journal:
         return _iso(moment)
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        # Every write passes here: no registered secret may reach a row (JSON stays valid:
+        # a secret and its JSON-escaped form are replaced by ``***``).
+        params = tuple(redact(p) if isinstance(p, str) else p for p in params)
         with self._lock:
             if self._conn is None:
                 raise JournalError(f"journal {self._path} is closed")

@@ -4,6 +4,10 @@ A thin wrapper over the official ``openai`` SDK that turns its exceptions into t
 :class:`~integrations.TransientError` / :class:`~integrations.PermanentError` split. It
 returns text only; what is done with the text (grounding check, fallback) is the narrator's
 business. By design this module knows nothing about agents, brokers or orders.
+
+Servers quote what they were sent in error bodies (some echo the API key in a 401): every
+error message goes through :func:`integrations.redact` with the client's key before it is
+clipped, and the SDK's exception (which holds the raw body) is not chained to the error.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from urllib.parse import urlsplit
 import openai
 
 from integrations._errors import MissingCredentialsError, PermanentError, TransientError
+from integrations._redact import redact
 
 __all__ = ["OpenAIChat", "LLMReply", "LLMTimeoutError", "KEYLESS_API_KEY"]
 
@@ -35,7 +40,8 @@ class LLMReply:
     Attributes
     ----------
     text : str
-        The assistant message (empty when the server returned no content).
+        The assistant message (empty when the server returned no content), with the API key
+        (and every registered secret) replaced by ``***``.
     model : str
         The model that answered, as the server reports it.
     latency_s : float
@@ -47,9 +53,10 @@ class LLMReply:
     latency_s: float
 
 
-def _detail(exc: openai.OpenAIError) -> str:
+def _detail(exc: openai.OpenAIError, secrets: tuple[str, ...]) -> str:
     message = getattr(exc, "message", None) or str(exc)
-    message = " ".join(str(message).split())
+    # Redact before clipping: a clipped key would no longer be recognised.
+    message = redact(" ".join(str(message).split()), secrets)
     return message if len(message) <= _MAX_DETAIL else message[: _MAX_DETAIL - 3] + "..."
 
 
@@ -119,6 +126,7 @@ class OpenAIChat:
         self._base_url = base_url
         self._timeout = float(timeout)
         self._temperature = float(temperature)
+        self._secrets = (key,)
         self._client = openai.OpenAI(
             api_key=key, base_url=base_url, timeout=float(timeout), max_retries=max_retries
         )
@@ -178,31 +186,32 @@ class OpenAIChat:
                 f"LLM server {host} did not answer within {self._timeout:g}s"
             ) from exc
         except openai.APIConnectionError as exc:
-            raise TransientError(f"cannot reach LLM server {host}: {_detail(exc)}") from exc
+            raise TransientError(f"cannot reach LLM server {host}: {_detail(exc, self._secrets)}") from None
         except (openai.RateLimitError, openai.InternalServerError) as exc:
             raise TransientError(
-                f"LLM server {host} answered HTTP {exc.status_code}: {_detail(exc)}"
-            ) from exc
+                f"LLM server {host} answered HTTP {exc.status_code}: {_detail(exc, self._secrets)}"
+            ) from None
         except openai.AuthenticationError as exc:
             raise PermanentError(
                 f"LLM server {host} refused the credentials (HTTP 401; check OPENAI_API_KEY): "
-                f"{_detail(exc)}"
-            ) from exc
+                f"{_detail(exc, self._secrets)}"
+            ) from None
         except openai.APIStatusError as exc:
             # BadRequest, NotFound (unknown model), PermissionDenied, Unprocessable, ...
             raise PermanentError(
-                f"LLM server {host} answered HTTP {exc.status_code}: {_detail(exc)}"
-            ) from exc
+                f"LLM server {host} answered HTTP {exc.status_code}: {_detail(exc, self._secrets)}"
+            ) from None
         except openai.OpenAIError as exc:
             # Malformed responses and anything else the SDK raises: retrying would not help.
-            raise PermanentError(f"LLM call to {host} failed: {_detail(exc)}") from exc
+            raise PermanentError(f"LLM call to {host} failed: {_detail(exc, self._secrets)}") from None
         latency = time.perf_counter() - start
         choices = getattr(response, "choices", None) or []
         if not choices:
             raise PermanentError(f"LLM server {host} returned no choices")
         content = choices[0].message.content
         return LLMReply(
-            text=content if isinstance(content, str) else "",
+            # A server that echoes the key in its answer does not get it into a narrative either.
+            text=redact(content, self._secrets) if isinstance(content, str) else "",
             model=getattr(response, "model", None) or self._model,
             latency_s=latency,
         )

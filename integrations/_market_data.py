@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analytics import shown
 from analytics._bars import Timeframe, resample_bars
 from analytics._errors import DataQualityWarning
 from analytics._validation import ValidationPolicy, ValidationReport, validate_bars
@@ -121,9 +122,9 @@ def _utc(value: object, name: str) -> pd.Timestamp | None:
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError):
-        raise ValueError(f"{name}: cannot parse {value!r} as a date or time") from None
+        raise ValueError(f"{name}: cannot parse {shown(value)} as a date or time") from None
     if pd.isna(ts):
-        raise ValueError(f"{name}: {value!r} is not a date or time")
+        raise ValueError(f"{name}: {shown(value)} is not a date or time")
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
@@ -220,7 +221,7 @@ class MarketData:
             Nothing in the range.
         """
         if not isinstance(symbol, str) or not SYMBOL_PATTERN.match(symbol.strip()):
-            raise ValueError(f"symbol {symbol!r} is not a valid ticker")
+            raise ValueError(f"symbol {shown(symbol)} is not a valid ticker")
         tf = Timeframe.parse(timeframe)
         t_start = _utc(start, "start")
         t_end = _utc(end, "end")

@@ -314,7 +314,8 @@ def write_lean_project(
     Parameters
     ----------
     directory : path
-        Created if missing; existing files of the same names are replaced.
+        Created if missing; existing files of the same names are replaced. A path that
+        exists and is not a directory is a ``ValueError``.
     signals : DataFrame
         The export (:data:`SIGNAL_COLUMNS`), sorted by ``available_at``.
     tickers : mapping, optional
@@ -346,6 +347,8 @@ def write_lean_project(
     # three weekdays after the last row, so that its order fills at the next open even after a holiday
     end = last + pd.offsets.BDay(3)
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"directory: {directory} exists and is not a directory")
     directory.mkdir(parents=True, exist_ok=True)
     csv_path = directory / SIGNAL_CSV_NAME
     write_signal_csv(frame, csv_path)

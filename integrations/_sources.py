@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analytics import shown
 from analytics._bars import BAR_COLUMNS, Timeframe, empty_bars
 from integrations._errors import (
     MissingCredentialsError,
@@ -25,6 +26,7 @@ from integrations._errors import (
     TransientError,
     UnknownSymbolError,
 )
+from integrations._redact import redact
 
 __all__ = [
     "BarSource",
@@ -115,7 +117,7 @@ class BuiltinSource(BarSource):
             if key == name or key in aliases:
                 return name
         raise UnknownSymbolError(
-            f"unknown symbol {symbol!r} for the builtin source; available: "
+            f"unknown symbol {shown(symbol)} for the builtin source; available: "
             f"{', '.join(BUILTIN_SYMBOLS)} (use --source file|polygon|alpaca for others)"
         )
 
@@ -153,16 +155,60 @@ _ALIASES = {
 _ADJ_NAMES = ("adj close", "adj_close", "adjclose", "adjusted_close", "adjusted close")
 
 
+#: Epoch units and their size in nanoseconds, smallest magnitude first.
+_EPOCH_UNITS: tuple[tuple[str, int], ...] = (("s", 10**9), ("ms", 10**6), ("us", 10**3), ("ns", 1))
+#: Plausible epoch times are from 1970-01-01 up to (not including) 2100-01-01.
+_EPOCH_END_S = 4_102_444_800
+
+
+def _rows_text(rows: np.ndarray, limit: int = 5) -> str:
+    listed = ", ".join(str(int(r)) for r in rows[:limit])
+    more = f" and {rows.size - limit} more" if rows.size > limit else ""
+    return f"row{'s' if rows.size > 1 else ''} {listed}{more}"
+
+
+def _epoch_index(arr: np.ndarray, what: str) -> pd.DatetimeIndex:
+    """Epoch numbers to UTC times, in the one unit the bulk of the column is in.
+
+    Each value's magnitude names the only unit in which it is a time between 1970 and
+    2100 (seconds below 4.1e9, milliseconds below 4.1e12, microseconds below 4.1e15,
+    nanoseconds below 4.1e18; the ranges do not overlap). The column's unit is the one most
+    values have; a value of another unit, negative or beyond every range is an error naming
+    its rows (0-based data rows) rather than a silently re-dated bar.
+    """
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        raise PermanentError(f"{what}: timestamp missing or not finite in {_rows_text(bad)}")
+    classes = np.full(arr.shape, -1)
+    with np.errstate(invalid="ignore"):
+        for k, (_, ns_per) in enumerate(_EPOCH_UNITS):
+            top = _EPOCH_END_S * (10**9 // ns_per)
+            classes[(classes == -1) & (arr >= 0) & (arr < top)] = k
+    known = classes[classes >= 0]
+    if known.size == 0:
+        raise PermanentError(
+            f"{what}: no timestamp is an epoch time between 1970 and 2100 in s, ms, us or ns "
+            f"(first value {arr[0]:g}, {_rows_text(np.arange(arr.size))})"
+        )
+    k = int(np.bincount(known).argmax())
+    unit, ns_per = _EPOCH_UNITS[k]
+    off = np.flatnonzero(classes != k)
+    if off.size:
+        raise PermanentError(
+            f"{what}: timestamps are epoch {unit} but {_rows_text(off)} "
+            f"({', '.join(f'{v:g}' for v in arr[off[:3]])}{', ...' if off.size > 3 else ''}) "
+            f"{'are not times' if off.size > 1 else 'is not a time'} in {unit} between 1970 and 2100 "
+            "(out of range or another unit)"
+        )
+    nanos = np.round(arr * ns_per) if ns_per > 1 else np.round(arr)
+    return pd.DatetimeIndex(pd.to_datetime(nanos.astype("int64"), unit="ns", utc=True))
+
+
 def _to_utc_index(values: pd.Series | pd.Index, timezone: str, what: str) -> pd.DatetimeIndex:
+    if pd.api.types.is_bool_dtype(values):
+        raise PermanentError(f"{what}: the timestamp column holds true/false values, not times")
     if pd.api.types.is_numeric_dtype(values):
-        arr = np.asarray(values, dtype="float64")
-        if not np.isfinite(arr).all():
-            raise PermanentError(f"{what}: timestamp column has missing values")
-        # Epoch numbers: pick the unit from the magnitude (s ~1e9, ms ~1e12, us ~1e15, ns ~1e18).
-        mag = np.nanmax(np.abs(arr)) if arr.size else 0
-        unit = "s" if mag < 1e11 else "ms" if mag < 1e14 else "us" if mag < 1e17 else "ns"
-        idx = pd.DatetimeIndex(pd.to_datetime(arr.astype("int64"), unit=unit, utc=True))
-        return idx
+        return _epoch_index(np.asarray(values, dtype="float64"), what)
     try:
         idx = pd.DatetimeIndex(pd.to_datetime(values, format="mixed"))
     except (ValueError, TypeError) as exc:
@@ -186,14 +232,17 @@ def read_bar_file(path: str | Path, timezone: str = "UTC") -> pd.DataFrame:
     -----
     Column names are matched case-insensitively, also the short forms o/h/l/c/v. The time
     comes from a column named timestamp, datetime, date, time or t, or from a
-    ``DatetimeIndex`` (Parquet); epoch numbers in s, ms, us or ns are recognised by size.
+    ``DatetimeIndex`` (Parquet); epoch numbers in s, ms, us or ns are recognised by size:
+    the column's unit is the one most values are plausible times (1970 to 2100) in, and a
+    value that is not (out of range, or another unit) is an error naming its rows.
     With an ``adj close`` column OHLC are scaled by ``adj close / close`` and volume divided by
     it, as for the builtin data. Rows keep the file's order: validation reports problems.
 
     Raises
     ------
     PermanentError
-        Unreadable or malformed file (message names the file and the problem).
+        Unreadable or malformed file, or implausible/mixed-unit epoch timestamps (the
+        message names the file, the problem and the rows).
     """
     path = Path(path)
     if not path.exists():
@@ -279,19 +328,32 @@ class FileSource(BarSource):
         return f"{self.timeframe} bars only (data.file.timeframe)"
 
     def path_for(self, symbol: str) -> Path:
-        """The file holding ``symbol``'s bars."""
+        """The file holding ``symbol``'s bars.
+
+        An explicitly listed file wins; otherwise the file must lie inside ``directory``:
+        a symbol that would lead out of it (``../x``, an absolute path) is refused.
+        """
         key = symbol.strip().upper()
         if key in self.files:
             return self.files[key]
         if self.directory is not None:
-            for stem in (key, symbol.strip(), key.lower()):
+            given = symbol.strip()
+            parts = given.replace("\\", "/").split("/")
+            escapes = given.startswith(("/", "\\", "~")) or any(p in ("", ".", "..") for p in parts)
+            if escapes or "\0" in given:
+                raise UnknownSymbolError(
+                    f"symbol {shown(symbol)} is not a file name inside {self.directory} "
+                    "(data.file.directory); list other files under data.file.files"
+                )
+            for stem in (key, given, key.lower()):
                 for ext in (".parquet", ".csv", ".csv.gz"):
                     candidate = self.directory / f"{stem}{ext}"
                     if candidate.exists():
                         return candidate
         where = f" in {self.directory}" if self.directory else ""
+        name = key if len(key) <= 20 else "SYMBOL"
         raise UnknownSymbolError(
-            f"no file for symbol {symbol!r}{where}; expected {key}.csv or {key}.parquet "
+            f"no file for symbol {shown(symbol)}{where}; expected {name}.csv or {name}.parquet "
             "(set data.file.directory or data.file.files in the configuration)"
         )
 
@@ -320,7 +382,8 @@ class PolygonSource(BarSource):
 
     Pagination follows ``next_url`` (the client does it); HTTP 429/5xx are retried by the
     client's urllib3 retry policy with backoff, and a request that still fails raises
-    :class:`TransientError`. Bars are split/dividend adjusted (``adjusted=true``).
+    :class:`TransientError`. Bars are split/dividend adjusted (``adjusted=true``). Error
+    messages quote Polygon's answer with the API key redacted (:func:`integrations.redact`).
     """
 
     name = "polygon"
@@ -377,12 +440,14 @@ class PolygonSource(BarSource):
                 "the polygon source needs an API key: set the environment variable POLYGON_API_KEY"
             ) from None
         except BadResponse as exc:
-            text = str(exc)
-            if "NOT_AUTHORIZED" in text or "Unknown API Key" in text or "401" in text:
-                raise PermanentError(f"polygon rejected the API key or plan: {text[:200]}") from None
-            raise PermanentError(f"polygon error for {ticker}: {text[:200]}") from None
+            raw = str(exc)
+            # The answer may quote the key (Polygon echoes apiKey): redact before clipping.
+            text = redact(raw, (key,))[:200]
+            if "NOT_AUTHORIZED" in raw or "Unknown API Key" in raw or "401" in raw:
+                raise PermanentError(f"polygon rejected the API key or plan: {text}") from None
+            raise PermanentError(f"polygon error for {ticker}: {text}") from None
         except (Urllib3Error, OSError) as exc:
-            raise TransientError(f"polygon unreachable or failing: {exc}") from None
+            raise TransientError(f"polygon unreachable or failing: {redact(str(exc), (key,))}") from None
         if not rows:
             return empty_bars()
         arr = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype="float64")
@@ -400,6 +465,7 @@ class AlpacaSource(BarSource):
     adjusted for splits and dividends (``adjustment=all``) from the configured feed
     (``iex`` by default, ``sip`` with a paid plan). The client pages through
     ``next_page_token``; HTTP 429/5xx and connection failures raise :class:`TransientError`.
+    Error messages quote Alpaca's answer with both keys redacted (:func:`integrations.redact`).
     """
 
     name = "alpaca"
@@ -462,11 +528,13 @@ class AlpacaSource(BarSource):
                 raise PermanentError(
                     "alpaca rejected the credentials (ALPACA_API_KEY / ALPACA_SECRET_KEY)"
                 ) from None
+            # The answer may quote the key headers: redact before clipping.
+            text = redact(str(exc), (key, secret))[:200]
             if status == 429 or (status is not None and status >= 500):
-                raise TransientError(f"alpaca HTTP {status}: {str(exc)[:200]}") from None
-            raise PermanentError(f"alpaca error for {ticker} (HTTP {status}): {str(exc)[:200]}") from None
+                raise TransientError(f"alpaca HTTP {status}: {text}") from None
+            raise PermanentError(f"alpaca error for {ticker} (HTTP {status}): {text}") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise TransientError(f"alpaca unreachable: {exc}") from None
+            raise TransientError(f"alpaca unreachable: {redact(str(exc), (key, secret))}") from None
         bars = barset.data.get(ticker, []) if hasattr(barset, "data") else []
         if not bars:
             return empty_bars()

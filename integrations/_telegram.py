@@ -2,17 +2,21 @@
 
 Used for scheduled deliveries and alerts. The bot token comes from the caller (read from
 ``TELEGRAM_BOT_TOKEN`` by the application) and never appears in messages, logs or errors:
-python-telegram-bot puts it in request URLs, so errors are reported by type and text only.
+python-telegram-bot puts it in request URLs and some of its own messages, and the Bot API may
+quote it, so every error text goes through :func:`redact_token` (:func:`integrations.redact`).
+A failure before any message is sent (the token refused by getMe, the Bot API unreachable)
+is reported as a failed :class:`Delivery` for every chat, not raised.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from integrations._redact import redact
 
 __all__ = ["TelegramSender", "Delivery", "TELEGRAM_TEXT_LIMIT", "TELEGRAM_CAPTION_LIMIT", "redact_token"]
 
@@ -34,15 +38,12 @@ class Delivery:
 
 
 def redact_token(text: str, token: str | None) -> str:
-    """``text`` with every occurrence of ``token`` (and its secret part) replaced by ``***``.
+    """``text`` with ``token`` (and its secret part) and every registered secret replaced by ``***``.
 
-    Case-insensitive: python-telegram-bot rewrites the case of Bot API error descriptions.
+    A use of :func:`integrations.redact`: case-insensitive (python-telegram-bot rewrites the
+    case of Bot API error descriptions), URL-encoded forms included.
     """
-    if not token:
-        return text
-    out = re.sub(re.escape(token), "***", text, flags=re.IGNORECASE)
-    secret = token.split(":", 1)[-1]
-    return re.sub(re.escape(secret), "***", out, flags=re.IGNORECASE) if len(secret) >= 8 else out
+    return redact(text, (token,))
 
 
 def _clip(text: str, limit: int) -> str:
@@ -91,41 +92,56 @@ class TelegramSender:
         return Bot(self._token, base_url=self.base_url, base_file_url=self.base_file_url, request=req)
 
     async def _send_all(self, chat_ids: list[int], send) -> list[Delivery]:
-        from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+        from telegram.error import TelegramError
 
         out: list[Delivery] = []
-        async with self._bot() as bot:
+        try:
+            async with self._bot() as bot:
+                for chat in chat_ids:
+                    out.append(await self._send_one(bot, chat, send))
+        except TelegramError as exc:
+            # Starting the bot (getMe) or closing it failed: a refused token, an unreachable or
+            # failing Bot API. Every chat not yet served gets the (redacted) reason.
+            error = redact_token(f"{type(exc).__name__}: {exc}", self._token)
+            done = {d.chat_id for d in out}
             for chat in chat_ids:
-                delivery = None
-                for attempt in range(self.retries + 1):
-                    last = attempt == self.retries
-                    try:
-                        msg = await send(bot, chat)
-                        delivery = Delivery(chat, True, msg.message_id)
-                        break
-                    except RetryAfter as exc:
-                        delivery = Delivery(chat, False, None, f"flood control: {exc}")
-                        wait = exc.retry_after
-                        seconds = wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait)
-                        if not last:
-                            await asyncio.sleep(min(seconds, 60.0))
-                    except BadRequest as exc:  # unknown chat, bad arguments: do not retry
-                        delivery = Delivery(chat, False, None, f"{type(exc).__name__}: {exc}")
-                        break
-                    except NetworkError as exc:  # includes TimedOut; worth another attempt
-                        delivery = Delivery(chat, False, None, f"{type(exc).__name__}: {exc}")
-                        if not last:
-                            await asyncio.sleep(0.5 * 2**attempt)
-                    except TelegramError as exc:  # bad chat, blocked bot, bad token: do not retry
-                        delivery = Delivery(chat, False, None, f"{type(exc).__name__}: {exc}")
-                        break
-                assert delivery is not None
-                if delivery.error:
-                    delivery = Delivery(chat, False, None, redact_token(delivery.error, self._token))
-                if not delivery.ok:
-                    log.warning("telegram delivery to chat %s failed: %s", chat, delivery.error)
-                out.append(delivery)
+                if chat not in done:
+                    log.warning("telegram delivery to chat %s failed: %s", chat, error)
+                    out.append(Delivery(chat, False, None, error))
         return out
+
+    async def _send_one(self, bot, chat: int, send) -> Delivery:
+        from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+
+        delivery = None
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                msg = await send(bot, chat)
+                delivery = Delivery(chat, True, msg.message_id)
+                break
+            except RetryAfter as exc:
+                delivery = Delivery(chat, False, None, f"flood control: {exc}")
+                wait = exc.retry_after
+                seconds = wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait)
+                if not last:
+                    await asyncio.sleep(min(seconds, 60.0))
+            except BadRequest as exc:  # unknown chat, bad arguments: do not retry
+                delivery = Delivery(chat, False, None, f"{type(exc).__name__}: {exc}")
+                break
+            except NetworkError as exc:  # includes TimedOut; worth another attempt
+                delivery = Delivery(chat, False, None, f"{type(exc).__name__}: {exc}")
+                if not last:
+                    await asyncio.sleep(0.5 * 2**attempt)
+            except TelegramError as exc:  # bad chat, blocked bot, bad token: do not retry
+                delivery = Delivery(chat, False, None, f"{type(exc).__name__}: {exc}")
+                break
+        assert delivery is not None
+        if delivery.error:
+            delivery = Delivery(chat, False, None, redact_token(delivery.error, self._token))
+        if not delivery.ok:
+            log.warning("telegram delivery to chat %s failed: %s", chat, delivery.error)
+        return delivery
 
     def send_message(self, chat_ids: Iterable[int], text: str) -> list[Delivery]:
         """Send ``text`` (clipped to the Bot API limit) to every chat; one Delivery per chat."""

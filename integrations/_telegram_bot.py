@@ -25,9 +25,15 @@ holds the thread id and a one-shot nonce kept in SQLite (:class:`BotStateStore`)
 second press, a press after a restart, a press in another chat or on an expired button is
 refused without running anything.
 
-The token never appears in replies or logs: python-telegram-bot puts it in request URLs,
-so errors are logged by type and text with the token replaced (:func:`redact_token`), and
-:class:`TokenRedactingFilter` can be installed on log handlers.
+The token never appears in replies, logs or errors: python-telegram-bot puts it in request
+URLs and some of its messages, and the Bot API may quote it, so every error text goes through
+:func:`redact_token` (:func:`integrations.redact`), and :class:`TokenRedactingFilter` can be
+installed on log handlers.
+
+Start-up: :meth:`CommandBot.connect` checks the token with getMe before polling, retrying an
+unreachable or failing Bot API (network errors, time-outs, HTTP 5xx) with bounded exponential
+backoff, and then raises one :class:`~integrations.TransientError` (or, for a refused token,
+at once a :class:`~integrations.PermanentError`) whose message is one redacted line.
 """
 
 from __future__ import annotations
@@ -48,8 +54,9 @@ from pathlib import Path
 from typing import Any
 
 from analytics._errors import RegimeDeskError
-from integrations._errors import IntegrationError
+from integrations._errors import IntegrationError, PermanentError, TransientError
 from integrations._market_data import SYMBOL_PATTERN
+from integrations._redact import RedactingFilter
 from integrations._sqlite import apply_schema, open_database
 from integrations._telegram import TELEGRAM_CAPTION_LIMIT, TELEGRAM_TEXT_LIMIT, redact_token
 
@@ -82,30 +89,16 @@ class TelegramBotError(IntegrationError):
     """The bot's state file cannot be used, or the bot was set up wrongly."""
 
 
-class TokenRedactingFilter(logging.Filter):
-    """A logging filter that removes the bot token from every record it sees.
+class TokenRedactingFilter(RedactingFilter):
+    """A logging filter that removes the bot token (and every registered secret) from every record.
 
     Install it on handlers (``handler.addFilter``): it formats the record's message once
-    with the token replaced, so neither ``msg`` nor ``args`` carry it any more.
+    with the token replaced, so neither ``msg`` nor ``args`` carry it any more; tracebacks
+    are redacted too. A :class:`integrations.RedactingFilter` for one token.
     """
 
     def __init__(self, token: str) -> None:
-        super().__init__()
-        self._token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string is the logging module's problem, not ours
-            return True
-        clean = redact_token(message, self._token)
-        if clean != message or record.args:
-            record.msg, record.args = clean, ()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact_token(record.exc_text, self._token)
-        return True
+        super().__init__((token,))
 
 
 # ------------------------------------------------------------------ who may do what
@@ -556,6 +549,7 @@ class CommandBot:
         if not approval_ttl > 0:
             raise ValueError("approval_ttl must be > 0 seconds")
         self._token = token.strip()
+        self._base_url, self._base_file_url, self._timeout = base_url, base_file_url, float(timeout)
         self.commands: dict[str, CommandSpec] = {}
         for spec in commands:
             if spec.name in self.commands:
@@ -608,14 +602,113 @@ class CommandBot:
     async def _post_init(self, application) -> None:
         await self.publish_commands()
 
+    @property
+    def api_host(self) -> str:
+        """The Bot API's host (and port), as named in messages; never the token."""
+        return self._base_url.split("//", 1)[-1].split("/", 1)[0]
+
+    def _failure(self, exc: Exception) -> IntegrationError:
+        """A python-telegram-bot error as a one-line, redacted TransientError or PermanentError."""
+        from telegram.error import Forbidden, InvalidToken, NetworkError, RetryAfter
+
+        text = " ".join(self._scrub(exc).split())
+        if isinstance(exc, (InvalidToken, Forbidden)):
+            return PermanentError(
+                f"the Telegram Bot API at {self.api_host} refused the bot token ({text}); check TELEGRAM_BOT_TOKEN "
+                "and telegram.base_url")
+        if isinstance(exc, (NetworkError, RetryAfter)):  # NetworkError covers time-outs and HTTP 5xx
+            return TransientError(f"the Telegram Bot API at {self.api_host} is unreachable or failing ({text})")
+        return PermanentError(f"the Telegram Bot API at {self.api_host} refused the request ({text})")
+
+    async def _get_me(self) -> str:
+        from telegram import Bot
+        from telegram.request import HTTPXRequest
+
+        request = HTTPXRequest(connect_timeout=self._timeout, read_timeout=self._timeout,
+                               write_timeout=self._timeout, pool_timeout=self._timeout)
+        async with Bot(self._token, base_url=self._base_url, base_file_url=self._base_file_url,
+                       request=request) as bot:  # entering calls getMe
+            return bot.username
+
+    def connect(self, *, attempts: int = 5, backoff: float = 1.0, max_sleep: float = 16.0,
+                sleep: Callable[[float], None] = time.sleep) -> str:
+        """Check that the Bot API answers and accepts the token (getMe) before polling.
+
+        An unreachable or failing Bot API (connection refused, time-out, HTTP 5xx, flood
+        control) is retried: ``attempts`` tries in all, sleeping ``backoff`` seconds after the
+        first failure and twice as long after each further one, at most ``max_sleep``
+        (defaults: 1, 2, 4 and 8 s, about 15 s in all). Each retry is logged at INFO level.
+
+        Parameters
+        ----------
+        attempts : int, default 5
+            Tries in all, >= 1.
+        backoff : float, default 1.0
+            First sleep in seconds, >= 0.
+        max_sleep : float, default 16.0
+            Longest sleep in seconds, >= 0.
+        sleep : callable, default time.sleep
+            Does the waiting (tests pass a recorder).
+
+        Returns
+        -------
+        str
+            The bot's username, as the Bot API reports it.
+
+        Raises
+        ------
+        TransientError
+            Every attempt failed; the one-line message names the Bot API host, the number of
+            attempts and the last error, with the token redacted.
+        PermanentError
+            The token was refused (HTTP 401/403/404) or the request was (HTTP 400/409); not retried.
+        ValueError
+            ``attempts``, ``backoff`` or ``max_sleep`` out of range.
+        """
+        from telegram.error import TelegramError
+
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ValueError(f"attempts must be an integer >= 1, got {attempts!r}")
+        if not backoff >= 0 or not max_sleep >= 0:
+            raise ValueError(f"backoff and max_sleep must be >= 0 seconds, got {backoff!r} and {max_sleep!r}")
+        delay, waited = float(backoff), 0.0
+        for attempt in range(1, attempts + 1):
+            try:
+                return asyncio.run(self._get_me())
+            except TelegramError as exc:
+                failure = self._failure(exc)
+            if not isinstance(failure, TransientError):
+                raise failure
+            if attempt == attempts:
+                raise TransientError(
+                    f"{failure} after {attempts} attempt{'s' if attempts > 1 else ''} over {waited:g} s; "
+                    "check the network and telegram.base_url, then start the bot again")
+            log.info("telegram: start-up attempt %d of %d failed: %s; retrying in %g s",
+                     attempt, attempts, failure, delay)
+            sleep(delay)
+            waited += delay
+            delay = min(delay * 2, max_sleep)
+        raise AssertionError("unreachable")
+
     def run_polling(self, *, poll_interval: float = 0.0, timeout: float = 10.0) -> None:
-        """Poll for updates until SIGINT or SIGTERM, then stop cleanly (see :meth:`close`)."""
+        """Poll for updates until SIGINT or SIGTERM, then stop cleanly (see :meth:`close`).
+
+        Raises
+        ------
+        TransientError, PermanentError
+            python-telegram-bot could not start (e.g. the Bot API went away after
+            :meth:`connect`); one redacted line, as :meth:`connect` words it.
+        """
         import signal
+
+        from telegram.error import TelegramError
 
         try:
             self.application.run_polling(
                 poll_interval=poll_interval, timeout=int(timeout), allowed_updates=["message", "callback_query"],
                 stop_signals=(signal.SIGINT, signal.SIGTERM), close_loop=False)
+        except TelegramError as exc:
+            raise self._failure(exc) from None
         finally:
             self.close()
 

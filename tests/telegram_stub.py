@@ -13,7 +13,9 @@ threaded server (``HTTPServer(threaded=True)``) when a bot polls it. Also answer
 ``answerCallbackQuery``, ``editMessageText``, ``editMessageReplyMarkup``, ``deleteWebhook``,
 ``getWebhookInfo``, ``setMyCommands``, ``getMyCommands``, ``deleteMyCommands``,
 ``sendChatAction``, ``deleteMessage``, ``close`` and ``logOut``. :meth:`BotApiStub.wait_for`
-polls the recorded calls until a condition holds.
+polls the recorded calls until a condition holds; :meth:`BotApiStub.edits` lists a message's
+states after each edit, so a test can wait for one particular edit (a message's text before
+the edit may already satisfy a check meant for the text after it).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class BotApiStub:
         self._next_update = 1
         self._updates: list[dict] = []
         self._messages: dict[tuple[int, int], dict] = {}
+        self._edits: dict[tuple[int, int], list[dict]] = {}
         httpserver.expect_request(re.compile(rf"^/bot{re.escape(token)}/\w+$")).respond_with_handler(self._handle)
         httpserver.expect_request(re.compile(r"^/bot[^/]+/\w+$")).respond_with_handler(
             lambda r: _fail(401, "Unauthorized"))
@@ -80,6 +83,11 @@ class BotApiStub:
         with self._lock:
             msg = self._messages.get((int(chat_id), int(message_id)))
             return dict(msg) if msg is not None else None
+
+    def edits(self, chat_id: int, message_id: int) -> list[dict]:
+        """The message as each successful edit left it, oldest first (empty before the first edit)."""
+        with self._lock:
+            return [dict(m) for m in self._edits.get((int(chat_id), int(message_id)), [])]
 
     def messages(self, chat_id: int) -> list[dict]:
         """Every message the bot sent to ``chat_id``, oldest first, as it stands now."""
@@ -181,6 +189,7 @@ class BotApiStub:
             else:
                 msg.pop("reply_markup", None)
             msg["edit_date"] = int(time.time())
+            self._edits.setdefault((chat, mid), []).append(dict(msg))
             return _ok(dict(msg))
 
     def _handle(self, request: Request) -> Response:

@@ -3,13 +3,20 @@
 Inputs are numbers only: the decision's proposed orders, the broker's portfolio, a market
 snapshot from the run's bars, the configured limits and the persisted risk state. The
 narratives in the state are never read, so no LLM text can change a verdict.
+
+The state is read, evaluated and written back in one SQLite transaction, and the gate can
+only tighten the trading state: a person's halt committed meanwhile is never undone. The
+wall-clock time of the verdicts (``checked_at``) lets execution refuse a late approval.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from agents._risk import market_snapshot, portfolio_of, risk_limits, run_clock
+import pandas as pd
+
+from agents._risk import market_snapshot, portfolio_of, regime_labels, risk_limits, run_clock
 from agents.nodes._common import narrate
 from agents.runtime import AppContext
 from analytics.risk_gate import ProposedOrder, evaluate
@@ -47,17 +54,21 @@ def make(ctx: AppContext):
             return {"risk_gate": out}
         bars = ctx.bars(request)
         now = run_clock(bars, request)
-        labels = {}
-        for sym in request["symbols"]:
-            reg = state.get("regime", {}).get(sym) or {}
-            mt = (reg.get("timeframes") or {}).get("MT") or {}
-            if mt.get("available"):
-                labels[sym] = mt["label"]
-        silent = store_state.silent_feeds()
-        market = market_snapshot(bars, request["symbols"], now, labels, feed_silent=silent)
+        limits = risk_limits(ctx.settings)
+        market = market_snapshot(bars, request["symbols"], now, regime_labels(state, request["symbols"]),
+                                 check_market_open=limits.require_market_open)
         portfolio, _ = portfolio_of(broker, market.prices)
-        result = evaluate(orders, portfolio, market, risk_limits(ctx.settings), store_state.load())
-        store_state.save(result.state, result.events)
+        silent: dict[str, Any] = {}
+
+        def gate(st):
+            # Inside the store's transaction: the silent feeds and the trading state are read,
+            # and the new state written, with no other writer in between.
+            silent.update(store_state.silent_feeds())
+            feed = {s: True for s in silent if s in request["symbols"]}
+            return evaluate(orders, portfolio, replace(market, feed_silent=feed), limits, st)
+
+        checked_at = pd.Timestamp.now(tz="UTC").isoformat()  # when the verdicts were given (wall clock)
+        result = store_state.commit_gate(gate)
         per_symbol: dict[str, list[dict[str, Any]]] = {s: [] for s in request["symbols"]}
         for v in result.verdicts:
             per_symbol.setdefault(v.order.symbol, []).append(v.to_dict())
@@ -65,7 +76,8 @@ def make(ctx: AppContext):
                 ctx.journal.record_verdict(state["run_id"], v.order.symbol, v.order.client_order_id, v.action,
                                            list(v.reasons), {**v.order.to_dict(), "approved_qty": v.qty})
         out = {"trading_state": result.state.trading_state, "reason": result.state.reason,
-               "events": list(result.events), "now": now.isoformat(), "symbols": per_symbol,
+               "events": list(result.events), "now": now.isoformat(), "checked_at": checked_at,
+               "symbols": per_symbol,
                "silent_feeds": sorted(s for s in silent if s in request["symbols"])}
         facts = {"trading_state": out["trading_state"], "events": out["events"],
                  "verdicts": {s: [v["action"] for v in vs] for s, vs in per_symbol.items()}}

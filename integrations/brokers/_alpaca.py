@@ -14,7 +14,8 @@ order twice on its own account:
 
 Other 4xx answers are final: 401/403 about credentials raise :class:`PermanentError`, refusals
 of the order itself (400, 403 "insufficient buying power", 422, ...) raise
-:class:`OrderRejectedError` (a ``PermanentError``).
+:class:`OrderRejectedError` (a ``PermanentError``). Every error quotes Alpaca's message with
+both keys redacted (:func:`integrations.redact`): a server may echo the key headers.
 
 alpaca-py's own retry (it resends on 429/504 after sleeping 3 s) is switched off so that every
 resend goes through the lookup above, and a per-request time-out is added (alpaca-py sets
@@ -49,6 +50,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from integrations._errors import MissingCredentialsError, PermanentError, TransientError
+from integrations._redact import redact
 from integrations._retry import call_with_retry
 from integrations.brokers._base import (
     Account,
@@ -111,15 +113,16 @@ def _float(x: Any, default: float | None = None) -> float | None:
     return number if math.isfinite(number) else default
 
 
-def _api_message(exc: Exception) -> str:
+def _api_message(exc: Exception, secrets: tuple[str, ...]) -> str:
+    """Alpaca's error message, with ``secrets`` redacted before it is clipped."""
     text = str(exc)
     try:
         data = json.loads(text)
     except ValueError:
-        return text[:300]
+        data = None
     if isinstance(data, dict) and data.get("message"):
-        return str(data["message"])[:300]
-    return text[:300]
+        text = str(data["message"])
+    return redact(text, secrets)[:300]
 
 
 def _is_duplicate_id(message: str) -> bool:
@@ -254,6 +257,7 @@ class AlpacaBroker:
         self.retry_backoff = float(retry_backoff)
         self.timeout = float(timeout)
         self._sleep = sleep
+        self._secrets = (api_key, secret_key)
         self._client = TradingClient(
             api_key, secret_key, paper=self.paper, url_override=self.base_url
         )
@@ -276,14 +280,14 @@ class AlpacaBroker:
             return fn()
         except APIError as exc:
             status = exc.status_code
-            message = _api_message(exc)
+            message = _api_message(exc, self._secrets)
             if status == 429 or (status is not None and status >= 500):
                 raise TransientError(f"alpaca {what}: HTTP {status}: {message}") from None
             raise _HTTPStatusError(status, message) from None
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-            raise TransientError(f"alpaca {what}: {type(exc).__name__}: {exc}") from None
+            raise TransientError(f"alpaca {what}: {type(exc).__name__}: {redact(str(exc), self._secrets)}") from None
         except (ValidationError, TypeError) as exc:
-            raise BrokerError(f"alpaca {what}: unreadable answer ({exc})") from None
+            raise BrokerError(f"alpaca {what}: unreadable answer ({redact(str(exc), self._secrets)})") from None
 
     def _retrying(self, fn: Callable[[], T], what: str) -> T:
         """Run an idempotent request with bounded retries of transient failures."""

@@ -182,7 +182,7 @@ def test_start_help_menu_and_unknown_command(desk, stub):
     assert "You are a user" in _text(stub, "/start", USER)
     helptext = _text(stub, "/help", USER)
     for name in ("start", "help", "status", "regime", "stats", "signal", "run", "report", "positions", "orders",
-                 "risk", "halt", "reduce", "resume", "schedule"):
+                 "risk", "halt", "reduce", "resume", "flatten", "schedule"):
         assert f"/{name}" in helptext
     assert "/halt [REASON] [admin]" in helptext and "--approve" in helptext
     assert len(helptext.splitlines()) <= 40
@@ -333,6 +333,17 @@ def _approval_message(stub, chat: int, command: str) -> tuple[dict, str, str]:
     return msg, approve, reject
 
 
+def _edited(stub, chat: int, message_id: int, marker: str) -> dict:
+    """Wait for the edit that puts the outcome under ``marker`` ('Approved by', ...) and return the
+    message as that edit left it. (The prompt itself already ends with 'Thread ...', so checks on
+    the message's current text can pass before the press was handled at all.)"""
+    def done():
+        return next((m for m in stub.edits(chat, message_id)
+                     if marker in m["text"] and "Thread" in m["text"].split(marker, 1)[1]), None)
+
+    return stub.wait_for(done)
+
+
 def _press(stub, data: str, chat: int, message_id: int, user: int) -> str:
     start = len(stub.calls_to("answerCallbackQuery"))
     stub.push_callback(data, chat, message_id, user)
@@ -356,8 +367,7 @@ def test_approve_button_resumes_the_run_and_sends_the_order(desk, stub, env):
     assert len(_paper_orders(settings)) == orders_before
 
     assert "Approved" in _press(stub, approve, GROUP, msg["message_id"], ADMIN)
-    final = stub.wait_for(lambda: (m := stub.message(GROUP, msg["message_id"]))
-                          and "Thread" in m["text"].split("Approved by", 1)[-1] and m)
+    final = _edited(stub, GROUP, msg["message_id"], "Approved by")
     assert f"Approved by telegram:{ADMIN}" in final["text"] and "completed (broker paper)" in final["text"]
     assert "reply_markup" not in final  # buttons gone
     with Journal(settings.home_dir / "journal.sqlite") as j:
@@ -383,14 +393,78 @@ def test_reject_button_sends_nothing(desk, stub, env):
     thread = reject.split(":")[1]
     orders_before = len(_paper_orders(settings))
     assert "Rejected" in _press(stub, reject, ADMIN, msg["message_id"], ADMIN)
-    final = stub.wait_for(lambda: (m := stub.message(ADMIN, msg["message_id"]))
-                          and "Thread" in m["text"].split("Rejected by", 1)[-1] and m)
+    final = _edited(stub, ADMIN, msg["message_id"], "Rejected by")
     assert "rejected by a person: nothing sent" in final["text"] and f"Rejected by telegram:{ADMIN}" in final["text"]
     assert len(_paper_orders(settings)) == orders_before
     with Journal(settings.home_dir / "journal.sqlite") as j:
         (run,) = [r for r in j.list_runs(200) if r.thread_id == thread]
         assert run.status == "completed"
     assert "already answered" in _press(stub, approve, ADMIN, msg["message_id"], ADMIN)
+
+
+def _risk_state(settings) -> tuple[str, str | None]:
+    from agents._risk import RiskStateStore
+
+    store = RiskStateStore(settings.home_dir / "risk.sqlite")
+    try:
+        st = store.load()
+        return st.trading_state, st.reason
+    finally:
+        store.close()
+
+
+def test_flatten_needs_an_admin_and_a_confirmation(desk, stub, env):
+    from integrations.brokers import OrderRequest, PaperBroker
+
+    settings, _ = env
+    settings.home_dir.mkdir(parents=True, exist_ok=True)
+    with PaperBroker(settings.home_dir / "paper_broker.sqlite") as b:
+        # a short (needs no cash; earlier tests may have spent it) and a resting sell far above the market
+        assert b.submit(OrderRequest("tg-short", "NASDAQ", "sell", 2, reference_price=2000.0)).status == "filled"
+        assert b.submit(OrderRequest("tg-rest", "NASDAQ", "sell", 1, order_type="limit", limit_price=1e5,
+                                     reference_price=2000.0)).status == "accepted"
+    try:
+        text = _text(stub, "/flatten", USER)
+        assert "needs an admin" in text and "nothing was run" in text
+        (msg,) = _ask(stub, "/flatten paper drill", GROUP, ADMIN)
+        assert msg["text"].startswith("Flatten paper? Approve will:"), msg["text"]
+        assert "BUY 2 NASDAQ (short 2)" in msg["text"] and "SELL 1 NASDAQ (accepted)" in msg["text"], msg["text"]
+        (buttons,) = msg["reply_markup"]["inline_keyboard"]
+        confirm, cancel = (b["callback_data"] for b in buttons)
+        assert confirm.split(":")[1].startswith("flatten-") and len(confirm.encode()) <= 64
+        assert _risk_state(settings)[0] == "ACTIVE"  # asking changes nothing
+        with PaperBroker(settings.home_dir / "paper_broker.sqlite") as b:
+            assert "tg-rest" in {o.client_order_id for o in b.open_orders()}
+
+        assert "only an admin" in _press(stub, confirm, GROUP, msg["message_id"], USER)
+        assert "may not use this bot" in _press(stub, confirm, GROUP, msg["message_id"], STRANGER)
+        assert _risk_state(settings)[0] == "ACTIVE"
+        assert "Approved" in _press(stub, confirm, GROUP, msg["message_id"], ADMIN)
+        final = stub.wait_for(lambda: next((m for m in stub.edits(GROUP, msg["message_id"])
+                                            if "Trading state HALTED" in m["text"]), None))
+        assert f"Approved by telegram:{ADMIN}" in final["text"] and "Flatten paper: done" in final["text"]
+        assert "BUY 2 NASDAQ: filled" in final["text"] and "reply_markup" not in final
+        assert f"drill (by telegram:{ADMIN})" in final["text"]
+        assert _risk_state(settings) == ("HALTED", "drill")
+        with PaperBroker(settings.home_dir / "paper_broker.sqlite") as b:
+            assert b.positions() == {} and b.open_orders() == []
+            n_orders = len(b.orders())
+        # the other button of the same prompt is refused and nothing runs again
+        assert "already answered" in _press(stub, cancel, GROUP, msg["message_id"], ADMIN)
+
+        # Reject does nothing
+        assert "Trading state ACTIVE" in _text(stub, "/resume", ADMIN)
+        (msg2,) = _ask(stub, "/flatten", ADMIN, ADMIN)
+        assert "close 0 position(s)" in msg2["text"]
+        (buttons,) = msg2["reply_markup"]["inline_keyboard"]
+        assert "Rejected" in _press(stub, buttons[1]["callback_data"], ADMIN, msg2["message_id"], ADMIN)
+        stub.wait_for(lambda: any("Flatten cancelled: nothing was done." in m["text"]
+                                  for m in stub.edits(ADMIN, msg2["message_id"])))
+        assert _risk_state(settings)[0] == "ACTIVE"
+        with PaperBroker(settings.home_dir / "paper_broker.sqlite") as b:
+            assert len(b.orders()) == n_orders
+    finally:
+        assert "Trading state ACTIVE" in _text(stub, "/resume", ADMIN)
 
 
 # ------------------------------------------------------------------ the plumbing on its own
@@ -635,6 +709,38 @@ def test_commands_are_plain_functions(tmp_path):
     assert cmds.halt(admin).text.startswith("Trading state HALTED: test (by telegram:5)")
     assert "Trading state: HALTED" in cmds.risk(Invocation("risk", (), 5, 5, False)).text
     assert cmds.resume(admin).text.startswith("Trading state ACTIVE")
+
+
+def test_flatten_confirmation_is_one_shot_same_chat_and_expires(tmp_path):
+    from datetime import timedelta
+
+    from agents.bot import FLATTEN_CONFIRM_SECONDS
+
+    settings = load_settings(env={"REGIMEDESK_HOME": str(tmp_path / "home")})
+    now = [datetime(2026, 11, 20, 12, tzinfo=UTC)]
+    cmds = DeskCommands(settings, Secrets.from_env({}), clock=lambda: now[0])
+    admin = Invocation("flatten", ("paper",), 5, 5, is_admin=True)
+    with pytest.raises(ValueError, match="needs an admin"):
+        cmds.flatten(Invocation("flatten", (), 5, 5, is_admin=False))
+    token = cmds.flatten(admin).approval
+    with pytest.raises(ValueError, match="only an admin"):
+        cmds.approve(token, True, Invocation("approve", (), 5, 6, is_admin=False))
+    with pytest.raises(ValueError, match="another chat"):
+        cmds.approve(token, True, Invocation("approve", (), 9, 5, is_admin=True))
+    with pytest.raises(ValueError, match="unknown or already answered"):  # that attempt used it up
+        cmds.approve(token, True, admin)
+    stale = cmds.flatten(admin).approval
+    now[0] += timedelta(seconds=FLATTEN_CONFIRM_SECONDS + 1)
+    with pytest.raises(ValueError, match="expired"):
+        cmds.approve(stale, True, admin)
+    fresh = cmds.flatten(admin).approval
+    assert cmds.approve(fresh, False, admin).text == "Flatten cancelled: nothing was done."
+    with pytest.raises(ValueError, match="unknown or already answered"):
+        cmds.approve(fresh, True, admin)
+    assert "Trading state: ACTIVE" in cmds.risk(Invocation("risk", (), 5, 5, False)).text
+    ok = cmds.flatten(admin).approval
+    assert "Flatten paper: done" in cmds.approve(ok, True, admin).text
+    assert "Trading state: HALTED" in cmds.risk(Invocation("risk", (), 5, 5, False)).text
 
 
 def test_cli_bot_needs_a_token_and_warns_about_empty_lists(capsys, monkeypatch):

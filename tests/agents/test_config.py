@@ -83,3 +83,76 @@ def test_secrets_from_env_are_masked():
     assert "pk-123456" not in repr(secrets)
     assert secrets.masked()["POLYGON_API_KEY"] == "set"
     assert secrets.masked()["ALPACA_API_KEY"] == "not set"
+
+
+# -- risk limits: no silent off switch (issue 21) ---------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[risk]\nmax_staleness_bars = inf\n", "risk.max_staleness_bars"),
+        ("[risk]\nmax_order_notional = inf\n", "risk.max_order_notional"),
+        ("[risk]\nduplicate_window_seconds = nan\n", "risk.duplicate_window_seconds"),
+        ("[risk]\nrate_window_seconds = inf\n", "risk.rate_window_seconds"),
+        ("[risk]\nmax_order_qty = -1.0\n", "risk.max_order_qty"),
+        ("[risk]\nmin_order_qty = 0\n", "risk.min_order_qty"),
+        ("[risk]\nmin_order_qty = inf\n", "risk.min_order_qty"),
+        ("[risk.regime_gross_caps]\nhigh_volatility = nan\n", "high_volatility"),
+    ],
+)
+def test_vacuous_risk_limits_are_refused_with_the_key_named(tmp_path, text, key):
+    path = tmp_path / "risk.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_settings(path)
+
+
+def test_checks_off_lists_every_switched_off_check():
+    from agents.config import RISK_OFF_AT_ZERO, RiskConfig
+
+    assert set(Settings().risk.checks_off()) == {"allowed_symbols", "require_market_open", "min_confidence",
+                                                 "max_order_qty", "max_order_notional"}
+    all_off = RiskConfig(**{k: 0 for k in RISK_OFF_AT_ZERO}, allow_short=True)
+    assert set(all_off.checks_off()) == {*RISK_OFF_AT_ZERO, "allowed_symbols", "require_market_open", "allow_short"}
+    all_on = RiskConfig(allowed_symbols=["SP500"], require_market_open=True, min_confidence=0.1, max_order_qty=100,
+                        max_order_notional=10_000)
+    assert all_on.checks_off() == {}
+
+
+def test_risk_limits_switch_off_exactly_the_zero_keys():
+    from agents._risk import risk_limits
+    from agents.config import RISK_OFF_AT_ZERO, RiskConfig
+
+    on = risk_limits(Settings(risk=RiskConfig(min_confidence=0.1, max_order_qty=100, max_order_notional=10_000)))
+    assert all(getattr(on, k) is not None for k in RISK_OFF_AT_ZERO)
+    assert on.min_order_qty == 1.0
+    off = risk_limits(Settings(risk=RiskConfig(**{k: 0 for k in RISK_OFF_AT_ZERO})))
+    assert all(getattr(off, k) is None for k in RISK_OFF_AT_ZERO)
+    assert off.max_position_weight == 1.0 and off.max_gross_exposure == 1.0  # not switchable
+    # settings built in code bypass validation: a NaN must not switch a check off silently
+    sneaky = Settings(risk=RiskConfig.model_construct(**{**RiskConfig().model_dump(), "max_staleness_bars": float("nan")}))
+    with pytest.raises(ValueError, match="risk.max_staleness_bars"):
+        risk_limits(sneaky)
+
+
+def test_config_show_and_risk_status_print_the_checks_switched_off(tmp_path, capsys, monkeypatch):
+    import json
+
+    from agents.cli import main
+
+    path = tmp_path / "off.toml"
+    path.write_text("[risk]\nmax_staleness_bars = 0\nallowed_symbols = [\"SP500\"]\n")
+    monkeypatch.setenv("REGIMEDESK_CONFIG", str(path))
+    assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "# risk.max_staleness_bars: 0: check off" in out and "# risk.allowed_symbols" not in out
+    assert main(["config", "show", "--json"]) == 0
+    assert "max_staleness_bars" in json.loads(capsys.readouterr().out)["risk_checks_off"]
+    assert main(["risk", "status"]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if "checks switched off" in ln)
+    assert "max_staleness_bars (0: check off)" in line and "min_confidence" in line
+    assert main(["risk", "status", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc["checks_off"]) == {"max_staleness_bars", "require_market_open", "min_confidence",
+                                      "max_order_qty", "max_order_notional"}

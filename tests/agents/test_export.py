@@ -46,7 +46,8 @@ def exported(tmp_path_factory):
     cfg = base / "fast.toml"
     cfg.write_text(FAST)
     (base / "home").mkdir()
-    out = {"config": cfg, "dir": base / "qc", "csv": base / "long" / "signals.csv"}
+    # --out DIR/ (a directory that does not exist yet) means DIR/regimedesk_signals.csv
+    out = {"config": cfg, "dir": base / "qc", "csv": base / "long" / "regimedesk_signals.csv"}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("REGIMEDESK_HOME", str(base / "home"))
         mp.setenv("REGIMEDESK_CONFIG", str(cfg))
@@ -57,7 +58,7 @@ def exported(tmp_path_factory):
         buf = _Capture()
         with buf:
             code = main(["export", "csv", "SP500", "NASDAQ", "--end", LONG_END, "--start", LONG_START,
-                         "--out", str(out["csv"])])
+                         "--out", str(base / "long") + "/"])
         out["csv_code"], out["csv_out"] = code, buf.out
         settings = load_settings(cfg)
         store = AppContext(settings, Secrets.from_env({})).bars({"source": "builtin", "as_of": SHORT_END})

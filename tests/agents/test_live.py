@@ -174,6 +174,37 @@ def test_transient_broker_errors_are_retried_then_the_bar_degrades(fast, monkeyp
         assert "bar_failed" in [e["kind"] for e in j.live_events()]
 
 
+def test_a_replay_bar_that_failed_is_run_again_by_the_next_start(fast, monkeypatch):
+    """Nothing of a replay is lost for good: a failed bar is finished by a later start, and a
+    bar that fails again while being resumed fails that process too (it used to exit 0)."""
+    from agents.runner import Runner
+
+    real = Runner.start
+    broken: set[str] = set()
+
+    def start(self, request, progress=None, *, run_id=None, thread_id=None):
+        if not broken:
+            broken.add(run_id)  # the first bar's run
+        if run_id in broken:
+            raise RuntimeError("disk full")
+        return real(self, request, progress, run_id=run_id, thread_id=thread_id)
+
+    monkeypatch.setattr(Runner, "start", start)
+    settings = load_settings()
+    first = _run_loop(settings, 1, [])
+    assert first.failed == 1 and [b["status"] for b in _bars()] == ["failed"]
+    lines: list[str] = []
+    second = _run_loop(settings, 1, lines)  # the first bar fails again, the next one completes
+    assert any("that failed by an earlier process" in line for line in lines)
+    assert (second.resumed, second.failed, second.handled) == (0, 1, 1)
+    assert [b["status"] for b in _bars()] == ["failed", "completed"]
+    broken.clear()
+    broken.add("none")
+    third = _run_loop(settings, 1, [])
+    assert (third.resumed, third.failed, third.handled) == (1, 0, 1)
+    assert [b["status"] for b in _bars()] == ["completed"] * 3
+
+
 def test_an_order_that_cannot_be_settled_stops_blocking_bars_after_three_attempts(fast, monkeypatch):
     from integrations.brokers import PaperBroker
 

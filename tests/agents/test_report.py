@@ -129,18 +129,33 @@ def test_two_symbols_get_a_section_each(tmp_path, capsys):
 
 
 def test_bad_output_paths_are_refused_before_anything_runs(tmp_path, capsys):
-    assert main(["report", "SP500", "--out", str(tmp_path)]) == 2
+    assert main(["report", "SP500", "--out", str(tmp_path)]) == 1
     assert "is a directory" in capsys.readouterr().err
-    assert main(["report", "SP500", "--out", str(tmp_path / "r.txt")]) == 2
+    assert main(["report", "SP500", "--out", str(tmp_path / "r.txt")]) == 1
     assert "ending in .pdf" in capsys.readouterr().err
-    assert main(["report", "NOSUCH", "--out", str(tmp_path / "r.pdf")]) != 0
-    assert not (tmp_path / "r.pdf").exists()
-
-
-def test_a_report_that_cannot_be_written_fails_the_command_but_keeps_the_run(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    out = blocker / "sub" / "r.pdf"
+    for argv in (["report", "SP500", "--out", str(blocker / "sub" / "r.pdf")],
+                 ["run", "SP500", "--report", str(blocker / "r.pdf")]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert f"{blocker} is not a directory" in err and len(err.strip().splitlines()) == 1
+    assert main(["report", "NOSUCH", "--out", str(tmp_path / "r.pdf")]) != 0
+    assert not (tmp_path / "r.pdf").exists()
+    assert main(["journal", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # refused before any run started
+
+
+def test_a_report_that_cannot_be_written_fails_the_command_but_keeps_the_run(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from integrations import _pdf
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_pdf.os, "fsync", disk_full)  # the path is fine; the write fails late
+    out = tmp_path / "sub" / "r.pdf"
     assert main(["run", "SP500", "--report", str(out), "--no-backtest"]) == 1
     captured = capsys.readouterr()
     assert "the report was not written" in captured.err

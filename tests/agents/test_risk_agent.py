@@ -180,11 +180,16 @@ def test_rejected_approval_sends_nothing(cfg):
 
 @pytest.fixture(scope="module")
 def gate_world(tmp_path_factory):
-    """A decided state (with proposed orders) to feed the gate node repeatedly."""
+    """A decided state (with proposed orders) to feed the gate node repeatedly.
+
+    Module-scoped, so it runs before the per-test isolation of tests/conftest.py: its home
+    is its own temp directory whatever REGIMEDESK_HOME the environment holds.
+    """
     home = tmp_path_factory.mktemp("gate-home")
     path = home / "fast.toml"
-    path.write_text(f'home = "{home.as_posix()}"\n' + FAST)  # top-level keys before tables
-    settings = load_settings(path)
+    path.write_text(FAST)
+    settings = load_settings(path, env={"REGIMEDESK_HOME": str(home)})
+    assert settings.home_dir == home
     with Runner(settings, Secrets.from_env({})) as r:
         pending = r.start(RunRequest(("SP500",), as_of=AS_OF, broker="paper", approve=True))
     return settings, pending.state
@@ -199,6 +204,9 @@ class _FixedStore:
 
     def save(self, *a, **k):
         pass
+
+    def commit_gate(self, evaluate_fn, by="gate"):
+        return evaluate_fn(self.state)
 
     def silent_feeds(self):
         return {}
@@ -218,7 +226,10 @@ def test_gate_verdicts_identical_whatever_llm_text_the_state_holds(gate_world, t
         hostile = dict(state)
         hostile["narratives"] = {a: {"SP500": {"text": text, "accepted": True}, "_run": {"text": text}}
                                  for a in ("regime", "statistics", "ml_signal", "decision")}
-        assert node(hostile)["risk_gate"] == base
+        got = node(hostile)["risk_gate"]
+        # everything but the wall-clock time of the verdicts (used to refuse a late approval)
+        assert got.pop("checked_at") >= base.pop("checked_at")
+        assert got == base
         assert base["symbols"]["SP500"][0]["action"] in ("approve", "trim")
     finally:
         ctx._risk_store = None

@@ -390,3 +390,59 @@ def test_sender_errors_never_carry_the_token(httpserver):
     (d,) = sender.send_message([42], "hello")
     assert not d.ok and "***" in d.error
     assert TOKEN.split(":")[1].lower() not in d.error.lower()  # the library rewrites the case
+
+
+def _our_logs(caplog) -> str:
+    """What RegimeDesk logged (the stub server's own access log quotes the request paths)."""
+    return "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records if r.name != "werkzeug")
+
+
+def _token_free(text: str) -> None:
+    low = text.lower()
+    assert TOKEN.lower() not in low and TOKEN.split(":")[1].lower() not in low, text
+
+
+def test_a_refused_token_is_a_failed_delivery_not_an_exception(httpserver, caplog):
+    from tests.stubs import echo_telegram_401
+
+    httpserver.expect_request(f"/bot{TOKEN}/getMe").respond_with_handler(echo_telegram_401)
+    sender = TelegramSender(TOKEN, base_url=httpserver.url_for("/bot"), retries=0)
+    deliveries = sender.send_message([42, 43], "hello")
+    assert [d.chat_id for d in deliveries] == [42, 43] and not any(d.ok for d in deliveries)
+    assert all(d.error.startswith("InvalidToken: The token `***` was rejected") for d in deliveries)
+    for d in deliveries:
+        _token_free(d.error)
+    _token_free(_our_logs(caplog))
+
+
+def test_job_runs_never_hold_a_secret(tmp_path, httpserver, caplog, monkeypatch):
+    """Without the command line (nothing registered): the executor redacts with its own secrets."""
+    from tests.stubs import echo_telegram_401
+
+    httpserver.expect_request(f"/bot{TOKEN}/getMe").respond_with_handler(echo_telegram_401)
+    home = tmp_path / "home"
+    body = FAST.format(home=home) + f"[telegram]\nbase_url = '{httpserver.url_for('/bot')}'\nchat_ids = [42]\n"
+    body += _job_toml(name="bad", kind="run", cron="30 17 * * mon-fri", symbols=["SP500"])
+    settings = load_settings(_config(tmp_path, body), env={})
+    key = "sk-ECHO-0123456789abcdef"
+    ex = JobExecutor(settings, Secrets.from_env({"TELEGRAM_BOT_TOKEN": TOKEN, "OPENAI_API_KEY": key}))
+
+    def explode(job, stamp):
+        raise RuntimeError(f"service said: bad key {key} for /bot{TOKEN}/sendMessage")
+
+    monkeypatch.setattr(ex, "_run", explode)
+    try:
+        outcome = ex(settings.schedule.jobs[0], None)
+        assert outcome.status == "error" and outcome.error.startswith("RuntimeError: service said: bad key ***")
+        ex.record(JobOutcome("bad", "run", "missed", None, outcome.started_at, outcome.finished_at,
+                             summary=f"summary {key}", deliveries=({"to": "telegram:42", "ok": False,
+                                                                    "error": f"at /bot{TOKEN}/x"},),
+                             error=f"error {TOKEN}"))
+        rows = ex.journal().job_runs("bad")
+    finally:
+        ex.close()
+    assert len(rows) == 2 and httpserver.log  # the failure alert was attempted
+    assert rows[0]["detail"]["deliveries"][0]["error"] == "at /bot***/x"
+    for text in (str(rows), _our_logs(caplog), (home / "journal.sqlite").read_bytes().decode("utf-8", "replace")):
+        _token_free(text)
+        assert key.lower() not in text.lower()

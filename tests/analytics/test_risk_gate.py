@@ -399,3 +399,293 @@ def test_no_approved_order_breaks_a_limit(world):
                 assert cash - v.qty * p - pending_buy >= -tol * max(1.0, abs(cash))
         pos[o.symbol] = after
         cash -= sign * v.qty * mk.prices[o.symbol]
+
+
+BAD_NUMBER = st.sampled_from([None, True, False, "12.5", float("nan"), float("inf"), -5.0, 0.0])
+BAD_TIME = st.sampled_from([pd.NaT, None, "2024-03-05", 17, NOW.tz_localize(None), NOW + pd.Timedelta(seconds=1),
+                            NOW + pd.Timedelta(days=2)])
+PERTURBATIONS = ("cash", "position", "price", "pending_qty", "pending_price", "pending_id", "order_qty",
+                 "order_reference_price", "order_confidence", "order_limit_price", "now", "last_bar", "bar_seconds",
+                 "duplicate_id", "sub_share", "fractional", "recent_ts", "recent_qty")
+
+
+@st.composite
+def perturbed_worlds(draw):
+    """A world from ``worlds()`` with one field broken (or a legitimate but awkward quantity)."""
+    pf, mk, lim, orders, state = draw(worlds())
+    lim = replace(lim, max_staleness_bars=draw(st.sampled_from([None, 4.0])),
+                  duplicate_window_seconds=draw(st.sampled_from([None, 3600.0])))
+    kind = draw(st.sampled_from(PERTURBATIONS))
+    sym = draw(st.sampled_from(SYMS))
+    i = draw(st.integers(0, len(orders) - 1))
+    pending = list(pf.pending) or [PendingOrder("p0", sym, "buy", 1.0, mk.prices[sym])]
+    if kind == "cash":
+        pf = replace(pf, cash=draw(BAD_NUMBER))
+    elif kind == "position":
+        pf = replace(pf, positions={**pf.positions, sym: draw(BAD_NUMBER)})
+    elif kind == "price":
+        mk = replace(mk, prices={**mk.prices, sym: draw(BAD_NUMBER)})
+    elif kind.startswith("pending_"):
+        bad = draw(st.sampled_from([None, 5, ["x"]])) if kind == "pending_id" else draw(BAD_NUMBER)
+        pending[0] = replace(pending[0], **{{"pending_qty": "qty", "pending_price": "price",
+                                             "pending_id": "client_order_id"}[kind]: bad})
+        pf = replace(pf, pending=tuple(pending))
+    elif kind.startswith("order_"):
+        field_ = kind[len("order_"):]
+        orders[i] = replace(orders[i], **{field_: draw(BAD_NUMBER)},
+                            **({"order_type": "limit"} if field_ == "limit_price" else {}))
+    elif kind == "now":
+        mk = replace(mk, now=draw(BAD_TIME))
+    elif kind == "last_bar":
+        mk = replace(mk, last_bar={**mk.last_bar, sym: draw(BAD_TIME)})
+    elif kind == "bar_seconds":
+        mk = replace(mk, bar_seconds={**mk.bar_seconds, sym: draw(BAD_NUMBER)})
+    elif kind == "duplicate_id":
+        orders[i] = replace(orders[i], client_order_id=draw(st.sampled_from(
+            [orders[0].client_order_id, orders[-1].client_order_id, pending[0].client_order_id, "r0"])))
+        state = replace(state, recent=(RecentOrder(NOW - pd.Timedelta(minutes=5), "r0", sym, "buy", 3.0),))
+    elif kind == "sub_share":
+        orders[i] = replace(orders[i], qty=draw(st.sampled_from([1e-12, 1e-9, 1e-7, 0.3, 0.999999])))
+    elif kind == "fractional":
+        orders[i] = replace(orders[i], qty=draw(st.floats(1e-3, 1000.0)))
+    else:
+        ts = draw(BAD_TIME) if kind == "recent_ts" else NOW - pd.Timedelta(minutes=5)
+        qty = draw(BAD_NUMBER) if kind == "recent_qty" else 3.0
+        state = replace(state, recent=(RecentOrder(ts, "r0", sym, "buy", qty),))
+    return pf, mk, lim, orders, state
+
+
+@settings(max_examples=2_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(perturbed_worlds())
+def test_perturbed_worlds_never_raise_and_never_approve_a_breach(world):
+    from tests.analytics.test_risk_gate_fuzz import Tally, judge
+
+    pf, mk, lim, orders, state = world
+    res = evaluate(orders, pf, mk, lim, state)  # never raises
+    tally = Tally()
+    judge({"orders": orders, "portfolio": pf, "market": mk, "limits": lim, "state": state}, res, tally, world)
+    assert not tally.violations, tally.summary()
+    assert len(res.verdicts) == len(orders)
+    assert all(v.reasons for v in res.verdicts if not v.approved)
+
+
+# -- issue 21: fail closed on every bad input -------------------------------------------------
+
+STALE_ON = replace(OPEN, max_staleness_bars=4.0)
+
+
+@pytest.mark.parametrize("limits", [OPEN, STALE_ON])
+@pytest.mark.parametrize("bar", [
+    NOW + pd.Timedelta(hours=1),  # from the future
+    NOW + pd.Timedelta(seconds=1),
+    pd.NaT, None, "2024-03-05", 1.7e9, np.datetime64("2024-03-05"),
+    (NOW - pd.Timedelta(hours=2)).tz_localize(None),  # naive against an aware clock
+])
+def test_a_bar_time_that_is_not_a_past_timestamp_rejects(bar, limits):
+    v = one(buy(), mk=market(last_bar={"AAA": bar}), limits=limits)
+    assert (v.action, v.reasons) == ("reject", ("invalid_input:bar_time",))
+
+
+def test_a_bar_stamped_now_passes_and_a_missing_one_is_stale_only_when_checked():
+    assert one(buy(), mk=market(last_bar={"AAA": NOW}), limits=STALE_ON).action == "approve"
+    assert one(buy(), mk=market(last_bar={}), limits=STALE_ON).reasons == ("stale_data",)
+    assert one(buy(), mk=market(last_bar={})).action == "approve"
+    assert one(buy(), mk=market(bar_seconds={"AAA": "86400"}), limits=STALE_ON).reasons == (
+        "invalid_input:bar_seconds",)
+
+
+@pytest.mark.parametrize("now", [pd.NaT, None, "2024-03-05 15:00", 1.7e9, np.datetime64("NaT")])
+def test_a_clock_that_is_not_a_timestamp_rejects_every_order(now):
+    res = evaluate([buy(), sell(coid="s")], PF, market(now=now), OPEN, RiskState())
+    assert [v.reasons for v in res.verdicts] == [("invalid_input:now",)] * 2
+    assert res.state == RiskState() and res.events
+
+
+@pytest.mark.parametrize("pf, code", [
+    (Portfolio(None), "invalid_input:cash"),
+    (Portfolio(True), "invalid_input:cash"),
+    (Portfolio("100000"), "invalid_input:cash"),
+    (Portfolio(100_000.0, {"AAA": None}), "invalid_input:position:AAA"),
+    (Portfolio(100_000.0, {"AAA": "5"}), "invalid_input:position:AAA"),
+    (Portfolio(100_000.0, [("AAA", 5.0)]), "invalid_input:positions"),
+    (Portfolio(100_000.0, {}, (PendingOrder("p", "AAA", "buy", None, 100.0),)), "invalid_input:pending_order"),
+    (Portfolio(100_000.0, {}, (PendingOrder("p", "AAA", "buy", 1.0, None),)), "invalid_input:pending_order"),
+    (Portfolio(100_000.0, {}, (PendingOrder(None, "AAA", "buy", 1.0, 100.0),)), "invalid_input:pending_order"),
+    (Portfolio(100_000.0, {}, (PendingOrder("p", "AAA", "hold", 1.0, 100.0),)), "invalid_input:pending_order"),
+    (Portfolio(100_000.0, {}, None), "invalid_input:pending"),
+    (None, "invalid_input:portfolio"),
+])
+def test_a_portfolio_that_cannot_be_valued_rejects_and_halts(pf, code):
+    res = evaluate([buy()], pf, market(), OPEN, RiskState())
+    assert res.verdicts[0].reasons == (code,) and res.state.trading_state == "HALTED"
+
+
+@pytest.mark.parametrize("price", [None, True, "100", float("inf"), -1.0])
+def test_a_bad_price_is_a_missing_price(price):
+    assert one(buy(), mk=market(prices={"AAA": price, "BBB": 50.0, "CCC": 20.0})).reasons == ("missing_price",)
+
+
+@pytest.mark.parametrize("field_, value, code", [
+    ("qty", True, "invalid_input:qty"),
+    ("qty", "10", "invalid_input:qty"),
+    ("reference_price", "100", "invalid_input:reference_price"),
+    ("reference_price", False, "invalid_input:reference_price"),
+    ("confidence", "high", "invalid_input:confidence"),
+    ("limit_price", None, "invalid_input:limit_price"),
+    ("client_order_id", ["x"], "invalid_input:client_order_id"),
+    ("client_order_id", 7, "invalid_input:client_order_id"),
+    ("side", None, "invalid_input:side"),
+    ("side", ["buy"], "invalid_input:side"),
+    ("order_type", ["market"], "invalid_input:order_type"),
+    ("symbol", None, "invalid_input:symbol"),
+])
+def test_none_bool_and_text_in_an_order_reject_it(field_, value, code):
+    order = buy()
+    if field_ == "limit_price":
+        order = replace(order, order_type="limit")
+    assert one(replace(order, **{field_: value})).reasons == (code,)
+
+
+def test_not_an_order_is_rejected_and_other_orders_still_pass():
+    res = evaluate([None, "buy AAA", buy()], PF, market(), OPEN, RiskState())
+    assert [v.reasons for v in res.verdicts] == [("invalid_input:order",)] * 2 + [()]
+    assert res.verdicts[0].to_dict()["order"] == {"invalid": "None"}
+
+
+@pytest.mark.parametrize("mk, code", [
+    (market(tradable={"AAA": "yes"}), "invalid_input:tradable"),
+    (market(tradable={"AAA": 1}), "invalid_input:tradable"),
+    (market(feed_silent={"AAA": "no"}), "invalid_input:feed_silent"),
+    (market(regime={"AAA": ["bull"]}), "invalid_input:regime"),
+    (market(regime={"AAA": 5}), "invalid_input:regime"),
+])
+def test_flags_and_labels_of_the_wrong_type_reject(mk, code):
+    assert one(buy(), mk=mk).reasons == (code,)
+    lim = replace(OPEN, require_market_open=True)
+    assert one(buy(), mk=market(market_open={"AAA": "yes"}), limits=lim).reasons == ("invalid_input:market_open",)
+    assert one(buy(), mk=market(tradable={"AAA": np.True_}, feed_silent={"AAA": np.False_})).action == "approve"
+
+
+@pytest.mark.parametrize("returns", [{"AAA": None}, {"AAA": [None] * 300}, {"AAA": "r"}])
+def test_unreadable_returns_are_missing_returns(returns):
+    assert one(buy(), mk=market(returns=returns), limits=replace(OPEN, var_limit=0.5)).reasons == (
+        "missing_returns:AAA",)
+
+
+@pytest.mark.parametrize("change, code", [
+    ({"max_staleness_bars": float("nan")}, "invalid_input:limits.max_staleness_bars"),
+    ({"max_order_qty": float("inf")}, "invalid_input:limits.max_order_qty"),
+    ({"max_position_weight": -0.1}, "invalid_input:limits.max_position_weight"),
+    ({"var_limit": "0.02"}, "invalid_input:limits.var_limit"),
+    ({"max_orders_per_window": 2.5}, "invalid_input:limits.max_orders_per_window"),
+    ({"rate_window_seconds": 0.0}, "invalid_input:limits.rate_window_seconds"),
+    ({"min_order_qty": 0.0}, "invalid_input:limits.min_order_qty"),
+    ({"allow_short": "no"}, "invalid_input:limits.allow_short"),
+    ({"allowed_symbols": "AAA"}, "invalid_input:limits.allowed_symbols"),
+    ({"regime_gross_caps": {"bull": float("nan")}}, "invalid_input:limits.regime_gross_caps"),
+    ({"var_level": 1.0}, "invalid_input:limits.var_level"),
+])
+def test_a_limit_that_is_not_usable_rejects_every_order(change, code):
+    res = evaluate([buy(), sell(coid="s")], PF, market(), replace(OPEN, **change), RiskState())
+    assert [v.reasons for v in res.verdicts] == [(code,)] * 2
+    with pytest.raises(ValueError, match=code.split(":")[1]):
+        apply_circuit_breakers(RiskState(), 100_000.0, NOW, replace(OPEN, **change))
+
+
+def test_wrong_containers_give_rejections_not_tracebacks():
+    for orders in (None, "AAA", 42, {"a": buy()}):
+        res = evaluate(orders, PF, market(), OPEN, RiskState())
+        assert res.verdicts == () and res.events[0].startswith("invalid_input:orders")
+    assert one(buy(), limits=None).reasons == ("invalid_input:limits",)
+    assert evaluate([buy()], PF, None, OPEN, RiskState()).verdicts[0].reasons == ("invalid_input:market",)
+    assert one(buy(), mk=MarketSnapshot(now=NOW, prices=None)).reasons == ("invalid_input:market.prices",)
+    assert one(buy(), mk=market(last_bar=[NOW])).reasons == ("invalid_input:market.last_bar",)
+    res = evaluate([buy()], PF, market(), OPEN, None)
+    assert res.verdicts[0].reasons == ("invalid_input:state",) and res.state.trading_state == "HALTED"
+
+
+@pytest.mark.parametrize("recent", [
+    None,
+    (RecentOrder(pd.NaT, "r", "AAA", "buy", 1.0),),
+    (RecentOrder(None, "r", "AAA", "buy", 1.0),),
+    (RecentOrder(NOW.tz_localize(None), "r", "AAA", "buy", 1.0),),
+    (RecentOrder(NOW, "r", "AAA", "buy", None),),
+    (RecentOrder(NOW, ["r"], "AAA", "buy", 1.0),),
+    ("not a record",),
+])
+def test_unreadable_recent_orders_block_new_orders_but_not_cancels(recent):
+    res = evaluate([buy(), ProposedOrder("c", "AAA", "cancel", 0.0)], PF, market(), OPEN, RiskState(recent=recent))
+    assert res.verdicts[0].reasons == ("invalid_input:state.recent",)
+    assert res.verdicts[1].action == "approve"
+
+
+@pytest.mark.parametrize("bad", [{"day_start_equity": "100000"}, {"day_start_equity": float("nan")},
+                                 {"peak_equity": -5.0}, {"peak_equity": True}, {"day": 20240305}])
+def test_an_unreadable_breaker_memory_halts(bad):
+    lim = RiskLimits()
+    st_, ev = apply_circuit_breakers(replace(RiskState(), **bad), 100_000.0, NOW, lim)
+    assert st_.trading_state == "HALTED" and "unreadable" in ev[0]
+    assert one(buy(), state=replace(RiskState(), **bad)).reasons == ("halted",)
+
+
+def test_apply_circuit_breakers_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="now"):
+        apply_circuit_breakers(RiskState(), 100_000.0, pd.NaT, RiskLimits())
+    with pytest.raises(TypeError, match="state"):
+        apply_circuit_breakers(None, 100_000.0, NOW, RiskLimits())
+    with pytest.raises(TypeError, match="limits"):
+        apply_circuit_breakers(RiskState(), 100_000.0, NOW, None)
+
+
+def test_a_var_that_is_not_a_number_rejects(monkeypatch):
+    import analytics.risk_gate as gate
+
+    monkeypatch.setattr(gate, "_portfolio_var_es", lambda *a, **k: (float("nan"), 0.01))
+    assert one(buy(), limits=replace(OPEN, var_limit=0.05)).reasons == ("check_error:var_not_finite",)
+
+
+def test_an_exception_outside_the_per_order_checks_rejects_every_order(monkeypatch):
+    import analytics.risk_gate as gate
+
+    def boom(*a, **k):
+        raise KeyError("bug")
+
+    monkeypatch.setattr(gate, "apply_circuit_breakers", boom)
+    res = evaluate([buy(), sell(coid="s")], PF, market(), OPEN, RiskState("REDUCING"))
+    assert [v.reasons for v in res.verdicts] == [("check_error:KeyError",)] * 2
+    assert res.state == RiskState("REDUCING")
+
+
+# -- minimum quantity -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("qty", [1e-12, 1e-9, 5e-7])
+def test_sub_share_dust_is_rejected(qty):
+    assert one(buy(qty)).reasons == ("below_min_qty",)
+    held = Portfolio(100_000.0, {"AAA": 50.0})
+    assert one(sell(qty), held).reasons == ("below_min_qty",)  # reducing, but not closing
+
+
+def test_fractional_orders_have_their_own_minimum():
+    assert (one(buy(0.5)).action, one(buy(0.5)).qty) == ("approve", 0.5)
+    assert one(buy(0.5), limits=replace(OPEN, min_fractional_qty=1.0)).reasons == ("below_min_qty",)
+    # a fractional order trimmed below its minimum names the limit
+    v = one(buy(0.5), limits=replace(OPEN, max_order_qty=1e-8))
+    assert (v.action, v.reasons) == ("reject", ("limit:max_order_qty",))
+    # closing a whole position of dust is allowed, so a remainder can always be closed
+    dust = Portfolio(100_000.0, {"AAA": 1e-9})
+    assert one(sell(1e-9), dust).action == "approve"
+
+
+def test_min_order_qty_for_whole_share_orders():
+    lim = replace(OPEN, min_order_qty=100.0)  # round lots
+    assert one(buy(50), limits=lim).reasons == ("below_min_qty",)
+    v = one(buy(500), limits=replace(lim, max_order_notional=15_000))  # trimmed to 150 shares
+    assert (v.action, v.qty) == ("trim", 150.0)
+    v = one(buy(500), limits=replace(lim, max_order_notional=9_000))  # 90 shares left: below the lot
+    assert (v.action, v.reasons) == ("reject", ("limit:max_order_notional",))
+
+
+def test_duplicate_ids_in_one_batch_pass_at_most_once():
+    res = evaluate([buy(1e-12, coid="d"), buy(5, coid="d"), buy(6, coid="d")], PF, market(), OPEN, RiskState())
+    assert [v.action for v in res.verdicts] == ["reject", "approve", "reject"]
+    assert res.verdicts[2].reasons == ("duplicate_order",)

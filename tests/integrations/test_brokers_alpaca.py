@@ -345,3 +345,39 @@ def test_status_mapping():
     assert _normalise_status("accepted", 10, 4) == "partially_filled"
     assert _normalise_status("replaced", 10, 0) == "canceled"
     assert _normalise_status("something_new", 10, 0) == "accepted"
+
+
+# ----------------------------------------------------------------------------- echoed keys
+
+ECHO_KEY = "PKECHO0123456789ABCD"
+ECHO_SECRET = "sec/ECHO+0123456789abcdef="
+
+
+def _echo(status):
+    def handler(request: Request):
+        key, secret = request.headers.get("APCA-API-KEY-ID"), request.headers.get("APCA-API-SECRET-KEY")
+        return _json({"code": 40010000, "message": f"{status}: key {key} secret {secret} ({secret.lower()})"}, status)
+    return handler
+
+
+def _assert_no_keys(text: str) -> None:
+    low = text.lower()
+    for form in (ECHO_KEY, ECHO_SECRET, "sec%2fecho%2b0123456789abcdef%3d"):
+        assert form.lower() not in low, text
+
+
+@pytest.mark.parametrize("status", [401, 403, 422, 500])
+def test_keys_echoed_by_alpaca_never_reach_an_error_or_a_log(httpserver, caplog, status):
+    for path in ("/v2/orders:by_client_order_id", "/v2/orders", "/v2/account", "/v2/positions"):
+        httpserver.expect_request(path).respond_with_handler(_echo(status))
+    sleeps: list[float] = []
+    broker = AlpacaBroker(ECHO_KEY, ECHO_SECRET, base_url=httpserver.url_for("").rstrip("/"), retries=2,
+                          retry_backoff=0.5, sleep=sleeps.append)
+    for call in (lambda: broker.submit(ORDER), broker.account, broker.positions, broker.open_orders):
+        with pytest.raises((PermanentError, TransientError)) as info:
+            call()
+        assert f"{status}: key *** secret *** (***)" in str(info.value)
+        _assert_no_keys(str(info.value))
+    assert (sleeps != []) == (status == 500)  # only the 5xx answers were retried
+    assert ECHO_SECRET in httpserver.log[0][0].headers.values()  # alpaca-py did send the secret
+    _assert_no_keys(caplog.text)

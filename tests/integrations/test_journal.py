@@ -367,3 +367,39 @@ def test_concurrent_writes_from_two_threads(tmp_path):
         assert [o["output"]["i"] for o in outs if o["symbol"] == symbol] == list(range(per_thread))
     shared.close()
     second.close()
+
+
+# ----------------------------------------------------------------------------- no secret in any row
+
+
+SECRET = "sk-ECHO-0123456789abcdef"
+SECRET_WITH_QUOTE = 'pw"ECHO\\0123456789'  # JSON escapes it: the escaped form is redacted too
+
+
+def test_no_row_holds_a_registered_secret(tmp_path):
+    from integrations import register_secrets
+
+    register_secrets([SECRET, SECRET_WITH_QUOTE])
+    try:
+        path = tmp_path / "journal.sqlite"
+        with Journal(path, clock=FakeClock()) as j:
+            j.start_run("r1", "thread-1", ["SP500"], {"key": SECRET, "note": f"x{SECRET_WITH_QUOTE}y"})
+            j.record_agent_output("r1", "regime", "SP500", {"error": f"HTTP 401: bad key {SECRET.upper()}"})
+            j.record_llm_exchange("r1", "regime", "SP500", backend="openai", model="m", prompt="P",
+                                  response=f"echo {SECRET}", accepted=False, rejected_numbers=[], latency_s=0.1,
+                                  error=f"error: PermanentError: {SECRET}")
+            j.record_job_run("close", scheduled_for=None, started_at=datetime(2024, 1, 2, tzinfo=UTC),
+                             finished_at=datetime(2024, 1, 2, tzinfo=UTC), status="error",
+                             detail={"error": f"/bot{SECRET}/sendMessage"})
+            j.open_live_session("s1", {"feed": SECRET}, 1)
+            j.record_live_event("s1", "feed_error", f"polygon: apiKey={SECRET}")
+            j.finish_run("r1", "failed", summary={"why": SECRET}, error=f"RuntimeError: {SECRET}")
+            shown = j.show_run("r1")
+            assert shown["run"]["params"] == {"key": "***", "note": "x***y"}  # JSON stays valid
+            assert j.job_runs()[0]["detail"]["error"] == "/bot***/sendMessage"
+        data = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("journal"))
+        for secret in (SECRET, SECRET_WITH_QUOTE, json.dumps(SECRET_WITH_QUOTE)[1:-1]):
+            assert secret.lower().encode() not in data.lower()
+        assert b"***" in data
+    finally:
+        register_secrets((), replace=True)

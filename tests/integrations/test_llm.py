@@ -168,3 +168,31 @@ def test_repr_and_properties_do_not_leak_the_key():
     assert chat.model == "gpt-4o-mini"
     assert chat.base_url.startswith("http://127.0.0.1:9/v1")
     assert "sk-secret" not in repr(chat)
+
+
+ECHO_KEY = "sk-ECHO-0123456789abcdef"
+
+
+@pytest.mark.parametrize(("status", "error"), [(401, PermanentError), (500, TransientError), (400, PermanentError)])
+def test_a_key_echoed_by_the_server_is_redacted_before_clipping(httpserver, status, error):
+    padding = "x" * 240  # the key straddles the 300-character clip: a clipped key would survive redaction
+
+    def echo(request: Request) -> Response:
+        key = request.headers["Authorization"].split()[-1]
+        return Response(openai_error(f"{padding} {key} and {key.upper()}", "invalid_request_error"),
+                        status=status, content_type="application/json")
+
+    httpserver.expect_request(PATH, method="POST").respond_with_handler(echo)
+    with pytest.raises(error) as info:
+        client(httpserver, api_key=ECHO_KEY).complete("s", "u")
+    text = str(info.value)
+    assert f"HTTP {status}" in text and "***" in text
+    assert "sk-e" not in text.lower() and "0123456789" not in text
+    assert info.value.__cause__ is None  # the SDK's exception holds the raw body: not chained
+
+
+def test_a_key_echoed_in_the_answer_is_redacted(httpserver):
+    httpserver.expect_request(PATH, method="POST").respond_with_json(
+        chat_completion(f"Bull regime. Your key is {ECHO_KEY}."))
+    reply = client(httpserver, api_key=ECHO_KEY).complete("s", "u")
+    assert reply.text == "Bull regime. Your key is ***."

@@ -151,6 +151,76 @@ def test_missing_and_unsupported_files(tmp_path):
         MarketData(FileSource(directory=tmp_path)).bars("QQQ")
 
 
+def _epoch_file(tmp_path, seconds: np.ndarray, name: str = "e.csv"):
+    n = len(seconds)
+    close = np.linspace(10, 20, n)
+    pd.DataFrame({"t": seconds, "open": close, "high": close + 1, "low": close - 1, "close": close,
+                  "volume": 100.0}).to_csv(tmp_path / name, index=False)
+    return tmp_path / name
+
+
+def _daily_seconds(n: int) -> np.ndarray:
+    days = pd.bdate_range("2020-01-02", periods=n, tz="UTC")
+    return days.as_unit("s").asi8.astype("float64")
+
+
+@pytest.mark.parametrize(("scale", "unit"), [(1, "s"), (10**3, "ms"), (10**6, "us"), (10**9, "ns")])
+def test_epoch_units_are_recognised_by_size(tmp_path, scale, unit):
+    secs = _daily_seconds(300)
+    frame = read_bar_file(_epoch_file(tmp_path, secs * scale))
+    assert frame.index[0] == pd.Timestamp("2020-01-02", tz="UTC")
+    assert frame.index[-1] == pd.bdate_range("2020-01-02", periods=300, tz="UTC")[-1]
+
+
+def test_one_out_of_range_epoch_is_an_error_naming_its_row(tmp_path):
+    # Before: one 1e30 switched the whole column to nanoseconds, re-dating 299 bars to 1970.
+    secs = _daily_seconds(300)
+    secs[17] = 1e30
+    with pytest.raises(PermanentError, match=r"epoch s but row 17 \(1e\+30\) is not a time in s"):
+        read_bar_file(_epoch_file(tmp_path, secs))
+
+
+def test_mixed_epoch_units_name_the_odd_rows(tmp_path):
+    ms = _daily_seconds(300) * 1000
+    ms[[5, 250]] /= 1000  # two rows written in seconds
+    with pytest.raises(PermanentError, match="epoch ms but rows 5, 250"):
+        read_bar_file(_epoch_file(tmp_path, ms))
+
+
+@pytest.mark.parametrize("value", [1e20, -86400.0])
+def test_implausible_epochs_everywhere_are_an_error(tmp_path, value):
+    # Before: 400 bars of 1e20 collapsed into one bar "with repairs".
+    with pytest.raises(PermanentError, match="no timestamp is an epoch time between 1970 and 2100"):
+        read_bar_file(_epoch_file(tmp_path, np.full(400, value)))
+
+
+def test_file_source_symbols_stay_inside_the_data_directory(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "OUTSIDE").mkdir()
+    _sample().reset_index().to_csv(tmp_path / "OUTSIDE" / "SECRET.csv", index=False)
+    _sample().reset_index().to_csv(data / "SPY.csv", index=False)
+    market = MarketData(FileSource(directory=data))
+    assert len(market.bars("SPY").frame) == 30
+    for symbol in ("../OUTSIDE/SECRET", "..", "./../OUTSIDE/SECRET", "/OUTSIDE/SECRET", "A/../../OUTSIDE/SECRET"):
+        with pytest.raises(UnknownSymbolError, match="not a file name inside"):
+            FileSource(directory=data).path_for(symbol)
+    with pytest.raises(UnknownSymbolError, match="not a file name inside"):
+        market.bars("../OUTSIDE/SECRET")
+    # an explicitly listed file may live anywhere
+    listed = FileSource(directory=data, files={"SECRET": tmp_path / "OUTSIDE" / "SECRET.csv"})
+    assert len(MarketData(listed).bars("SECRET").frame) == 30
+
+
+def test_long_symbols_are_not_echoed_whole():
+    with pytest.raises(ValueError, match=r"\.\.\. \(100,000 characters\)") as info:
+        MarketData(BuiltinSource()).bars("A" * 100_000)
+    assert len(str(info.value)) < 200
+    with pytest.raises(UnknownSymbolError) as info:
+        BuiltinSource().canonical_symbol("B" * 5000)
+    assert len(str(info.value)) < 300 and "(5,000 characters)" in str(info.value)
+
+
 # ----------------------------------------------------------------------------- polygon stub
 
 
