@@ -893,14 +893,14 @@ class CommandBot:
             return
         word = "Approved" if approved else "Rejected"
         log.info("telegram: %s %s by user %s in chat %s", word.lower(), thread_id, user_id, chat_id)
-        await query.answer(f"{word}; resuming the run...")
+        await query.answer(f"{word}; working on it...")
         original = query.message.text if query.message is not None and query.message.text else ""
         head = f"{original}\n\n{word} by telegram:{user_id}."
         message_id = query.message.message_id if query.message is not None else None
         if message_id is not None:
             try:
                 await context.bot.edit_message_text(chat_id=chat_id, message_id=message_id,
-                                                    text=_clip(head + " Resuming...", TELEGRAM_TEXT_LIMIT))
+                                                    text=_clip(head + " Working on it...", TELEGRAM_TEXT_LIMIT))
             except Exception as exc:
                 log.warning("telegram: could not edit the approval message: %s", self._scrub(exc))
         inv = Invocation("approve" if approved else "reject", (thread_id,), chat_id, user_id, True,
