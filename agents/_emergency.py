@@ -39,6 +39,7 @@ Every step is recorded in the journal under one run (thread ``flatten-RUNID`` or
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -54,6 +55,7 @@ from analytics.risk_gate import ProposedOrder, evaluate
 
 __all__ = [
     "BROKERS",
+    "EmergencyError",
     "EmergencyPreview",
     "CancelOutcome",
     "FlattenResult",
@@ -67,6 +69,23 @@ __all__ = [
 
 #: Brokers the emergency stop can act on.
 BROKERS: tuple[str, ...] = ("paper", "alpaca")
+
+
+class EmergencyError(RegimeDeskError):
+    """Trading was halted, but a later step of the emergency stop failed (the message says so)."""
+
+
+@contextlib.contextmanager
+def _after_halt(what: str, broker_name: str, reason: str):
+    """Whatever fails after the halt says that the halt itself took effect."""
+    try:
+        yield
+    except EmergencyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported with the fact that trading is halted
+        raise EmergencyError(f"trading is HALTED ({reason}), but {what} at {broker_name} failed: "
+                             f"{type(exc).__name__ + ': ' if not isinstance(exc, RegimeDeskError) else ''}{exc}"
+                             ) from exc
 
 _NEVER_SENT = "cancelled (never sent)"
 
@@ -266,8 +285,8 @@ def halt_and_cancel(settings: Settings, secrets: Secrets, broker_name: str, *, r
     app = AppContext(settings, secrets)
     try:
         app.risk_store().set_trading_state("HALTED", reason, by=by)
-        broker = app.broker({"broker": broker_name})
-        with _journal(settings) as journal:
+        with _after_halt("cancelling the open orders", broker_name, reason), _journal(settings) as journal:
+            broker = app.broker({"broker": broker_name})
             run_id = uuid.uuid4().hex[:12]
             journal.start_run(run_id, f"halt-{run_id}", [], {"command": "risk halt --cancel-open",
                                                               "broker": broker_name, "reason": reason, "by": by})
@@ -421,8 +440,8 @@ def flatten(settings: Settings, secrets: Secrets, broker_name: str, *, reason: s
     try:
         store = app.risk_store()
         halted = store.set_trading_state("HALTED", reason, by=by)  # the kill switch before anything else
-        broker = app.broker({"broker": broker_name})
-        with _journal(settings) as journal:
+        with _after_halt("flattening", broker_name, reason), _journal(settings) as journal:
+            broker = app.broker({"broker": broker_name})
             held = sorted(s for s, p in broker.positions().items() if p.qty)
             run_id = uuid.uuid4().hex[:12]
             journal.start_run(run_id, f"flatten-{run_id}", held, {

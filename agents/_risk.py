@@ -382,16 +382,27 @@ def recheck_approved(store: RiskStateStore, approved: Sequence[tuple[ProposedOrd
         age = (pd.Timestamp(now) - pd.Timestamp(checked_at)).total_seconds() if checked_at else float("nan")
     except (ValueError, TypeError):
         age = float("nan")
-    if not (math.isfinite(age) and age <= max_age_seconds):
-        return tuple(Verdict(o, "reject", 0.0, (STALE_APPROVAL,)) for o in orders)
     ids = {o.client_order_id for o in orders if o.client_order_id}
+
+    def forget(st: RiskState, coids: set[str]) -> RiskState:
+        # An order stopped here is never sent: it must not count as recently approved (the
+        # duplicate window and the throttle), or the same order proposed again after a resume
+        # would be refused as a duplicate of one that never existed.
+        return replace(st, recent=tuple(r for r in st.recent if r.client_order_id not in coids))
+
+    if not (math.isfinite(age) and age <= max_age_seconds):
+        stale = tuple(Verdict(o, "reject", 0.0, (STALE_APPROVAL,)) for o in orders)
+        store.commit_gate(lambda st: GateResult(stale, forget(st, ids), ()), by="execution")
+        return stale
 
     def again(st: RiskState) -> GateResult:
         # The gate recorded these orders as approved; checking them against that record would
-        # call each a duplicate of itself. Check them without it, and keep the record as it is.
-        mine = replace(st, recent=tuple(r for r in st.recent if r.client_order_id not in ids))
-        result = evaluate(orders, portfolio, market, limits, mine)
-        return replace(result, state=replace(result.state, recent=st.recent))
+        # call each a duplicate of itself. Check them without it, and keep the record of those
+        # that pass (of the stopped ones, see forget).
+        result = evaluate(orders, portfolio, market, limits, forget(st, ids))
+        stopped = {o.client_order_id for o, v in zip(orders, result.verdicts, strict=True)
+                   if o.client_order_id and not v.approved}
+        return replace(result, state=replace(result.state, recent=forget(st, stopped).recent))
 
     result = store.commit_gate(again, by="execution")
     out = []

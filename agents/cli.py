@@ -161,6 +161,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             handler.removeFilter(redactor)
 
 
+#: Longest error message printed; a longer one (e.g. an OS error quoting a 100,000-character
+#: path) is cut, so an error stays one readable line.
+_ERROR_CHARS = 1000
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if len(text) > _ERROR_CHARS:
+        text = f"{text[:_ERROR_CHARS]}... ({len(text):,} characters)"
+    return text
+
+
 def _run_command(args: argparse.Namespace, ctx: Context) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
@@ -171,19 +183,19 @@ def _run_command(args: argparse.Namespace, ctx: Context) -> int:
             sys.stderr.write("interrupted\n")
             return 130
         except RegimeDeskError as exc:
-            sys.stderr.write(f"regimedesk: error: {exc}\n")
+            sys.stderr.write(f"regimedesk: error: {_one_line(exc)}\n")
             return 1
         except (ValueError, TypeError) as exc:
             if args.verbose >= 2:
                 sys.stderr.write(traceback.format_exc())
-            sys.stderr.write(f"regimedesk: error: {exc}\n")
+            sys.stderr.write(f"regimedesk: error: {_one_line(exc)}\n")
             return 2
         except BrokenPipeError:
             return 0
         except Exception as exc:  # a bug or an unexpected library error: one line, never a raw traceback
             if args.verbose >= 2:
                 sys.stderr.write(traceback.format_exc())  # through the redacting stream
-            sys.stderr.write(f"regimedesk: internal error: {type(exc).__name__}: {exc}"
+            sys.stderr.write(f"regimedesk: internal error: {type(exc).__name__}: {_one_line(exc)}"
                              f"{'' if args.verbose >= 2 else ' (run with -vv for the traceback)'}\n")
             return 1
 

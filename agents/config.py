@@ -209,7 +209,9 @@ class RiskConfig(_Model):
     """Limits of the risk gate (fractions of equity).
 
     Every number must be finite: ``inf`` or ``nan`` (which would make a check vacuous) is
-    refused at load with the key named, as is a negative value. The keys in
+    refused at load with the key named, as is a negative value, and so are values so large
+    that the check could never bind (``max_staleness_bars`` above 1000 bars, the duplicate and
+    rate windows above 30 days). The keys in
     :data:`RISK_OFF_AT_ZERO` switch their check off with 0 and only with 0;
     :meth:`checks_off` lists what is switched off (``config show`` and ``risk status`` print it).
     """
@@ -218,12 +220,12 @@ class RiskConfig(_Model):
 
     allowed_symbols: list[str] = Field(default_factory=list)
     require_market_open: bool = False
-    max_staleness_bars: float = Field(default=4.0, ge=0)
+    max_staleness_bars: float = Field(default=4.0, ge=0, le=1000)
     collar_pct: float = Field(default=0.05, ge=0, le=1)
     min_confidence: float = Field(default=0.0, ge=0, le=1)
-    duplicate_window_seconds: float = Field(default=3600.0, ge=0)
+    duplicate_window_seconds: float = Field(default=3600.0, ge=0, le=30 * 86400)
     max_orders_per_window: int = Field(default=20, ge=0)
-    rate_window_seconds: float = Field(default=3600.0, gt=0)
+    rate_window_seconds: float = Field(default=3600.0, gt=0, le=30 * 86400)
     max_order_qty: float = Field(default=0.0, ge=0)
     max_order_notional: float = Field(default=0.0, ge=0)
     allow_short: bool = False
@@ -488,7 +490,9 @@ def resolve_config_path(explicit: str | Path | None = None, env: Mapping[str, st
             except OSError as exc:  # e.g. a name too long for the file system
                 raise ConfigError(f"configuration file {shown(str(path))} (from {origin}): {exc.strerror}") from None
             if not is_file:
-                raise ConfigError(f"configuration file {shown(str(path))} (from {origin}) does not exist")
+                what = ("is a directory" if path.is_dir() else "is not a regular file" if path.exists()
+                        else "does not exist")
+                raise ConfigError(f"configuration file {shown(str(path))} (from {origin}) {what}")
             return path
     local = Path("regimedesk.toml")
     return local if local.is_file() else None

@@ -112,3 +112,19 @@ def test_help_texts_exist(capsys):
         assert info.value.code == 0
     out = capsys.readouterr().out
     assert "regimedesk" in out and "validation" in out
+
+
+@pytest.mark.parametrize(("exc", "code"), [(OSError("File name too long: '" + "A" * 100_000 + "'"), 1),
+                                           (ValueError("bad\n" + "B" * 100_000), 2)])
+def test_a_huge_error_message_is_cut_to_one_line(capsys, exc, code):
+    import argparse
+
+    from agents.cli import Context, _run_command
+
+    def handler(args, ctx):
+        raise exc
+
+    args = argparse.Namespace(handler=handler, verbose=0)
+    assert _run_command(args, Context(config_path=None)) == code
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and len(err) < 1200 and "100,0" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -98,6 +99,10 @@ def test_secrets_from_env_are_masked():
         ("[risk]\nmin_order_qty = 0\n", "risk.min_order_qty"),
         ("[risk]\nmin_order_qty = inf\n", "risk.min_order_qty"),
         ("[risk.regime_gross_caps]\nhigh_volatility = nan\n", "high_volatility"),
+        # finite but vacuous (found by review: 1e300 switched the staleness check off unseen)
+        ("[risk]\nmax_staleness_bars = 1e300\n", "risk.max_staleness_bars"),
+        ("[risk]\nduplicate_window_seconds = 1e12\n", "risk.duplicate_window_seconds"),
+        ("[risk]\nrate_window_seconds = 1e12\n", "risk.rate_window_seconds"),
     ],
 )
 def test_vacuous_risk_limits_are_refused_with_the_key_named(tmp_path, text, key):
@@ -156,3 +161,15 @@ def test_config_show_and_risk_status_print_the_checks_switched_off(tmp_path, cap
     doc = json.loads(capsys.readouterr().out)
     assert set(doc["checks_off"]) == {"max_staleness_bars", "require_market_open", "min_confidence",
                                       "max_order_qty", "max_order_notional"}
+
+
+@pytest.mark.parametrize(("make", "what"), [(lambda p: p.mkdir(), "is a directory"),
+                                            (None, "is not a regular file")])
+def test_a_config_path_that_is_not_a_file_says_what_it_is(tmp_path, make, what):
+    path = tmp_path / "conf"
+    if make is not None:
+        make(path)
+    else:
+        path = Path("/dev/null")
+    with pytest.raises(ConfigError, match=what):
+        load_settings(path)

@@ -324,3 +324,17 @@ def test_cli_halt_cancel_open(tmp_path, monkeypatch, capsys):
     assert "seed-limit" in out
     with _paper(settings) as b:
         assert b.open_orders() == [] and len(b.positions()) == 2
+
+
+@pytest.mark.parametrize("command", [["risk", "halt", "--cancel-open", "--broker", "alpaca", "--reason", "stop"],
+                                     ["risk", "flatten", "--broker", "alpaca", "--yes", "--reason", "stop"]])
+def test_a_broker_failure_after_the_halt_says_the_halt_took_effect(tmp_path, monkeypatch, capsys, command):
+    # Found by review: without Alpaca keys the state became HALTED but the only line printed was
+    # the key error, so the user could not tell whether the kill switch had worked.
+    _settings(tmp_path, monkeypatch)
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "trading is HALTED (stop)" in err and "alpaca" in err and "API key" in err
+    assert main(["risk", "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["trading_state"] == "HALTED"

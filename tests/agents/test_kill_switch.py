@@ -152,6 +152,39 @@ def test_a_timely_approval_sends_the_gated_order_once(cfg, capsys):
         store.close()
 
 
+def _recent_ids(settings) -> list:
+    store = RiskStateStore(settings.home_dir / "risk.sqlite")
+    try:
+        return [r.client_order_id for r in store.load().recent]
+    finally:
+        store.close()
+
+
+def test_an_order_stopped_at_sending_is_not_a_duplicate_of_itself_later(cfg, capsys):
+    # Found by review: the halted order stayed in the gate's record of approved orders, so after
+    # a resume the same order (same bar, same id) was refused as duplicate_order for an hour.
+    waiting = _start_waiting(capsys)
+    coid = waiting["risk_gate"]["symbols"]["SP500"][0]["order"]["client_order_id"]
+    assert main(["risk", "halt", "--reason", "x"]) == 0
+    assert _approve(capsys, waiting["thread_id"])["execution"]["rejected"]
+    assert coid not in _recent_ids(cfg)  # never sent, so not "recently approved"
+    assert main(["risk", "resume"]) == 0
+    again = _start_waiting(capsys)  # the same bar: the same order, under the same id
+    assert again["risk_gate"]["symbols"]["SP500"][0]["order"]["client_order_id"] == coid
+    done = _approve(capsys, again["thread_id"])
+    assert done["execution"]["symbols"]["SP500"][0]["status"] == "filled"
+    assert [o.client_order_id for o in _broker_orders(cfg)] == [coid]
+
+
+def test_a_stale_approval_is_forgotten_by_the_gate_too(tmp_path, monkeypatch, capsys):
+    settings = _config(tmp_path, monkeypatch, "[risk]\nmax_approval_age_seconds = 0.001\n")
+    waiting = _start_waiting(capsys)
+    coid = waiting["risk_gate"]["symbols"]["SP500"][0]["order"]["client_order_id"]
+    assert coid in _recent_ids(settings)
+    _approve(capsys, waiting["thread_id"])
+    assert coid not in _recent_ids(settings)
+
+
 def test_resume_by_a_person_lets_later_approvals_through(cfg, capsys):
     waiting = _start_waiting(capsys)
     assert main(["risk", "halt", "--reason", "x"]) == 0
@@ -188,13 +221,15 @@ def test_recheck_never_grants_more_than_the_gate_approved(tmp_path):
         (v,) = recheck_approved(store, [(order, 120.0)], pf, market, tight, checked_at=now.isoformat(),
                                 now=now, max_age_seconds=60.0)
         assert (v.action, v.qty) == ("trim", 50.0)
+        # the gate's record of an order that passes is kept as it was
+        assert [r.client_order_id for r in store.load().recent] == ["c1"]
         # unreadable or missing approval time: too old
         for at in (None, "not a time"):
             (v,) = recheck_approved(store, [(order, 120.0)], pf, market, limits, checked_at=at, now=now,
                                     max_age_seconds=60.0)
             assert (v.action, v.reasons) == ("reject", (STALE_APPROVAL,))
-        # the gate's record of approved orders is kept as it was
-        assert [r.client_order_id for r in store.load().recent] == ["c1"]
+        # an order stopped at sending is never sent: the record of it goes
+        assert store.load().recent == ()
     finally:
         store.close()
 
