@@ -118,7 +118,7 @@ def _store(args: argparse.Namespace, ctx):
     symbols = [store.market.source.canonical_symbol(s) for s in args.symbols]
     if len(set(symbols)) != len(symbols):
         raise ValueError(f"SYMBOL: duplicates in {symbols} (aliases name the same series)")
-    store.check_as_of(symbols, "--end")
+    store.check_data(symbols, "--end")
     if start is not None:
         first = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
         last = max(store.get(s, "MT").frame.index[-1] for s in symbols)

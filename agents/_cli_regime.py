@@ -61,7 +61,7 @@ def _regime(args: argparse.Namespace, ctx) -> int:
     if args.json:
         print_json({**report, "as_of": args.as_of, "as_of_effective": store.as_of_effective})
         return 0
-    print(f"{symbol} regimes ({args.method})" + (f" as of {args.as_of}" if args.as_of else ""))
+    print(f"{symbol} regimes ({args.method})" + (f" as of {store.as_of_text}" if store.as_of_text else ""))
     rows = []
     for tf, r in report["timeframes"].items():
         if not r["available"]:

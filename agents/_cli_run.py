@@ -159,7 +159,7 @@ def _finish(outcome, as_json: bool) -> int:
         print_run_summary(outcome)
     pdf = outcome.state.get("report", {}).get("pdf")
     if pdf and pdf.get("error"):
-        sys.stderr.write(f"regimedesk: error: the report was not written: {pdf['error']}\n")
+        sys.stderr.write(f"regimedesk: error: the report was not written to {pdf['path']}: {pdf['error']}\n")
         return 1
     return 0
 

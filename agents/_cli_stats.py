@@ -26,16 +26,17 @@ def add_symbol_options(p: argparse.ArgumentParser) -> None:
 def bar_store(args: argparse.Namespace, ctx, option: str = "--as-of"):
     """The run-style bar store for a single-symbol command, and the canonical symbol.
 
-    With an as-of date (``option`` names it in messages) the symbol must have bars by then
-    (else the command fails at once), and a date after the last bar is said in one warning;
-    ``store.as_of_effective`` is the last bar's stamp.
+    The symbol's bars must load, by the as-of date if one is given (``option`` names it in
+    messages); else the command fails at once with the reason (unknown symbol, missing key,
+    no bars by then). A date after the last bar is said in one warning, and
+    ``store.as_of_effective`` is the last bar's stamp (see :meth:`BarStore.check_data`).
     """
     as_of_clock(args.as_of)
     app = AppContext(ctx.settings, ctx.secrets)
     source = args.source or ctx.settings.data.source
     store = app.bars({"source": source, "as_of": args.as_of})
     symbol = store.market.source.canonical_symbol(args.symbol)
-    store.check_as_of([symbol], option)
+    store.check_data([symbol], option)
     return store, symbol
 
 
@@ -78,7 +79,7 @@ def _stats(args: argparse.Namespace, ctx) -> int:
     if args.json:
         print_json(out)
         return 0
-    print(f"{symbol} statistics" + (f" as of {args.as_of}" if args.as_of else ""))
+    print(f"{symbol} statistics" + (f" as of {store.as_of_text}" if store.as_of_text else ""))
     for tf, rep in out["timeframes"].items():
         print(f"\n{tf} ({rep['bar']})", end="")
         if "error" in rep and "nobs" not in rep:

@@ -39,8 +39,9 @@ def live_bar_store(settings: Settings) -> LiveBarStore:
 def build_source(settings: Settings, secrets: Secrets, name: str | None = None) -> BarSource:
     """The bar source ``name`` (default: ``settings.data.source``), configured.
 
-    Credentials are only checked when the source first fetches, so that a missing key is
-    reported with the variable to set, at the moment it matters.
+    Building checks no credentials (a source may be built only to name symbols);
+    :func:`build_market_data` and :func:`agents.runtime.check_services` do, through
+    :meth:`integrations.BarSource.check_credentials`.
     """
     name = name or settings.data.source
     cfg = settings.data
@@ -72,9 +73,18 @@ def build_source(settings: Settings, secrets: Secrets, name: str | None = None) 
 
 
 def build_market_data(settings: Settings, secrets: Secrets, source: str | None = None) -> MarketData:
-    """A :class:`integrations.MarketData` for the configured (or named) source."""
+    """A :class:`integrations.MarketData` for the configured (or named) source.
+
+    Raises
+    ------
+    MissingCredentialsError
+        The source needs a key that is not set (``POLYGON_API_KEY``; ``ALPACA_API_KEY`` and
+        ``ALPACA_SECRET_KEY``): said before any data are asked for, naming the variable.
+    """
+    src = build_source(settings, secrets, source)
+    src.check_credentials()
     return MarketData(
-        build_source(settings, secrets, source),
+        src,
         policy=settings.data.validation.to_policy(),
         cache_dir=settings.cache_dir if settings.data.cache else None,
         retries=settings.data.retries,

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -155,8 +156,20 @@ def _check_creatable(path: Path, option: str, value: str) -> None:
     base = _nearest_existing(path.parent)
     if not base.is_dir():
         raise OutputPathError(f"{option} {value}: {base} is not a directory")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise OutputPathError(f"{option} {value}: cannot write in {base} (permission denied)")
+    _probe(base, option, value)
+
+
+def _probe(directory: Path, option: str, value: str) -> None:
+    """Create and remove a file in ``directory``: the permission bits alone do not tell
+    (root passes every access check; /proc, read-only mounts and full quotas refuse anyway)."""
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{option} {value}: cannot write in {directory} (permission denied)")
+    try:
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".regimedesk-probe-")
+    except OSError as exc:
+        raise OutputPathError(f"{option} {value}: cannot write in {directory} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def output_file(value: str, option: str, *, default_name: str | None = None, suffix: str | None = None) -> Path:
@@ -179,8 +192,9 @@ def output_file(value: str, option: str, *, default_name: str | None = None, suf
     ------
     OutputPathError
         Empty path, a directory where a file is expected, a wrong suffix, an existing target
-        that is not a regular file or not writable, a parent that is not a directory or not
-        writable. Missing parent folders are fine (they are created when writing).
+        that is not a regular file or not writable, a parent that is not a directory or in
+        which no file can be created (tried: a probe file is created and removed). Missing
+        parent folders are fine (they are created when writing).
     """
     if not isinstance(value, str) or not value.strip():
         raise OutputPathError(f"{option}: give a file path")
@@ -203,8 +217,7 @@ def output_file(value: str, option: str, *, default_name: str | None = None, suf
             raise OutputPathError(f"{option} {value}: {path} exists and is not a regular file")
         if not os.access(path, os.W_OK):
             raise OutputPathError(f"{option} {value}: {path} is not writable")
-        if not os.access(path.parent, os.W_OK | os.X_OK):
-            raise OutputPathError(f"{option} {value}: cannot write in {path.parent} (permission denied)")
+        _probe(path.parent, option, value)  # the file is replaced through a new file beside it
     else:
         _check_creatable(path, option, value)
     return path
@@ -215,7 +228,8 @@ def output_dir(value: str, option: str, files: tuple[str, ...] = ()) -> Path:
 
     The directory may exist (then it must be a writable directory, and each of ``files``
     in it that exists must be a regular file) or not (then it is created when writing, so
-    its nearest existing ancestor must be a writable directory).
+    its nearest existing ancestor must be a writable directory). Writable means a probe
+    file could be created and removed there.
 
     Raises
     ------
@@ -229,8 +243,7 @@ def output_dir(value: str, option: str, files: tuple[str, ...] = ()) -> Path:
     if os.path.lexists(path):
         if not path.is_dir():
             raise OutputPathError(f"{option} {value}: {path} exists and is not a directory")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise OutputPathError(f"{option} {value}: cannot write in {path} (permission denied)")
+        _probe(path, option, value)
         for name in files:
             target = path / name
             if os.path.lexists(target) and not target.is_file():

@@ -17,7 +17,7 @@ import pandas as pd
 
 from agents._data import build_market_data
 from agents.config import TIMEFRAME_NAMES, Secrets, Settings
-from analytics import RegimeDeskWarning, shown
+from analytics import RegimeDeskError, RegimeDeskWarning, shown
 from integrations import Bars, MarketData, NoDataError
 
 __all__ = ["RunRequest", "BarStore", "AppContext", "as_of_clock", "build_request", "check_services"]
@@ -105,9 +105,15 @@ def build_request(settings: Settings, secrets: Secrets, symbols, *, source: str 
     ``source`` and ``llm`` default to the configuration; ``fields`` are the other
     :class:`RunRequest` fields (``as_of``, ``broker``, ``approve``, ``report``, ...).
     Everything that can be checked before the agents run is checked here, so that a run
-    fails at once rather than after minutes of work: the date, the narrator's and the
-    broker's credentials (:func:`check_services`), and with ``as_of`` that bars exist by
-    then (:meth:`BarStore.check_as_of`, which also sets ``as_of_effective``).
+    fails at once rather than after minutes of work: the date, the data source's, the
+    narrator's and the broker's credentials (:func:`check_services`), and that each
+    symbol's bars load, by ``as_of`` if given (:meth:`BarStore.check_data`, which also sets
+    ``as_of_effective``). This loads every symbol's daily bars once (a second fetch for a
+    network source when the run loads them again without an as-of date).
+
+    Symbols whose data do not load are left out of the run, and a
+    :class:`RegimeDeskWarning` names each with the reason; when no symbol's data load, the
+    reason is raised (see :meth:`BarStore.check_data`).
     """
     from agents._data import build_source
 
@@ -121,27 +127,43 @@ def build_request(settings: Settings, secrets: Secrets, symbols, *, source: str 
     as_of_clock(as_of)  # validate before anything runs
     backend = llm or settings.llm.backend
     request = RunRequest(symbols=canonical, source=name, llm=backend, **fields)
-    check_services(settings, secrets, llm=request.llm, broker=request.broker)
+    check_services(settings, secrets, llm=request.llm, broker=request.broker, source=name)
+    store = BarStore(build_market_data(settings, secrets, name), settings, as_of)
+    failed = store.check_data(canonical, partial=True)
+    if failed:
+        warnings.warn(
+            "left out of the run, their data cannot be loaded: "
+            + "; ".join(f"{symbol}: {exc}" for symbol, exc in failed.items()),
+            RegimeDeskWarning,
+            stacklevel=2,
+        )
+        request = replace(request, symbols=tuple(s for s in canonical if s not in failed))
     if as_of is not None and "as_of_effective" not in fields:
-        store = BarStore(build_market_data(settings, secrets, name), settings, as_of)
-        effective = store.check_as_of(canonical)
-        request = replace(request, as_of_effective=effective)
+        request = replace(request, as_of_effective=store.as_of_effective)
     return request
 
 
-def check_services(settings: Settings, secrets: Secrets, *, llm: str = "template", broker: str = "none") -> None:
-    """Fail now, not after the analysis, when the narrator or broker a run needs cannot start.
+def check_services(settings: Settings, secrets: Secrets, *, llm: str = "template", broker: str = "none",
+                   source: str | None = None) -> None:
+    """Fail now, not after the analysis, when a service a run needs cannot start.
 
     Builds the ``openai`` narrator's client and the ``alpaca`` broker's client exactly as the
     run would (neither talks to the network when built), so a missing key is reported with
-    the variable to set. The template narrator and the none/paper brokers need nothing.
+    the variable to set; with ``source`` also checks that market-data source's keys
+    (:meth:`integrations.BarSource.check_credentials`). The template narrator, the
+    none/paper brokers and the local data sources need nothing.
 
     Raises
     ------
     MissingCredentialsError
         ``OPENAI_API_KEY`` (without ``llm.base_url``), ``ALPACA_API_KEY`` or
-        ``ALPACA_SECRET_KEY`` is not set.
+        ``ALPACA_SECRET_KEY`` (alpaca broker or source), or ``POLYGON_API_KEY`` (polygon
+        source) is not set.
     """
+    if source is not None:
+        from agents._data import build_source
+
+        build_source(settings, secrets, source).check_credentials()
     if llm == "openai":
         from agents.narrator import build_narrator
 
@@ -182,10 +204,15 @@ class BarStore:
         self.settings = settings
         self.as_of = as_of
         self.end, self.now = as_of_clock(as_of)
-        #: Set by :meth:`check_as_of`: the stamp of the last bar available at ``as_of``.
+        #: Set by :meth:`check_data`: the stamp of the last bar available at ``as_of``.
         self.as_of_effective: str | None = None
         self._cache: dict[tuple[str, str], Bars | Exception] = {}
         self._lock = threading.Lock()
+
+    @property
+    def as_of_text(self) -> str | None:
+        """The effective as-of stamp for people (the date alone for daily bars), or None."""
+        return None if self.as_of_effective is None else _stamp_text(pd.Timestamp(self.as_of_effective))
 
     def bar_of(self, timeframe: str) -> str:
         if timeframe not in TIMEFRAME_NAMES:
@@ -211,49 +238,69 @@ class BarStore:
             raise hit
         return hit
 
-    def check_as_of(self, symbols: Iterable[str], option: str = "--as-of") -> str | None:
-        """With an as-of date: check that bars exist by then; the effective as-of stamp.
+    def check_data(self, symbols: Iterable[str], option: str = "--as-of", *,
+                   partial: bool = False) -> dict[str, RegimeDeskError]:
+        """Check that each symbol's bars load (by the as-of date, if any); set ``as_of_effective``.
 
-        For each symbol the first timeframe with bars (MT, ST, US, LT) gives its last bar.
-        When that bar lies more than a few days (four, or two bars) before the as-of time,
-        the data end earlier than asked: a :class:`RegimeDeskWarning` says so once, naming
-        the date the run really reflects. Without an as-of date nothing is checked.
+        A symbol's data load when one of its timeframes (tried in the order MT, ST, US, LT)
+        has bars; the first that has gives its last bar. With an as-of date, when that bar lies
+        more than a few days (four, or two bars) before the as-of time, the data end earlier
+        than asked: a :class:`RegimeDeskWarning` says so once, naming the date the numbers
+        really reflect, and :attr:`as_of_effective` is the ISO stamp of the latest last bar
+        over the symbols that load (without an as-of date it stays None).
+
+        Parameters
+        ----------
+        symbols : iterable of str
+            Canonical symbols.
+        option : str, default '--as-of'
+            The option that set the as-of date, for messages.
+        partial : bool, default False
+            Return the symbols whose data do not load instead of raising, as long as one
+            symbol's data do (a run goes on with the others).
 
         Returns
         -------
-        str or None
-            ISO stamp of the latest last bar over ``symbols`` (None without an as-of date).
+        dict
+            ``symbol -> error`` of the symbols whose data do not load (empty unless
+            ``partial``).
 
         Raises
         ------
         NoDataError
             A symbol has no bars at or before the as-of date (the message names the date
-            and, for local sources, the first bar there is).
+            and, for local sources, the first bar there is), or none at all.
+        RegimeDeskError
+            A symbol's data cannot be loaded (unknown symbol, unreadable file, missing key,
+            a failing service): that error. With ``partial``, only when no symbol loads;
+            several failing symbols are then named in one :class:`NoDataError`.
         """
-        if self.as_of is None:
-            return None
         lasts: dict[str, pd.Timestamp] = {}
         stale: list[str] = []
+        failures: dict[str, RegimeDeskError] = {}
         for symbol in symbols:
-            first_error: Exception | None = None
-            for tf in _DAILY_FIRST:
-                try:
-                    bars = self.get(symbol, tf)
-                except NoDataError as exc:
-                    first_error = first_error or exc
-                    continue
-                last = bars.frame.index[-1]
-                lasts[symbol] = last
-                step = pd.Timedelta(bars.frame.index.to_series().diff().min()) if len(bars.frame) > 1 else None
-                slack = max(pd.Timedelta(days=4), 2 * step) if step is not None else pd.Timedelta(days=4)
-                if self.end is not None and self.end - last > slack:
-                    stale.append(f"{symbol} {_stamp_text(last)}")
-                break
-            else:
-                raise NoDataError(
-                    f"{option} {shown(self.as_of)}: no bars of {symbol} at or before that date"
-                    f"{self._first_bar_note(symbol)}"
-                ) from first_error
+            try:
+                bars = self._first_bars(symbol, option)
+            except RegimeDeskError as exc:
+                if not partial:
+                    raise
+                failures[symbol] = exc
+                continue
+            last = bars.frame.index[-1]
+            lasts[symbol] = last
+            step = pd.Timedelta(bars.frame.index.to_series().diff().min()) if len(bars.frame) > 1 else None
+            slack = max(pd.Timedelta(days=4), 2 * step) if step is not None else pd.Timedelta(days=4)
+            if self.end is not None and self.end - last > slack:
+                stale.append(f"{symbol} {_stamp_text(last)}")
+        if not lasts and failures:
+            if len(failures) == 1:
+                raise next(iter(failures.values()))
+            raise NoDataError("no symbol's data could be loaded: "
+                              + "; ".join(f"{s}: {e}" for s, e in failures.items()))
+        if self.as_of is None:
+            return failures
+        if not lasts:
+            return failures
         effective = max(lasts.values())
         if stale:
             warnings.warn(
@@ -263,7 +310,26 @@ class BarStore:
                 stacklevel=2,
             )
         self.as_of_effective = effective.isoformat()
-        return self.as_of_effective
+        return failures
+
+    def _first_bars(self, symbol: str, option: str) -> Bars:
+        """The bars of the first timeframe (MT, ST, US, LT) that has any for ``symbol``.
+
+        An error other than "no bars in the range" (unknown symbol, missing key, ...) is
+        raised at once: no other timeframe would load either.
+        """
+        first_error: NoDataError | None = None
+        for tf in _DAILY_FIRST:
+            try:
+                return self.get(symbol, tf)
+            except NoDataError as exc:
+                first_error = first_error or exc
+        if self.as_of is None:
+            raise first_error
+        raise NoDataError(
+            f"{option} {shown(self.as_of)}: no bars of {symbol} at or before that date"
+            f"{self._first_bar_note(symbol)}"
+        ) from first_error
 
     def _first_bar_note(self, symbol: str) -> str:
         """'' or ' (the data start on DATE)', for sources that are cheap to ask (local files, builtin)."""

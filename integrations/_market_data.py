@@ -35,6 +35,8 @@ _DEFAULT_HISTORY = {
     "D": pd.Timedelta(days=365 * 30),
     "W": pd.Timedelta(days=365 * 30),
 }
+#: Start of an open-ended read of a local source (before any bar a file can hold).
+_EARLIEST = pd.Timestamp.min.ceil("D").tz_localize("UTC")
 
 
 class BarCache:
@@ -208,8 +210,10 @@ class MarketData:
         timeframe : str or Timeframe, default '1D'
             Bar length; ``1W`` is built from closed daily bars.
         start, end : date-like, optional
-            Inclusive UTC range of bar stamps. Defaults: everything the source has up to now
-            (network sources: a timeframe-dependent look-back).
+            Inclusive UTC range of bar stamps. Without ``start``: a timeframe-dependent
+            look-back (30 years of daily or weekly bars, 120 days of hourly, 10 days of minute
+            bars), counted back from the last bar a local source (builtin, file) has by
+            ``end``, or from ``end`` (default: now) for a network source.
         now : date-like, optional
             Wall clock (tests, ``--as-of``); bars not closed by then are dropped.
 
@@ -235,12 +239,25 @@ class MarketData:
                 f"the {self.source.name} source has no {tf} bars for {name}: it has {self.source.offers()}"
             )
         fetch_end = t_end if t_end is not None else t_now.floor("min")
-        if tf.unit == "W" and t_end is not None:
-            fetch_end = t_end  # weekly bars stamped <= end need daily bars <= end only
-        fetch_start = t_start if t_start is not None else fetch_end - _DEFAULT_HISTORY[tf.unit]
+        # An open-ended request reaches a fixed history back from its last bar. A local source
+        # is read whole anyway, so its window is counted back from the last bar it really has
+        # by ``end``: an end after the data gives exactly the bars of an end at the last bar.
+        # A network source cannot be asked what it has, so its window counts back from ``end``.
+        anchored = t_start is None and not self.source.cacheable
+        if t_start is not None:
+            fetch_start = t_start
+        elif anchored:
+            fetch_start = _EARLIEST
+        else:
+            fetch_start = fetch_end - _DEFAULT_HISTORY[tf.unit]
         if tf.unit in ("D", "W"):
             fetch_start = fetch_start.normalize()
         raw, cached = self._fetch(name, base, fetch_start, fetch_end, t_now)
+        if anchored and len(raw):
+            window_start = raw.index.max() - _DEFAULT_HISTORY[tf.unit]
+            if tf.unit in ("D", "W"):
+                window_start = window_start.normalize()
+            raw = raw.loc[raw.index >= window_start]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataQualityWarning)
             frame, report = validate_bars(raw, self._policy_for(base))

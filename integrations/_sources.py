@@ -74,6 +74,14 @@ class BarSource(ABC):
         """The symbol as the source names it."""
         return symbol.strip().upper()
 
+    def check_credentials(self) -> None:
+        """Raise :class:`MissingCredentialsError` now if :meth:`fetch` would for want of a key.
+
+        Local sources need none; network sources check that their keys are set (not that
+        the service accepts them: that takes a request).
+        """
+        return None  # a local source needs no key
+
     @abstractmethod
     def fetch(
         self, symbol: str, timeframe: Timeframe, start: pd.Timestamp, end: pd.Timestamp
@@ -157,6 +165,8 @@ _ADJ_NAMES = ("adj close", "adj_close", "adjclose", "adjusted_close", "adjusted 
 
 #: Epoch units and their size in nanoseconds, smallest magnitude first.
 _EPOCH_UNITS: tuple[tuple[str, int], ...] = (("s", 10**9), ("ms", 10**6), ("us", 10**3), ("ns", 1))
+#: Paths longer than this are cut in messages.
+PATH_SHOWN_CHARS = 200
 #: Plausible epoch times are from 1970-01-01 up to (not including) 2100-01-01.
 _EPOCH_END_S = 4_102_444_800
 
@@ -241,12 +251,28 @@ def read_bar_file(path: str | Path, timezone: str = "UTC") -> pd.DataFrame:
     Raises
     ------
     PermanentError
-        Unreadable or malformed file, or implausible/mixed-unit epoch timestamps (the
-        message names the file, the problem and the rows).
+        Unreadable or malformed file (also a path the system refuses: too long, a
+        directory, no permission), or implausible/mixed-unit epoch timestamps (the message
+        names the file, cut to :data:`PATH_SHOWN_CHARS` characters, the problem and the rows).
     """
     path = Path(path)
+    where = _path_text(path)
+    try:
+        return _read_bar_file(path, timezone, where)
+    except OSError as exc:  # a name too long, a directory, no permission ...: never the raw path
+        raise PermanentError(f"{where}: cannot read file ({exc.strerror or type(exc).__name__})") from None
+
+
+def _path_text(path: str | Path) -> str:
+    """A user-given path for a message: as it is, or cut by :func:`analytics.shown` when longer
+    than :data:`PATH_SHOWN_CHARS` characters."""
+    text = str(path)
+    return text if len(text) <= PATH_SHOWN_CHARS else shown(text, PATH_SHOWN_CHARS)
+
+
+def _read_bar_file(path: Path, timezone: str, where: str) -> pd.DataFrame:
     if not path.exists():
-        raise PermanentError(f"{path}: no such file")
+        raise PermanentError(f"{where}: no such file")
     suffixes = "".join(path.suffixes).lower()
     try:
         if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
@@ -254,13 +280,13 @@ def read_bar_file(path: str | Path, timezone: str = "UTC") -> pd.DataFrame:
         elif ".csv" in suffixes or suffixes.endswith(".txt"):
             raw = pd.read_csv(path)
         else:
-            raise PermanentError(f"{path}: unsupported file type; use .csv or .parquet")
-    except PermanentError:
+            raise PermanentError(f"{where}: unsupported file type; use .csv or .parquet")
+    except (PermanentError, OSError):
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure is a malformed file
-        raise PermanentError(f"{path}: cannot read file ({type(exc).__name__}: {exc})") from None
+        raise PermanentError(f"{where}: cannot read file ({type(exc).__name__}: {exc})") from None
     if raw.empty:
-        raise PermanentError(f"{path}: file has no rows")
+        raise PermanentError(f"{where}: file has no rows")
     lower = {str(c).strip().lower(): c for c in raw.columns}
 
     if isinstance(raw.index, pd.DatetimeIndex):
@@ -270,19 +296,19 @@ def read_bar_file(path: str | Path, timezone: str = "UTC") -> pd.DataFrame:
         ts_col = next((lower[n] for n in _TS_NAMES if n in lower), None)
         if ts_col is None:
             raise PermanentError(
-                f"{path}: no timestamp column (looked for {', '.join(_TS_NAMES)}, any case)"
+                f"{where}: no timestamp column (looked for {', '.join(_TS_NAMES)}, any case)"
             )
-        index = _to_utc_index(raw[ts_col], timezone, str(path))
+        index = _to_utc_index(raw[ts_col], timezone, where)
 
     cols: dict[str, np.ndarray] = {}
     for canon, names in _ALIASES.items():
         col = next((lower[n] for n in names if n in lower), None)
         if col is None:
-            raise PermanentError(f"{path}: missing column {canon!r} (columns: {list(raw.columns)})")
+            raise PermanentError(f"{where}: missing column {canon!r} (columns: {list(raw.columns)})")
         try:
             cols[canon] = pd.to_numeric(raw[col], errors="raise").to_numpy(dtype="float64")
         except (ValueError, TypeError):
-            raise PermanentError(f"{path}: column {col!r} is not numeric") from None
+            raise PermanentError(f"{where}: column {col!r} is not numeric") from None
     adj = next((lower[n] for n in _ADJ_NAMES if n in lower), None)
     if adj is not None:
         factor = pd.to_numeric(raw[adj], errors="coerce").to_numpy(float) / cols["close"]
@@ -406,6 +432,9 @@ class PolygonSource(BarSource):
     def cache_identity(self) -> str:
         return f"polygon|{self.base_url}"
 
+    def check_credentials(self) -> None:
+        _need(self.api_key, "POLYGON_API_KEY", "polygon")
+
     def fetch(self, symbol, timeframe, start, end):
         from polygon import RESTClient
         from polygon.exceptions import AuthError, BadResponse
@@ -485,6 +514,10 @@ class AlpacaSource(BarSource):
 
     def cache_identity(self) -> str:
         return f"alpaca|{self.base_url or 'default'}|{self.feed}"
+
+    def check_credentials(self) -> None:
+        _need(self.api_key, "ALPACA_API_KEY", "alpaca")
+        _need(self.secret_key, "ALPACA_SECRET_KEY", "alpaca")
 
     def fetch(self, symbol, timeframe, start, end):
         import requests

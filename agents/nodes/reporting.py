@@ -77,6 +77,8 @@ def _render(ctx: AppContext, state: dict[str, Any], path: str) -> tuple[dict[str
                            status=ctx.status)
     except Exception as exc:  # the run's results stand even if the PDF cannot be written
         log.debug("report rendering failed", exc_info=True)
-        err = f"{type(exc).__name__}: {exc}"
+        # An OS error names the writer's temporary file, not the user's path: keep its reason only.
+        err = (f"cannot write ({exc.strerror})" if isinstance(exc, OSError) and exc.strerror
+               else f"{type(exc).__name__}: {exc}")
         return {"path": path, "error": err}, [{"agent": "reporting", "symbol": None, "error": err}]
     return {"path": str(out.path), "pages": out.pages, "figures": out.figures, "bytes": out.bytes}, []

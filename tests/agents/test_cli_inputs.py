@@ -328,3 +328,181 @@ def test_an_exported_user_home_and_config_are_never_used(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert list(user_home.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- review follow-ups (issue 21)
+
+
+_AS_OF_FIELDS = ("as_of", "as_of_effective")
+
+
+def _without_as_of(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if k not in _AS_OF_FIELDS}
+
+
+def test_as_of_after_the_last_bar_gives_the_numbers_of_the_last_bar(capsys):
+    docs, headers = {}, {}
+    for as_of in ("2030-01-01", "2018-12-31"):
+        code, out, _ = run(capsys, "stats", "SP500", "--as-of", as_of, "--json")
+        assert code == 0
+        docs[as_of] = json.loads(out)
+        code, out, _ = run(capsys, "stats", "SP500", "--as-of", as_of, "--timeframe", "MT")
+        assert code == 0
+        headers[as_of] = out.splitlines()[0]
+    assert docs["2030-01-01"]["as_of"] == "2030-01-01"
+    assert _without_as_of(docs["2030-01-01"]) == _without_as_of(docs["2018-12-31"])
+    assert docs["2030-01-01"]["timeframes"]["MT"]["nobs"] > 0
+    # the header names the date the numbers are for, not the date asked for
+    assert headers["2030-01-01"] == headers["2018-12-31"] == "SP500 statistics as of 2018-12-31"
+
+
+def test_regime_as_of_after_the_last_bar_equals_the_last_bar(capsys):
+    docs = {}
+    for as_of in ("2030-01-01", "2018-12-31"):
+        code, out, _ = run(capsys, "regime", "SP500", "--method", "garch", "--as-of", as_of, "--json")
+        assert code == 0
+        docs[as_of] = json.loads(out)
+    assert _without_as_of(docs["2030-01-01"]) == _without_as_of(docs["2018-12-31"])
+    code, out, _ = run(capsys, "regime", "SP500", "--method", "garch", "--as-of", "2030-01-01")
+    assert code == 0 and out.splitlines()[0] == "SP500 regimes (garch) as of 2018-12-31"
+
+
+def test_data_show_end_after_the_last_bar_loads_the_same_window(capsys):
+    summaries = []
+    for end in ("2030-01-01", "2018-12-31"):
+        code, out, _ = run(capsys, "data", "show", "SP500", "--end", end, "--json")
+        assert code == 0
+        summaries.append(json.loads(out))
+    assert summaries[0] == summaries[1]
+    assert summaries[0]["first"].startswith("1999-01-04") and summaries[0]["bars"] == 5031
+
+
+@pytest.fixture
+def file_config(tmp_path):
+    """A file-source configuration whose data folder holds GOOD.csv (300 daily bars) only."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "OUTSIDE").mkdir()
+    idx = pd.bdate_range("2021-01-01", periods=300)
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.01, 300)))
+    frame = pd.DataFrame({"date": idx, "open": close, "high": close * 1.01, "low": close * 0.99, "close": close,
+                          "volume": 100.0})
+    frame.to_csv(data / "GOOD.csv", index=False)
+    frame.to_csv(tmp_path / "OUTSIDE" / "SECRET.csv", index=False)
+    cfg = tmp_path / "file.toml"
+    cfg.write_text(f"[data]\nsource = 'file'\n[data.file]\ndirectory = '{data}'\n")
+    return str(cfg)
+
+
+@pytest.mark.parametrize("command", ["stats", "regime"])
+@pytest.mark.parametrize(("symbol", "needle"), [
+    ("NOPE", "no file for symbol 'NOPE'"),
+    ("../OUTSIDE/SECRET", "not a file name inside"),
+])
+def test_a_symbol_whose_data_cannot_load_is_an_error(capsys, file_config, command, symbol, needle):
+    code, out, err = run(capsys, "--config", file_config, command, symbol)
+    line = one_line(err)
+    assert code == 1 and needle in line and out == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "variable"),
+    [
+        (("stats", "SP500", "--source", "polygon"), "POLYGON_API_KEY"),
+        (("regime", "SP500", "--source", "polygon"), "POLYGON_API_KEY"),
+        (("regime", "SP500", "--source", "alpaca"), "ALPACA_API_KEY"),
+        (("train", "SP500", "--source", "polygon"), "POLYGON_API_KEY"),
+        (("data", "show", "SP500", "--source", "alpaca"), "ALPACA_API_KEY"),
+        (("export", "csv", "SP500", "--source", "polygon", "--out", "s.csv"), "POLYGON_API_KEY"),
+        (("run", "SP500", "--source", "polygon"), "POLYGON_API_KEY"),
+        (("report", "SP500", "--source", "alpaca", "--out", "r.pdf"), "ALPACA_API_KEY"),
+    ],
+)
+def test_missing_data_source_keys_fail_first(capsys, argv, variable):
+    code, out, err = run(capsys, *argv)
+    line = one_line(err)
+    assert code == 1 and variable in line and out == ""
+    assert main(["journal", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # no run was started
+
+
+def test_alpaca_source_secret_is_checked_too(capsys, monkeypatch):
+    monkeypatch.setenv("ALPACA_API_KEY", "key-only")
+    code, _, err = run(capsys, "stats", "SP500", "--source", "alpaca")
+    assert code == 1 and "ALPACA_SECRET_KEY" in one_line(err)
+
+
+def test_run_without_any_loadable_symbol_fails_naming_each(capsys, file_config):
+    code, out, err = run(capsys, "--config", file_config, "run", "NOPE", "../OUTSIDE/SECRET")
+    line = one_line(err)
+    assert code == 1 and out == ""
+    assert "no symbol's data could be loaded: NOPE: no file for symbol" in line
+    assert "../OUTSIDE/SECRET: symbol '../OUTSIDE/SECRET' is not a file name inside" in line
+    assert main(["journal", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_run_goes_on_without_the_symbols_that_do_not_load_and_names_them(capsys, file_config):
+    code, out, err = run(capsys, "--config", file_config, "run", "GOOD", "NOPE", "--json")
+    assert code == 0 and "Traceback" not in err
+    warned = [ln for ln in err.splitlines() if ln.startswith("warning:") and "NOPE" in ln]
+    assert warned == ["warning: left out of the run, their data cannot be loaded: NOPE: no file for symbol "
+                      f"'NOPE' in {Path(file_config).parent / 'data'}; expected NOPE.csv or NOPE.parquet "
+                      "(set data.file.directory or data.file.files in the configuration)"]
+    state = json.loads(out)
+    assert state["request"]["symbols"] == ["GOOD"] and state["market_data"]["GOOD"]["MT"]["available"]
+
+
+def test_data_check_path_errors_are_one_short_line(capsys, tmp_path):
+    code, out, err = run(capsys, "data", "check", "A" * 100_000)
+    line = one_line(err)
+    assert code == 1 and out == "" and "internal error" not in line
+    assert "(100,000 characters)" in line and "cannot read file (File name too long)" in line and len(line) < 400
+    folder = tmp_path / "bars.csv"
+    folder.mkdir()
+    code, out, err = run(capsys, "data", "check", str(folder))
+    line = one_line(err)
+    assert code == 1 and line == f"regimedesk: error: {folder}: cannot read file (Is a directory)"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("export", "csv", "SP500", "--end", "2001-06-29", "--out", "/proc/x.csv"),
+        ("export", "quantconnect", "SP500", "--end", "2001-06-29", "--out", "/proc/qc"),
+        ("report", "SP500", "--as-of", "2001-06-29", "--out", "/proc/x.pdf"),
+        ("run", "SP500", "--as-of", "2001-06-29", "--report", "/proc/sub/r.pdf"),
+    ],
+)
+def test_output_paths_that_cannot_be_written_are_refused_before_any_work(capsys, argv):
+    # /proc passes every permission check (and as root every check passes), yet no file can
+    # be created there: only a real probe tells
+    code, out, err = run(capsys, *argv)
+    line = one_line(err)
+    assert code == 1 and out == "" and "cannot write in /proc" in line
+    assert line.startswith(("regimedesk: error: --out /proc/", "regimedesk: error: --report /proc/"))
+
+
+def test_output_file_probe_leaves_nothing_behind(tmp_path):
+    before = sorted(tmp_path.iterdir())
+    assert output_file(str(tmp_path / "sub" / "x.csv"), "--out") == tmp_path / "sub" / "x.csv"
+    assert output_dir(str(tmp_path / "qc"), "--out") == tmp_path / "qc"
+    (tmp_path / "old.csv").write_text("x")
+    assert output_file(str(tmp_path / "old.csv"), "--out") == tmp_path / "old.csv"
+    assert sorted(tmp_path.iterdir()) == sorted([*before, tmp_path / "old.csv"])
+
+
+def test_a_report_that_fails_while_writing_is_one_line_naming_the_users_path(capsys, monkeypatch, tmp_path):
+    import agents._report
+
+    def full_disk(ctx, state, path, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", f"{tmp_path}/.r.pdf.0123abcd.tmp")
+
+    monkeypatch.setattr(agents._report, "write_report", full_disk)
+    target = tmp_path / "r.pdf"
+    code, out, err = run(capsys, "report", "SP500", "--as-of", "2001-06-29", "--no-backtest", "--out", str(target))
+    lines = [ln for ln in err.splitlines() if "error" in ln]
+    assert code == 1 and "Traceback" not in err
+    assert lines == [f"regimedesk: error: the report was not written to {target}: "
+                     "cannot write (No such file or directory)"]
+    assert ".tmp" not in err + out
