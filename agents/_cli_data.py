@@ -6,7 +6,7 @@ import argparse
 
 from agents._data import SOURCE_NAMES, build_market_data
 from agents._output import print_fields, print_json, print_table
-from analytics._validation import validate_bars
+from analytics.validation import validate_bars
 from integrations import read_bar_file
 
 __all__ = ["register"]

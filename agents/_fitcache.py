@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import RegimeDeskError
-from integrations._sqlite import apply_schema, open_database
+from integrations import apply_schema, open_database
 
 __all__ = ["FitCache", "FitCacheError"]
 

@@ -35,7 +35,7 @@ from analytics.risk_gate import (
     Verdict,
     evaluate,
 )
-from integrations._sqlite import apply_schema, open_database
+from integrations import apply_schema, open_database
 
 __all__ = [
     "risk_limits",

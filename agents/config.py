@@ -19,8 +19,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from analytics import ConfigError, shown
-from analytics._bars import Timeframe
-from analytics._validation import VALIDATION_RULES, ValidationPolicy
+from analytics.bars import Timeframe
+from analytics.validation import VALIDATION_RULES, ValidationPolicy
 
 __all__ = [
     "Settings",

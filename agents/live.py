@@ -50,7 +50,7 @@ import pandas as pd
 from agents.config import Secrets, Settings
 from agents.runtime import RunRequest
 from analytics import RegimeDeskError
-from analytics._bars import Timeframe
+from analytics.bars import Timeframe
 from integrations import (
     FEED_NAMES,
     BarBatch,

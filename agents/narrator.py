@@ -30,9 +30,7 @@ from importlib import resources
 from typing import Any
 
 from agents.config import LLMConfig, Secrets
-from integrations._errors import IntegrationError
-from integrations._journal import Journal, json_safe
-from integrations._llm import LLMTimeoutError, OpenAIChat
+from integrations import IntegrationError, Journal, LLMTimeoutError, OpenAIChat, json_safe
 
 __all__ = [
     "Narrative",

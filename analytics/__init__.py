@@ -27,7 +27,6 @@ from analytics._backtest import (
     performance_metrics,
     run_backtest,
 )
-from analytics._bars import BAR_COLUMNS, Timeframe, empty_bars, resample_bars, shown
 from analytics._character import (
     MEAN_REVERTING,
     RANDOM_WALK,
@@ -37,15 +36,6 @@ from analytics._character import (
     RollingMarketCharacterResult,
     market_character,
     rolling_market_character,
-)
-from analytics._errors import (
-    ConfigError,
-    DataQualityWarning,
-    DataValidationError,
-    EstimationWarning,
-    InsufficientDataError,
-    RegimeDeskError,
-    RegimeDeskWarning,
 )
 from analytics._fgn import (
     fgn_autocovariance,
@@ -106,13 +96,6 @@ from analytics._regime_mtf import (
     multi_timeframe_regimes,
     regime_consensus,
 )
-from analytics._validation import (
-    VALIDATION_RULES,
-    ValidationIssue,
-    ValidationPolicy,
-    ValidationReport,
-    validate_bars,
-)
 from analytics._var import (
     ChristoffersenResult,
     KupiecResult,
@@ -134,6 +117,23 @@ from analytics._variance_ratio import (
     chow_denning_pvalue,
     rolling_variance_ratio,
     variance_ratio,
+)
+from analytics.bars import BAR_COLUMNS, Timeframe, empty_bars, resample_bars, shown
+from analytics.errors import (
+    ConfigError,
+    DataQualityWarning,
+    DataValidationError,
+    EstimationWarning,
+    InsufficientDataError,
+    RegimeDeskError,
+    RegimeDeskWarning,
+)
+from analytics.validation import (
+    VALIDATION_RULES,
+    ValidationIssue,
+    ValidationPolicy,
+    ValidationReport,
+    validate_bars,
 )
 
 __all__ = [

@@ -11,7 +11,6 @@ import numpy as np
 from scipy.stats import norm
 from statsmodels.tsa import adfvalues as _adfvalues
 
-from analytics._errors import InsufficientDataError
 from analytics._linalg import NestedFit, factor_gram, nested_fit
 from analytics._stats_common import (
     REASON_OK,
@@ -27,6 +26,7 @@ from analytics._stats_common import (
     require_not_constant,
     window_reasons,
 )
+from analytics.errors import InsufficientDataError
 
 __all__ = ["ADFResult", "RollingADFResult", "adf_test", "rolling_adf", "adf_default_maxlag"]
 

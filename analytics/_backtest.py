@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analytics._errors import InsufficientDataError
+from analytics.errors import InsufficientDataError
 
 __all__ = ["BacktestConfig", "BacktestResult", "PerformanceMetrics", "run_backtest", "performance_metrics"]
 

@@ -34,7 +34,6 @@ from typing import Any, Literal
 import numpy as np
 
 from analytics._adf import _adf_batch, adf_default_maxlag, rolling_adf
-from analytics._errors import InsufficientDataError
 from analytics._hurst import _estimate, hurst_scales, rolling_hurst
 from analytics._stats_common import (
     REASON_OK,
@@ -54,6 +53,7 @@ from analytics._variance_ratio import (
     _vr_batch,
     rolling_variance_ratio,
 )
+from analytics.errors import InsufficientDataError
 
 __all__ = [
     "MarketCharacterResult",

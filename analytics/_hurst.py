@@ -11,7 +11,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.special import gammaln
 from scipy.stats import norm
 
-from analytics._errors import InsufficientDataError
 from analytics._fgn import simulate_fgn
 from analytics._stats_common import (
     BLOCK_CELLS,
@@ -28,6 +27,7 @@ from analytics._stats_common import (
     require_not_constant,
     window_reasons,
 )
+from analytics.errors import InsufficientDataError
 
 __all__ = ["HurstResult", "RollingHurstResult", "hurst_exponent", "rolling_hurst",
            "hurst_scales", "expected_rescaled_range"]

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from analytics._errors import EstimationWarning, InsufficientDataError
+from analytics.errors import EstimationWarning, InsufficientDataError
 
 __all__ = [
     "REGIME_LABELS",

@@ -24,8 +24,8 @@ import numpy as np
 from scipy.signal import lfilter
 from scipy.special import expit
 
-from analytics._errors import InsufficientDataError
 from analytics._regime_common import _check_int, _check_scale, _resolve_scale
+from analytics.errors import InsufficientDataError
 
 __all__ = ["GarchVolatilityRegime"]
 

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 from scipy.signal import lfilter
 
-from analytics._errors import InsufficientDataError
 from analytics._regime_common import (
     _check_float,
     _check_int,
@@ -25,6 +24,7 @@ from analytics._regime_common import (
     order_states,
     stationary_distribution,
 )
+from analytics.errors import InsufficientDataError
 
 __all__ = ["GaussianHMMRegime"]
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analytics._errors import InsufficientDataError
 from analytics._regime_common import _check_int, _check_scale, _resolve_scale, order_states
+from analytics.errors import InsufficientDataError
 
 __all__ = ["MarkovSwitchingRegime"]
 

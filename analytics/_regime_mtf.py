@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analytics._errors import InsufficientDataError
 from analytics._regime_common import (
     REGIME_FAMILIES,
     REGIME_LABELS,
@@ -27,6 +26,7 @@ from analytics._regime_common import (
     _check_float,
 )
 from analytics._regime_detect import detect_regimes
+from analytics.errors import InsufficientDataError
 
 __all__ = [
     "TIMEFRAMES",

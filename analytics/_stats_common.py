@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from analytics._errors import InsufficientDataError
+from analytics.errors import InsufficientDataError
 
 # Reason codes attached to every rolling output position. "ok" means the value is a number.
 REASON_OK = "ok"

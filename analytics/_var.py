@@ -53,7 +53,6 @@ from scipy.signal import lfilter
 from scipy.special import xlogy
 from scipy.stats import binom, chi2
 
-from analytics._errors import EstimationWarning, InsufficientDataError
 from analytics._stats_common import (
     ResultMixin,
     as_float_1d,
@@ -64,6 +63,7 @@ from analytics._stats_common import (
     frozen_mapping,
     readonly,
 )
+from analytics.errors import EstimationWarning, InsufficientDataError
 
 __all__ = [
     "VaRResult",

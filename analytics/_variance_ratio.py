@@ -11,7 +11,6 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.stats import norm
 
-from analytics._errors import InsufficientDataError
 from analytics._stats_common import (
     REASON_OK,
     REASON_SINGULAR,
@@ -27,6 +26,7 @@ from analytics._stats_common import (
     require_not_constant,
     window_reasons,
 )
+from analytics.errors import InsufficientDataError
 
 __all__ = [
     "VarianceRatioResult",

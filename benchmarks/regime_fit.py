@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arch.data import sp500  # noqa: E402
 
-from analytics._errors import EstimationWarning  # noqa: E402
 from analytics._regime_common import REGIME_FAMILIES, walk_forward_regimes  # noqa: E402
 from analytics._regime_detect import make_regime_model  # noqa: E402
+from analytics.errors import EstimationWarning  # noqa: E402
 
 METHODS = ("hmm", "markov", "garch")
 # hmmlearn logs every small likelihood decrease near convergence; not useful here.

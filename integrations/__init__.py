@@ -78,6 +78,7 @@ from integrations._sources import (
     PolygonSource,
     read_bar_file,
 )
+from integrations._sqlite import apply_schema, open_database
 from integrations._telegram import (
     TELEGRAM_CAPTION_LIMIT,
     TELEGRAM_TEXT_LIMIT,
@@ -104,6 +105,8 @@ from integrations._telegram_bot import (
 )
 
 __all__ = [
+    "apply_schema",
+    "open_database",
     "IntegrationError",
     "TransientError",
     "PermanentError",

@@ -7,7 +7,7 @@ credentials, unknown symbol, malformed request).
 
 from __future__ import annotations
 
-from analytics._errors import RegimeDeskError
+from analytics.errors import RegimeDeskError
 
 __all__ = [
     "IntegrationError",

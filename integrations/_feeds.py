@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from analytics._bars import Timeframe, empty_bars
+from analytics.bars import Timeframe, empty_bars
 from integrations._errors import NoDataError
 from integrations._market_data import _utc
 from integrations._retry import call_with_retry

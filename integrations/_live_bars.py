@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analytics._bars import BAR_COLUMNS, Timeframe, empty_bars, resample_bars
+from analytics.bars import BAR_COLUMNS, Timeframe, empty_bars, resample_bars
 from integrations._errors import IntegrationError, NoDataError
 from integrations._sources import BarSource
 from integrations._sqlite import apply_schema, open_database

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from analytics import shown
-from analytics._bars import Timeframe, resample_bars
-from analytics._errors import DataQualityWarning
-from analytics._validation import ValidationPolicy, ValidationReport, validate_bars
+from analytics.bars import Timeframe, resample_bars
+from analytics.errors import DataQualityWarning
+from analytics.validation import ValidationPolicy, ValidationReport, validate_bars
 from integrations._errors import NoDataError
 from integrations._retry import call_with_retry
 from integrations._sources import BarSource

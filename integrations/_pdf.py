@@ -48,7 +48,7 @@ from reportlab.platypus import TableStyle as RLTableStyle
 from reportlab.platypus.doctemplate import LayoutError
 from reportlab.platypus.flowables import HRFlowable, PageBreakIfNotEmpty
 
-from analytics._errors import RegimeDeskError
+from analytics.errors import RegimeDeskError
 
 __all__ = [
     "Paragraph",

@@ -1,6 +1,6 @@
 """Market-data sources: embedded data, files, Polygon and Alpaca.
 
-Every source returns canonical bars (see ``analytics._bars``): a UTC ``DatetimeIndex``
+Every source returns canonical bars (see ``analytics.bars``): a UTC ``DatetimeIndex``
 named ``timestamp``, float columns ``open, high, low, close, volume``, intraday bars stamped
 with their start, daily bars with their session date at 00:00 UTC. Sources deliver their
 native timeframes only (minutes, hours, days); :class:`integrations.MarketData` builds weekly
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import shown
-from analytics._bars import BAR_COLUMNS, Timeframe, empty_bars
+from analytics.bars import BAR_COLUMNS, Timeframe, empty_bars
 from integrations._errors import (
     MissingCredentialsError,
     NoDataError,

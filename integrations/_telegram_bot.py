@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analytics._errors import RegimeDeskError
+from analytics.errors import RegimeDeskError
 from integrations._errors import IntegrationError, PermanentError, TransientError
 from integrations._market_data import SYMBOL_PATTERN
 from integrations._redact import RedactingFilter

@@ -110,8 +110,8 @@ def test_resolver_follows_python_semantics(tmp_path):
         "agents/nodes/execution.py": "from integrations import _broker_alpaca\n",
         "agents/narrator.py": "from . import helpers\nfrom .nodes import thing\n",
         "agents/helpers.py": "def f():\n    import analytics._x as x\n",
-        "analytics/__init__.py": "from analytics._errors import E\n",
-        "analytics/_errors.py": "",
+        "analytics/__init__.py": "from analytics.errors import E\n",
+        "analytics/errors.py": "",
         "analytics/_x.py": "from ..integrations import y\n",
         "integrations/__init__.py": "",
         "integrations/_broker_alpaca.py": "",
@@ -127,7 +127,7 @@ def test_resolver_follows_python_semantics(tmp_path):
     assert direct_imports("agents.nodes", mods) == {"agents", "agents.nodes.execution"}
     reached = closure("agents.narrator", mods)
     # the package __init__ of .nodes drags in execution and, through it, the broker
-    assert {"agents", "agents.nodes.execution", "integrations._broker_alpaca", "analytics._errors"} <= reached
+    assert {"agents", "agents.nodes.execution", "integrations._broker_alpaca", "analytics.errors"} <= reached
 
 
 # ----------------------------------------------------------------------------- the rules
@@ -170,3 +170,33 @@ def test_narrator_closure_contains_what_it_should(modules):
     assert {"agents", "agents.config", "integrations._llm", "integrations._journal", "analytics"} <= reached
     assert "integrations._llm" in closure("integrations._llm", modules)
     assert not any(m.startswith("agents") for m in closure("integrations._llm", modules))
+
+
+def private_imports_of_other_packages(modules: dict[str, Path]) -> dict[str, list[str]]:
+    """``module -> [private modules of another top-level package it imports directly]``.
+
+    A module's own package's private modules are its business; another package's are not:
+    that package's public names (its ``__init__`` or a public module) are the contract.
+    """
+    offenders: dict[str, list[str]] = {}
+    for name in modules:
+        own = name.split(".")[0]
+        bad = sorted(dep for dep in direct_imports(name, modules)
+                     if dep.split(".")[0] != own and any(part.startswith("_") for part in dep.split(".")[1:]))
+        if bad:
+            offenders[name] = bad
+    return offenders
+
+
+def test_no_module_imports_another_packages_private_module(modules):
+    assert private_imports_of_other_packages(modules) == {}
+
+
+def test_the_private_import_rule_can_fail(tmp_path):
+    for rel, text in {"agents/__init__.py": "", "agents/a.py": "from integrations._x import y\n",
+                      "agents/_b.py": "from agents._c import z\n", "agents/_c.py": "",
+                      "integrations/__init__.py": "", "integrations/_x.py": ""}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    mods = discover(tmp_path, PACKAGES)
+    assert private_imports_of_other_packages(mods) == {"agents.a": ["integrations._x"]}

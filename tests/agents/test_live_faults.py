@@ -149,7 +149,7 @@ def test_kill_minus_nine_at_random_points_loses_and_duplicates_nothing(tmp_path)
     assert json.loads(final.stdout)["stopped_by"] == "end of replay"
     state = _check_agreement(home)
     # nothing lost: every trading day of the window was handled, once
-    from analytics._bars import Timeframe
+    from analytics.bars import Timeframe
     from integrations import BuiltinSource
 
     days = BuiltinSource().fetch("SP500", Timeframe.parse("1D"), pd.Timestamp(START, tz="UTC"),

@@ -19,7 +19,7 @@ from agents.config import Secrets, load_settings
 from agents.live import LiveLoop, LiveSpec, live_status
 from agents.runner import Runner
 from agents.runtime import RunRequest, build_request
-from analytics._bars import Timeframe
+from analytics.bars import Timeframe
 from analytics.risk_gate import (
     MarketSnapshot,
     PendingOrder,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics._bars import Timeframe, resample_bars
+from analytics.bars import Timeframe, resample_bars
 
 
 def _daily(n: int, start: str = "2021-01-04", seed: int = 0) -> pd.DataFrame:

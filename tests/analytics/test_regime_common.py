@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics._errors import InsufficientDataError
 from analytics._regime_common import (
     REGIME_FAMILIES,
     REGIME_LABELS,
@@ -24,6 +23,7 @@ from analytics._regime_common import (
 )
 from analytics._regime_garch import GarchVolatilityRegime
 from analytics._regime_hmm import GaussianHMMRegime
+from analytics.errors import InsufficientDataError
 from tests.analytics.test_regime_sim import MU2, P2, SIGMA2, simulate
 
 # -- ordering and labels -----------------------------------------------------------------

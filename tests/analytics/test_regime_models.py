@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics._errors import EstimationWarning
 from analytics._regime_common import (
     REGIME_FAMILIES,
     PersistenceRule,
@@ -19,6 +18,7 @@ from analytics._regime_detect import detect_regimes, make_regime_model
 from analytics._regime_garch import GarchVolatilityRegime
 from analytics._regime_hmm import GaussianHMMRegime
 from analytics._regime_markov import MarkovSwitchingRegime
+from analytics.errors import EstimationWarning
 from tests.analytics.test_regime_sim import MU2, P2, SIGMA2, simulate
 
 N = 700

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics._errors import EstimationWarning
 from analytics._regime_common import REGIME_FAMILIES, walk_forward_regimes
 from analytics._regime_detect import make_regime_model
+from analytics.errors import EstimationWarning
 from tests.analytics.test_regime_sim import (
     MU2,
     MU3,

@@ -19,7 +19,7 @@ from analytics._adf import (
     mackinnon_pvalue,
     rolling_adf,
 )
-from analytics._errors import InsufficientDataError
+from analytics.errors import InsufficientDataError
 from tests.analytics._series import NASDAQ, SP500, ar1_levels, random_walk
 
 # statsmodels needs seconds per call on the full 5,031-bar series (it refits every lag with a

@@ -18,7 +18,7 @@ from analytics._autocorr import (
     rolling_autocorrelation,
     rolling_ljung_box,
 )
-from analytics._errors import InsufficientDataError
+from analytics.errors import InsufficientDataError
 
 RETURNS = np.diff(np.log(sp500.load()["Adj Close"].to_numpy()))
 NOISE = np.random.default_rng(4).standard_normal(777)

@@ -17,8 +17,8 @@ from analytics._character import (
     market_character,
     rolling_market_character,
 )
-from analytics._errors import InsufficientDataError
 from analytics._simulation import CHARACTER_SCENARIOS, random_walks, scenario_rng
+from analytics.errors import InsufficientDataError
 from tests.analytics._series import SP500
 
 SCENARIOS = {sc.name: (i, sc) for i, sc in enumerate(CHARACTER_SCENARIOS)}

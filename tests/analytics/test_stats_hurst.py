@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from scipy.special import gamma
 
-from analytics._errors import InsufficientDataError
 from analytics._fgn import fgn_autocovariance, simulate_fgn
 from analytics._hurst import (
     expected_rescaled_range,
@@ -18,6 +17,7 @@ from analytics._hurst import (
     rolling_hurst,
 )
 from analytics._simulation import HURST_STUDY_VALUES, hurst_study_sample
+from analytics.errors import InsufficientDataError
 
 # --- the simulator -----------------------------------------------------------------------
 

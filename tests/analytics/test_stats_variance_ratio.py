@@ -12,12 +12,12 @@ from arch.data import sp500
 from arch.unitroot import VarianceRatio
 from scipy.stats import norm
 
-from analytics._errors import InsufficientDataError
 from analytics._variance_ratio import (
     chow_denning_pvalue,
     rolling_variance_ratio,
     variance_ratio,
 )
+from analytics.errors import InsufficientDataError
 from tests.analytics._series import NASDAQ, SP500, ar1_levels, random_walk
 
 SERIES = {

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analytics import DataQualityWarning, DataValidationError
-from analytics._validation import ValidationPolicy, validate_bars
+from analytics.validation import ValidationPolicy, validate_bars
 
 
 def _bars(n: int = 40) -> pd.DataFrame:

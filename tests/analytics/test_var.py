@@ -15,7 +15,6 @@ from arch.data import sp500
 from scipy.stats import chi2, norm
 from scipy.stats import t as student_t
 
-from analytics._errors import InsufficientDataError
 from analytics._var import (
     _fit_cached,
     _fit_garch,
@@ -30,6 +29,7 @@ from analytics._var import (
     portfolio_returns,
     var_backtest,
 )
+from analytics.errors import InsufficientDataError
 from analytics.risk_gate import (
     MarketSnapshot,
     Portfolio,

@@ -17,7 +17,7 @@ import pytest
 from werkzeug import Response
 
 from agents.live import silence_deadline
-from analytics._bars import Timeframe
+from analytics.bars import Timeframe
 from integrations import (
     AlpacaSource,
     BuiltinSource,

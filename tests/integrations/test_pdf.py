@@ -14,7 +14,7 @@ from PIL import Image
 from pypdf import PdfReader
 from reportlab.platypus.doctemplate import LayoutError
 
-from analytics._errors import RegimeDeskError
+from analytics.errors import RegimeDeskError
 from integrations import _pdf
 from integrations._charts import (
     equity_drawdown_chart,

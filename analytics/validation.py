@@ -29,8 +29,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from analytics._bars import BAR_COLUMNS
-from analytics._errors import DataQualityWarning, DataValidationError
+from analytics.bars import BAR_COLUMNS
+from analytics.errors import DataQualityWarning, DataValidationError
 
 __all__ = [
     "VALIDATION_RULES",
