@@ -224,7 +224,7 @@ def _journal(ctx):
     from integrations import Journal
 
     ctx.settings.home_dir.mkdir(parents=True, exist_ok=True)
-    return Journal(ctx.settings.home_dir / "journal.sqlite")
+    return Journal(ctx.settings.paths.journal)
 
 
 def _journal_list(args: argparse.Namespace, ctx) -> int:

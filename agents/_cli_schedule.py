@@ -113,7 +113,7 @@ def _history(args: argparse.Namespace, ctx) -> int:
     from integrations import Journal
 
     ctx.settings.home_dir.mkdir(parents=True, exist_ok=True)
-    with Journal(ctx.settings.home_dir / "journal.sqlite") as journal:
+    with Journal(ctx.settings.paths.journal) as journal:
         rows = journal.job_runs(args.history or None, limit=50)
     if args.json:
         print_json(rows)

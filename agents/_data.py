@@ -28,7 +28,7 @@ _LIVE_LOCK = threading.Lock()
 
 def live_bar_store(settings: Settings) -> LiveBarStore:
     """The live data cache of ``settings.home`` (one connection per process, thread-safe)."""
-    path = (settings.home_dir / "live_bars.sqlite").resolve()
+    path = (settings.paths.live_bars).resolve()
     with _LIVE_LOCK:
         store = _LIVE_STORES.get(path)
         if store is None:

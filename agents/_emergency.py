@@ -258,7 +258,7 @@ def _journal(settings: Settings):
     from integrations import Journal
 
     settings.home_dir.mkdir(parents=True, exist_ok=True)
-    return Journal(settings.home_dir / "journal.sqlite")
+    return Journal(settings.paths.journal)
 
 
 def halt_and_cancel(settings: Settings, secrets: Secrets, broker_name: str, *, reason: str,

@@ -89,7 +89,7 @@ class Dataset:
 
 def model_store(settings: Settings) -> ModelStore:
     """The model store under ``home/models``."""
-    return ModelStore(settings.home_dir / "models")
+    return ModelStore(settings.paths.models)
 
 
 def label_config(settings: Settings) -> LabelConfig:

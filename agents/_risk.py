@@ -463,7 +463,7 @@ def build_broker(settings: Settings, secrets: Secrets, name: str):
         from integrations.brokers import PaperBroker
 
         p = settings.broker.paper
-        return PaperBroker(settings.home_dir / "paper_broker.sqlite", initial_cash=p.initial_cash,
+        return PaperBroker(settings.paths.paper_broker, initial_cash=p.initial_cash,
                            slippage_bps=p.slippage_bps, commission_bps=p.commission_bps, fill=p.fill)
     if name == "alpaca":
         from integrations.brokers import AlpacaBroker

@@ -56,13 +56,9 @@ __all__ = [
     "approval_text",
     "flatten_text",
     "FLATTEN_CONFIRM_SECONDS",
-    "BOT_STATE_FILE",
 ]
 
 log = logging.getLogger(__name__)
-
-#: The bot's own state (approval nonces, alerted runs), under ``home``.
-BOT_STATE_FILE = "telegram_bot.sqlite"
 
 _REGIME_METHODS = ("hmm", "garch", "markov", "ensemble")
 _BROKERS = ("none", "paper", "alpaca")
@@ -330,7 +326,7 @@ def send_run_alerts(settings: Settings, secrets: Secrets, run_id: str, *, journa
 
     own = journal is None
     if own:
-        journal = Journal(settings.home_dir / "journal.sqlite")
+        journal = Journal(settings.paths.journal)
     try:
         lines = run_alerts(journal, run_id)
         symbols = ", ".join(journal.get_run(run_id).symbols)
@@ -385,7 +381,7 @@ class AlertWatcher:
 
         since = datetime.fromtimestamp(self.store.created_at, UTC).isoformat()
         done: list[str] = []
-        with self._scan_lock, Journal(self.settings.home_dir / "journal.sqlite") as journal:
+        with self._scan_lock, Journal(self.settings.paths.journal) as journal:
             for run in reversed(journal.list_runs(50)):
                 if run.status != "completed" or not run.finished_at or run.finished_at < since:
                     continue
@@ -554,7 +550,7 @@ class DeskCommands:
             st = app.risk_store().load()
             lines.append(f"Trading: {st.trading_state}" + (f" ({st.reason})" if st.reason else ""))
             self.settings.home_dir.mkdir(parents=True, exist_ok=True)
-            with Journal(self.settings.home_dir / "journal.sqlite") as journal:
+            with Journal(self.settings.paths.journal) as journal:
                 runs = journal.list_runs(1)
             if runs:
                 r = runs[0]
@@ -971,7 +967,7 @@ def build_bot(settings: Settings, secrets: Secrets, *, sender: Any = "default",
             "the bot needs a token: set TELEGRAM_BOT_TOKEN (create a bot with @BotFather; see docs/telegram.md)")
     tg = settings.telegram
     settings.home_dir.mkdir(parents=True, exist_ok=True)
-    store = store if store is not None else BotStateStore(settings.home_dir / BOT_STATE_FILE)
+    store = store if store is not None else BotStateStore(settings.paths.bot_state)
     if sender == "default":
         sender = TelegramSender(token, base_url=tg.base_url, base_file_url=tg.base_file_url, timeout=tg.timeout)
     watcher = None

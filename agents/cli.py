@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 
 from agents.config import SECRET_VARIABLES, Secrets, Settings, load_settings
+from agents.paths import HomePaths
 from analytics import RegimeDeskError, RegimeDeskWarning
 
 __all__ = ["main", "build_parser", "Context"]
@@ -124,7 +125,7 @@ def _matplotlib_under_home(argv: Sequence[str] | None) -> None:
         home = load_settings(known.config).home_dir
     except (Exception, SystemExit):  # noqa: BLE001 - the command itself reports a bad configuration
         home = Path(os.environ.get("REGIMEDESK_HOME") or Settings.model_fields["home"].default).expanduser()
-    os.environ["MPLCONFIGDIR"] = str(home / "matplotlib")
+    os.environ["MPLCONFIGDIR"] = str(HomePaths(home).matplotlib)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from agents.paths import HomePaths
 from analytics import ConfigError, shown
 from analytics.bars import Timeframe
 from analytics.validation import VALIDATION_RULES, ValidationPolicy
@@ -434,13 +435,19 @@ class Settings(_Model):
         return self.home.expanduser()
 
     @property
+    def paths(self) -> HomePaths:
+        """Every file and folder under the home (:class:`agents.paths.HomePaths`)."""
+        return HomePaths(self.home_dir)
+
+    @property
     def reports_dir(self) -> Path:
         """Where reports are delivered: ``report.dir`` or ``home/reports``."""
-        return self.report.dir.expanduser() if self.report.dir else self.home_dir / "reports"
+        return self.report.dir.expanduser() if self.report.dir else self.paths.reports
 
     @property
     def cache_dir(self) -> Path:
-        return self.home_dir / "cache" / "bars"
+        """The bar cache of network sources."""
+        return self.paths.bar_cache
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from agents.config import Secrets, Settings
+from agents.paths import HomePaths
 from agents.runtime import RunRequest
 from analytics import RegimeDeskError
 from analytics.bars import Timeframe
@@ -99,7 +100,7 @@ class SessionLock:
 
     def __init__(self, home: str | Path, session: str) -> None:
         self.session = session
-        self.path = Path(home) / "live_locks" / f"{session}.lock"
+        self.path = HomePaths(Path(home)).live_lock(session)
         self._file: IO[str] | None = None
 
     @property
@@ -703,7 +704,7 @@ def live_status(settings: Settings, session: str | None = None, now: pd.Timestam
 
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
     out: dict[str, Any] = {"now": now.isoformat(), "sessions": []}
-    with Journal(settings.home_dir / "journal.sqlite") as journal:
+    with Journal(settings.paths.journal) as journal:
         for s in journal.live_sessions():
             if session is not None and s["session"] != session:
                 continue
@@ -739,7 +740,7 @@ def live_status(settings: Settings, session: str | None = None, now: pd.Timestam
                 "bar_seconds_p50": float(np.percentile(secs, 50)) if secs else None,
                 "events": journal.live_events(s["session"])[-5:],
             })
-    risk = RiskStateStore(settings.home_dir / "risk.sqlite")
+    risk = RiskStateStore(settings.paths.risk_state)
     try:
         st = risk.load()
         out["risk"] = {"trading_state": st.trading_state, "reason": st.reason, "silent_feeds": risk.silent_feeds()}

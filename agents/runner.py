@@ -74,8 +74,8 @@ class Runner:
         home.mkdir(parents=True, exist_ok=True)
         self.settings = settings
         self.secrets = secrets
-        self.journal = journal if journal is not None else Journal(home / "journal.sqlite")
-        path = checkpoint_path or home / "checkpoints.sqlite"
+        self.journal = journal if journal is not None else Journal(settings.paths.journal)
+        path = checkpoint_path or settings.paths.checkpoints
         self._conn = sqlite3.connect(str(path), check_same_thread=False)
         self.checkpointer = SqliteSaver(self._conn)
         self.ctx = AppContext(settings, secrets, self.journal)

@@ -423,7 +423,7 @@ class AppContext:
             if self._risk_store is None:
                 from agents._risk import RiskStateStore
 
-                self._risk_store = RiskStateStore(self.settings.home_dir / "risk.sqlite")
+                self._risk_store = RiskStateStore(self.settings.paths.risk_state)
         return self._risk_store
 
     def fit_cache(self):
@@ -432,7 +432,7 @@ class AppContext:
             if self._fit_cache is None:
                 from agents._fitcache import FitCache
 
-                self._fit_cache = FitCache(self.settings.home_dir / "fit_cache.sqlite")
+                self._fit_cache = FitCache(self.settings.paths.fit_cache)
         return self._fit_cache
 
     def close(self) -> None:

@@ -234,7 +234,7 @@ class JobExecutor:
             from integrations import Journal
 
             self.settings.home_dir.mkdir(parents=True, exist_ok=True)
-            self._journal = Journal(self.settings.home_dir / "journal.sqlite")
+            self._journal = Journal(self.settings.paths.journal)
         return self._journal
 
     def close(self) -> None:
