@@ -9,7 +9,7 @@ from agents._data import SOURCE_NAMES
 from agents._output import print_json
 from agents._statistics import statistics_report
 from agents.config import TIMEFRAME_NAMES
-from agents.runtime import AppContext, as_of_clock
+from agents.runtime import symbol_bar_store
 from analytics import RegimeDeskError
 
 __all__ = ["register", "add_symbol_options", "bar_store"]
@@ -31,13 +31,8 @@ def bar_store(args: argparse.Namespace, ctx, option: str = "--as-of"):
     no bars by then). A date after the last bar is said in one warning, and
     ``store.as_of_effective`` is the last bar's stamp (see :meth:`BarStore.check_data`).
     """
-    as_of_clock(args.as_of)
-    app = AppContext(ctx.settings, ctx.secrets)
-    source = args.source or ctx.settings.data.source
-    store = app.bars({"source": source, "as_of": args.as_of})
-    symbol = store.market.source.canonical_symbol(args.symbol)
-    store.check_data([symbol], option)
-    return store, symbol
+    return symbol_bar_store(ctx.settings, ctx.secrets, args.symbol, source=args.source, as_of=args.as_of,
+                            option=option)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

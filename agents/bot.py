@@ -26,7 +26,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from agents._output import format_value
@@ -499,13 +498,10 @@ class DeskCommands:
             CommandSpec("schedule", self.schedule, "/schedule", "next scheduled jobs"),
         )
 
-    def _ctx(self):
-        return SimpleNamespace(settings=self.settings, secrets=self.secrets)
-
     def _store(self, symbol: str, as_of: str | None):
-        from agents._cli_stats import bar_store
+        from agents.runtime import symbol_bar_store
 
-        return bar_store(SimpleNamespace(symbol=symbol, source=None, as_of=as_of), self._ctx())
+        return symbol_bar_store(self.settings, self.secrets, symbol, as_of=as_of)
 
     def _one_symbol(self, inv: Invocation, **options) -> tuple[str, dict[str, str]]:
         parsed = parse_args(inv.args, options={"as-of": _as_of, **options})

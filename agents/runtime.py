@@ -20,7 +20,7 @@ from agents.config import TIMEFRAME_NAMES, Secrets, Settings
 from analytics import RegimeDeskError, RegimeDeskWarning, shown
 from integrations import Bars, MarketData, NoDataError
 
-__all__ = ["RunRequest", "BarStore", "AppContext", "as_of_clock", "build_request", "check_services"]
+__all__ = ["RunRequest", "BarStore", "AppContext", "as_of_clock", "build_request", "check_services", "symbol_bar_store"]
 
 
 @dataclass(frozen=True)
@@ -459,3 +459,28 @@ class AppContext:
                 cfg = self.settings.llm.model_copy(update={"backend": backend})
                 narrator = self._narrators[backend] = build_narrator(cfg, self.secrets, self.journal)
         return narrator
+
+
+def symbol_bar_store(settings: Settings, secrets: Secrets, symbol: str, *, source: str | None = None,
+                     as_of: str | None = None, option: str = "--as-of") -> tuple[BarStore, str]:
+    """The run-style bar store for one symbol, and the symbol's canonical name.
+
+    Used by the single-symbol commands of the command line and the bot alike. The symbol's
+    bars must load, by ``as_of`` if given (``option`` names it in messages); else this fails
+    at once with the reason (unknown symbol, missing key, no bars by then). A date after the
+    last bar is said in one warning, and ``store.as_of_effective`` is the last bar's stamp
+    (see :meth:`BarStore.check_data`).
+
+    Raises
+    ------
+    ValueError
+        ``as_of`` is not a date.
+    RegimeDeskError
+        The symbol's data cannot be loaded.
+    """
+    as_of_clock(as_of)
+    app = AppContext(settings, secrets)
+    store = app.bars({"source": source or settings.data.source, "as_of": as_of})
+    canonical = store.market.source.canonical_symbol(symbol)
+    store.check_data([canonical], option)
+    return store, canonical

@@ -299,7 +299,7 @@ class JobExecutor:
 
     def __call__(self, job: ScheduledJob, scheduled_for: datetime | None = None) -> JobOutcome:
         """Run ``job`` now (for the fire time ``scheduled_for``, None for a manual run)."""
-        from agents._cli_run import run_summary_text
+        from agents._run_summary import run_summary_text
 
         started = self.clock()
         stamp = (scheduled_for or started).astimezone(ZoneInfo(job.timezone)).strftime("%Y%m%d-%H%M")

@@ -200,3 +200,27 @@ def test_the_private_import_rule_can_fail(tmp_path):
         (tmp_path / rel).write_text(text)
     mods = discover(tmp_path, PACKAGES)
     assert private_imports_of_other_packages(mods) == {"agents.a": ["integrations._x"]}
+
+
+def _front_door(name: str) -> str | None:
+    """Which front door a module belongs to: ``cli`` (the command line) or ``bot``."""
+    if name == "agents.cli" or name.startswith("agents._cli_"):
+        return "cli"
+    if name == "agents.bot":
+        return "bot"
+    return None
+
+
+def test_front_doors_are_imported_by_no_runtime_or_service(modules):
+    # Runtimes (runner, live, scheduler), the graph and the services sit below the front doors:
+    # the scheduler used to import the run summary from the CLI, and the bot a CLI helper.
+    offenders = {
+        name: sorted(dep for dep in direct_imports(name, modules) if _front_door(dep))
+        for name in modules
+        if name.split(".")[0] == "agents" and _front_door(name) is None
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_bot_imports_no_command_line_module(modules):
+    assert sorted(dep for dep in closure("agents.bot", modules) if _front_door(dep) == "cli") == []
