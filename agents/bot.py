@@ -3,7 +3,7 @@
 Each command is a plain method of :class:`DeskCommands` taking an
 :class:`integrations.Invocation` and returning an :class:`integrations.CommandReply`, built
 from the same code the command line uses (``statistics_report``, ``analyse_regimes``,
-``current_signal``, the :class:`~agents.runner.Runner`, the risk-state store, the brokers,
+``current_signal``, the :class:`~agents.runtime.runner.Runner`, the risk-state store, the brokers,
 the scheduler's fire times), so they can be tested without Telegram. Replies are short
 plain text for a phone screen. ``integrations`` holds the Telegram plumbing (allow-lists,
 rate limit, worker threads, buttons); see ``docs/telegram.md``.
@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agents._output import format_value
 from agents.config import Secrets, Settings
-from agents.runtime import as_of_clock
+from agents.services.context import as_of_clock
+from agents.services.format import format_value
 from integrations import (
     AccessPolicy,
     BotStateStore,
@@ -126,7 +126,7 @@ def _symbol_line(state: Mapping[str, Any], symbol: str) -> str:
 
 
 def run_brief(outcome) -> str:
-    """A short summary of a run (a :class:`~agents.runner.RunOutcome`) for a phone screen.
+    """A short summary of a run (a :class:`~agents.runtime.runner.RunOutcome`) for a phone screen.
 
     Per symbol the regime consensus, P(up) and target weight, each proposed order with the
     gate's verdict and what the broker did with it, the trading state and any errors.
@@ -166,7 +166,7 @@ def run_brief(outcome) -> str:
 
 
 def flatten_text(res) -> str:
-    """What a flatten (an :class:`agents._emergency.FlattenResult`) did, for a phone screen."""
+    """What a flatten (an :class:`agents.services.emergency.FlattenResult`) did, for a phone screen."""
     head = "done" if res.complete else "INCOMPLETE"
     lines = [f"Flatten {res.broker}: {head} (journal run {res.run_id})",
              f"Cancelled {len(res.cancelled)} open order(s)" + (": " if res.cancelled else "")
@@ -320,7 +320,7 @@ def send_run_alerts(settings: Settings, secrets: Secrets, run_id: str, *, journa
     list of integrations.Delivery
         Empty when there was nothing to say or nowhere to say it.
     """
-    from agents.scheduler import build_sender
+    from agents.runtime.scheduler import build_sender
     from integrations import Journal
 
     own = journal is None
@@ -499,7 +499,7 @@ class DeskCommands:
         )
 
     def _store(self, symbol: str, as_of: str | None):
-        from agents.runtime import symbol_bar_store
+        from agents.services.context import symbol_bar_store
 
         return symbol_bar_store(self.settings, self.secrets, symbol, as_of=as_of)
 
@@ -509,7 +509,7 @@ class DeskCommands:
         return symbol, dict(parsed.options)
 
     def _runner(self):
-        from agents.runner import Runner
+        from agents.runtime.runner import Runner
 
         return Runner(self.settings, self.secrets)
 
@@ -535,7 +535,7 @@ class DeskCommands:
 
     def status(self, inv: Invocation) -> CommandReply:
         """Trading state, last run, positions summary, next scheduled job."""
-        from agents.runtime import AppContext
+        from agents.services.context import AppContext
         from integrations import Journal
 
         if inv.args:
@@ -564,7 +564,7 @@ class DeskCommands:
                 lines.append(f"{name}: unavailable ({type(exc).__name__}: {str(exc)[:120]})")
         finally:
             app.close()
-        from agents.live import format_live_status, live_status
+        from agents.runtime.live import format_live_status, live_status
 
         doc = live_status(self.settings)
         if doc["sessions"] or doc["risk"]["silent_feeds"]:
@@ -577,7 +577,7 @@ class DeskCommands:
 
     def regime(self, inv: Invocation) -> CommandReply:
         """Per-timeframe regimes and consensus, as ``regimedesk regime SYMBOL``."""
-        from agents._regime import analyse_regimes, regime_report
+        from agents.services.regime import analyse_regimes, regime_report
 
         symbol, opts = self._one_symbol(inv, method=_REGIME_METHODS)
         method = opts.get("method", "hmm")
@@ -601,8 +601,8 @@ class DeskCommands:
 
     def stats(self, inv: Invocation) -> CommandReply:
         """Statistical tests per timeframe, as ``regimedesk stats SYMBOL``."""
-        from agents._statistics import statistics_report
         from agents.config import TIMEFRAME_NAMES
+        from agents.services.statistics import statistics_report
         from analytics import RegimeDeskError
 
         symbol, opts = self._one_symbol(inv)
@@ -633,7 +633,7 @@ class DeskCommands:
 
     def signal(self, inv: Invocation) -> CommandReply:
         """The ML signal at the last bar, as the ml_signal agent computes it."""
-        from agents._ml import current_signal
+        from agents.services.ml import current_signal
 
         symbol, opts = self._one_symbol(inv)
         store, symbol = self._store(symbol, opts.get("as-of"))
@@ -666,7 +666,7 @@ class DeskCommands:
 
     def run(self, inv: Invocation) -> CommandReply:
         """Run the agent graph; with --approve, stop for the Approve / Reject buttons."""
-        from agents.runtime import build_request
+        from agents.services.context import build_request
 
         symbols, broker, approve, as_of = self._parse_run(inv.args, self.settings.telegram.max_symbols)
         if (broker != "none" or approve) and not inv.is_admin:  # the bot checks first; never trust one layer
@@ -704,7 +704,7 @@ class DeskCommands:
 
     def report(self, inv: Invocation) -> CommandReply:
         """Run the graph without a broker and send its PDF report."""
-        from agents.runtime import build_request
+        from agents.services.context import build_request
 
         parsed = parse_args(inv.args, flags=("no-backtest",), options={"as-of": _as_of})
         symbols = parse_symbols(parsed.positional, at_least=1, at_most=self.settings.telegram.max_symbols)
@@ -735,7 +735,7 @@ class DeskCommands:
 
     def positions(self, inv: Invocation) -> CommandReply:
         """Positions, cash and equity at the broker."""
-        from agents.runtime import AppContext
+        from agents.services.context import AppContext
 
         name = self._broker_arg(inv.args)
         app = AppContext(self.settings, self.secrets)
@@ -754,7 +754,7 @@ class DeskCommands:
 
     def orders(self, inv: Invocation) -> CommandReply:
         """Open orders at the broker (``--all``: every order, newest last)."""
-        from agents.runtime import AppContext
+        from agents.services.context import AppContext
 
         parsed = parse_args(inv.args, flags=("all",))
         name = self._broker_arg(parsed.positional)
@@ -778,7 +778,7 @@ class DeskCommands:
 
     def risk(self, inv: Invocation) -> CommandReply:
         """The risk gate's trading state and its latest changes."""
-        from agents.runtime import AppContext
+        from agents.services.context import AppContext
 
         if inv.args:
             raise ValueError("/risk takes no arguments")
@@ -798,7 +798,7 @@ class DeskCommands:
         return CommandReply(_lines(lines))
 
     def _set_state(self, inv: Invocation, to: str) -> CommandReply:
-        from agents.runtime import AppContext
+        from agents.services.context import AppContext
 
         if not inv.is_admin:  # the bot checks first; never trust one layer
             raise ValueError("this command needs an admin")
@@ -827,9 +827,9 @@ class DeskCommands:
 
         Nothing changes until an admin presses Approve on the reply (in the same chat, once,
         within :data:`FLATTEN_CONFIRM_SECONDS`); then :meth:`approve` runs
-        :func:`agents._emergency.flatten`.
+        :func:`agents.services.emergency.flatten`.
         """
-        from agents._emergency import emergency_preview
+        from agents.services.emergency import emergency_preview
 
         if not inv.is_admin:  # the bot checks first; never trust one layer
             raise ValueError("/flatten needs an admin")
@@ -862,7 +862,7 @@ class DeskCommands:
         return CommandReply(_lines(lines), approval=token)
 
     def _answer_flatten(self, token: str, approved: bool, inv: Invocation) -> CommandReply:
-        from agents._emergency import flatten
+        from agents.services.emergency import flatten
 
         with self._flatten_lock:
             request = self._flattens.pop(token, None)
@@ -881,7 +881,7 @@ class DeskCommands:
         return CommandReply(flatten_text(res))
 
     def _next_jobs(self, count: int) -> list[tuple[str, list[datetime]]]:
-        from agents.scheduler import next_fire_times
+        from agents.runtime.scheduler import next_fire_times
 
         now = self.clock()
         return [(job.name, next_fire_times(job, now, count)) for job in self.settings.schedule.jobs if job.enabled]

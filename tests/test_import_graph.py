@@ -134,7 +134,7 @@ def test_resolver_follows_python_semantics(tmp_path):
 
 
 def test_every_project_module_parses(modules):
-    assert "agents.narrator" in modules and "integrations._llm" in modules
+    assert "agents.services.narrator" in modules and "integrations._llm" in modules
     for name in modules:
         direct_imports(name, modules)
 
@@ -157,7 +157,7 @@ def test_integrations_imports_nothing_from_agents(modules):
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
-@pytest.mark.parametrize("start", ["agents.narrator", "integrations._llm"])
+@pytest.mark.parametrize("start", ["agents.services.narrator", "integrations._llm"])
 def test_narrator_and_llm_client_never_reach_a_broker(modules, start):
     reached = closure(start, modules)
     assert start in reached and len(reached) > 1  # the walk really ran
@@ -166,7 +166,7 @@ def test_narrator_and_llm_client_never_reach_a_broker(modules, start):
 
 
 def test_narrator_closure_contains_what_it_should(modules):
-    reached = closure("agents.narrator", modules)
+    reached = closure("agents.services.narrator", modules)
     assert {"agents", "agents.config", "integrations._llm", "integrations._journal", "analytics"} <= reached
     assert "integrations._llm" in closure("integrations._llm", modules)
     assert not any(m.startswith("agents") for m in closure("integrations._llm", modules))
@@ -202,13 +202,83 @@ def test_the_private_import_rule_can_fail(tmp_path):
     assert private_imports_of_other_packages(mods) == {"agents.a": ["integrations._x"]}
 
 
-def _front_door(name: str) -> str | None:
-    """Which front door a module belongs to: ``cli`` (the command line) or ``bot``."""
-    if name == "agents.cli" or name.startswith("agents._cli_"):
-        return "cli"
-    if name == "agents.bot":
-        return "bot"
+#: The layers inside ``agents``, highest first; a module imports only its own layer or lower.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("front door", ("agents.cli", "agents.bot", "agents.web")),
+    ("runtime", ("agents.runtime",)),
+    ("graph", ("agents.graph",)),
+    ("service", ("agents.services",)),
+    ("base", ("agents.config", "agents.paths", "agents")),
+)
+
+
+def layer_of(name: str) -> int | None:
+    """Rank of an ``agents`` module's layer (0 = front doors ... 4 = config and paths)."""
+    for rank, (_, prefixes) in enumerate(LAYERS):
+        if any(name == p or name.startswith(p + ".") for p in prefixes):
+            return rank
     return None
+
+
+def _front_door(name: str) -> str | None:
+    """Which front door a module belongs to: ``cli``, ``bot`` or ``web``."""
+    for door in ("cli", "bot", "web"):
+        if name == f"agents.{door}" or name.startswith(f"agents.{door}."):
+            return door
+    return None
+
+
+#: The one arrow between front doors: ``regimedesk bot`` is how the bot is started (it has no
+#: executable of its own), so that command's module launches it. Nothing else may cross.
+LAUNCHERS: frozenset[tuple[str, str]] = frozenset({("agents.cli.bot", "agents.bot")})
+
+
+def upward_imports(modules: dict[str, Path]) -> dict[str, list[str]]:
+    """``module -> [agents modules of a higher layer, or another front door, it imports]``."""
+    offenders: dict[str, list[str]] = {}
+    for name in modules:
+        rank = layer_of(name)
+        if rank is None or name == "agents":
+            continue
+        bad = []
+        for dep in direct_imports(name, modules):
+            dep_rank = layer_of(dep)
+            if dep_rank is None or dep == "agents" or (name, dep) in LAUNCHERS:
+                continue
+            if dep_rank < rank or (rank == dep_rank == 0 and _front_door(dep) != _front_door(name)):
+                bad.append(dep)
+        if bad:
+            offenders[name] = sorted(bad)
+    return offenders
+
+
+def test_every_agents_module_is_in_a_layer(modules):
+    assert sorted(m for m in modules if m.startswith("agents") and layer_of(m) is None) == []
+    assert sorted(m for m in modules if m.count(".") == 1 and m.startswith("agents.")) == [
+        "agents.bot", "agents.cli", "agents.config", "agents.graph", "agents.paths", "agents.runtime",
+        "agents.services",
+    ]
+
+
+def test_layers_import_only_downward_and_front_doors_not_each_other(modules):
+    assert upward_imports(modules) == {}
+
+
+def test_the_layer_rule_can_fail(tmp_path):
+    for rel, text in {
+        "agents/__init__.py": "", "agents/config.py": "",
+        "agents/services/__init__.py": "", "agents/services/a.py": "from agents.runtime import runner\n",
+        "agents/runtime/__init__.py": "", "agents/runtime/runner.py": "from agents.services import a\n",
+        "agents/bot.py": "from agents.cli import run\n", "agents/cli/__init__.py": "",
+        "agents/cli/run.py": "from agents.config import x\nfrom agents.runtime import runner\n",
+    }.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    mods = discover(tmp_path, PACKAGES)
+    assert upward_imports(mods) == {
+        "agents.services.a": ["agents.runtime", "agents.runtime.runner"],
+        "agents.bot": ["agents.cli", "agents.cli.run"],
+    }
 
 
 def test_front_doors_are_imported_by_no_runtime_or_service(modules):

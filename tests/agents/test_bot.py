@@ -403,7 +403,7 @@ def test_reject_button_sends_nothing(desk, stub, env):
 
 
 def _risk_state(settings) -> tuple[str, str | None]:
-    from agents._risk import RiskStateStore
+    from agents.services.risk import RiskStateStore
 
     store = RiskStateStore(settings.home_dir / "risk.sqlite")
     try:

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents._output import OutputPathError, output_dir, output_file
 from agents.cli import build_parser, main
+from agents.cli.options import OutputPathError, output_dir, output_file
 from agents.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,7 +133,7 @@ def test_as_of_after_the_last_bar_says_so_and_reports_the_effective_date(capsys)
 
 def test_run_request_carries_the_effective_as_of(capsys):
     from agents.config import Secrets
-    from agents.runtime import build_request
+    from agents.services.context import build_request
 
     req = build_request(load_settings(), Secrets.from_env({}), ["SP500"], as_of="2030-01-01")
     assert req.as_of_effective.startswith("2018-12-31")
@@ -493,12 +493,12 @@ def test_output_file_probe_leaves_nothing_behind(tmp_path):
 
 
 def test_a_report_that_fails_while_writing_is_one_line_naming_the_users_path(capsys, monkeypatch, tmp_path):
-    import agents._report
+    import agents.services.report
 
     def full_disk(ctx, state, path, **kwargs):
         raise FileNotFoundError(2, "No such file or directory", f"{tmp_path}/.r.pdf.0123abcd.tmp")
 
-    monkeypatch.setattr(agents._report, "write_report", full_disk)
+    monkeypatch.setattr(agents.services.report, "write_report", full_disk)
     target = tmp_path / "r.pdf"
     code, out, err = run(capsys, "report", "SP500", "--as-of", "2001-06-29", "--no-backtest", "--out", str(target))
     lines = [ln for ln in err.splitlines() if "error" in ln]

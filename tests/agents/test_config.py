@@ -125,8 +125,8 @@ def test_checks_off_lists_every_switched_off_check():
 
 
 def test_risk_limits_switch_off_exactly_the_zero_keys():
-    from agents._risk import risk_limits
     from agents.config import RISK_OFF_AT_ZERO, RiskConfig
+    from agents.services.risk import risk_limits
 
     on = risk_limits(Settings(risk=RiskConfig(min_confidence=0.1, max_order_qty=100, max_order_notional=10_000)))
     assert all(getattr(on, k) is not None for k in RISK_OFF_AT_ZERO)

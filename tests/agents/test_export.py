@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents import _ml
-from agents._export import replay_gate, session_times
 from agents.cli import main
 from agents.config import Secrets, load_settings
-from agents.runtime import AppContext
+from agents.services import ml as _ml
+from agents.services.context import AppContext
+from agents.services.export import replay_gate, session_times
 from analytics import DataQualityWarning, RegimeDeskError
 from analytics.risk_gate import RiskLimits
 from integrations import (
@@ -323,7 +323,7 @@ def test_missing_out_is_a_usage_error(capsys):
 
 
 def test_infeasible_exports(monkeypatch, short):
-    from agents import _export
+    from agents.services import export as _export
 
     settings = load_settings()
     store = AppContext(settings, Secrets.from_env({})).bars({"source": "builtin", "as_of": "2000-12-29"})

@@ -1,4 +1,4 @@
-"""agents._fitcache.FitCache: persistent, version-scoped, damage-tolerant."""
+"""agents.services.fitcache.FitCache: persistent, version-scoped, damage-tolerant."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from agents._fitcache import FitCache
+from agents.services.fitcache import FitCache
 
 
 def test_values_survive_a_new_process_handle(tmp_path):

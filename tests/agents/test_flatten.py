@@ -10,10 +10,10 @@ import warnings
 
 import pytest
 
-from agents._emergency import flatten, flatten_client_order_id, halt_and_cancel
-from agents._risk import RiskStateStore
 from agents.cli import main
 from agents.config import Secrets, load_settings
+from agents.services.emergency import flatten, flatten_client_order_id, halt_and_cancel
+from agents.services.risk import RiskStateStore
 from analytics import DataQualityWarning
 from analytics.risk_gate import RiskState
 from integrations import Journal, TransientError

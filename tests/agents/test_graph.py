@@ -9,8 +9,8 @@ import pytest
 
 from agents.config import Secrets, load_settings
 from agents.graph import agent_plan, build_graph
-from agents.runner import Runner, UnknownThreadError
-from agents.runtime import AppContext, RunRequest
+from agents.runtime.runner import Runner, UnknownThreadError
+from agents.services.context import AppContext, RunRequest
 from analytics import DataQualityWarning, RegimeDeskError
 from tests.stubs import chat_completion
 
@@ -58,7 +58,7 @@ def test_graph_compiles_and_lists_absent_agents():
 
 
 def test_market_data_node_alone():
-    from agents.nodes import market_data
+    from agents.graph.nodes import market_data
 
     ctx = AppContext(load_settings(), Secrets.from_env({}))
     request = RunRequest(("SP500",), as_of="2008-10-01").to_dict()
@@ -126,7 +126,7 @@ def test_reject_from_a_new_process(tmp_path):
 
 
 def test_resume_after_a_crash(runner, monkeypatch):
-    from agents.nodes import reporting
+    from agents.graph.nodes import reporting
 
     real_make = reporting.make
     calls = {"n": 0}

@@ -21,12 +21,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from agents._risk import STALE_APPROVAL, RiskStateStore, _nyse_open, nyse_session, recheck_approved
 from agents.cli import main
 from agents.config import Secrets, load_settings
-from agents.live import LiveLoop, LiveSpec, SessionBusyError, SessionLock, silence_deadline
-from agents.runner import Runner
-from agents.runtime import RunRequest
+from agents.runtime.live import LiveLoop, LiveSpec, SessionBusyError, SessionLock, silence_deadline
+from agents.runtime.runner import Runner
+from agents.services.context import RunRequest
+from agents.services.risk import (
+    STALE_APPROVAL,
+    RiskStateStore,
+    _nyse_open,
+    nyse_session,
+    recheck_approved,
+)
 from analytics import DataQualityWarning
 from analytics.risk_gate import (
     MarketSnapshot,

@@ -124,7 +124,7 @@ def test_unanswered_approval_expires_when_the_next_bar_arrives(fast, capsys):
 
 
 def _loop(settings, spec_kw=None, **kw):
-    from agents.live import LiveLoop, LiveSpec
+    from agents.runtime.live import LiveLoop, LiveSpec
 
     spec = LiveSpec(symbols=("SP500",), start="2018-12-03", **(spec_kw or {}))
     return LiveLoop(settings, Secrets.from_env({}), spec, **kw)
@@ -177,7 +177,7 @@ def test_transient_broker_errors_are_retried_then_the_bar_degrades(fast, monkeyp
 def test_a_replay_bar_that_failed_is_run_again_by_the_next_start(fast, monkeypatch):
     """Nothing of a replay is lost for good: a failed bar is finished by a later start, and a
     bar that fails again while being resumed fails that process too (it used to exit 0)."""
-    from agents.runner import Runner
+    from agents.runtime.runner import Runner
 
     real = Runner.start
     broken: set[str] = set()
@@ -291,7 +291,7 @@ def test_live_events_reach_telegram_through_the_alert_watcher(tmp_path):
 
 
 def test_silence_deadline_is_on_the_trading_calendar():
-    from agents.live import silence_deadline
+    from agents.runtime.live import silence_deadline
 
     fri = pd.Timestamp("2018-11-16", tz="UTC")
     assert silence_deadline(fri, "1D") == pd.Timestamp("2018-11-21", tz="UTC")

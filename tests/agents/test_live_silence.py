@@ -1,7 +1,7 @@
 """Liveness and degradation: a feed that goes silent (no bar within 2x the timeframe) makes the
 gate reject new orders and raises an alert; the first new bar clears it.
 
-End to end with the real :class:`agents.live.LiveLoop`, a paper broker and the graph, on a fake
+End to end with the real :class:`agents.runtime.live.LiveLoop`, a paper broker and the graph, on a fake
 clock: the feed is a replay of the embedded SP500 daily bars that delivers a bar only once it
 has closed on that clock, and stops delivering (stalls) from a chosen bar on.
 """
@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents._risk import RiskStateStore, market_snapshot
 from agents.config import Secrets, load_settings
-from agents.live import LiveLoop, LiveSpec, live_status
-from agents.runner import Runner
-from agents.runtime import RunRequest, build_request
+from agents.runtime.live import LiveLoop, LiveSpec, live_status
+from agents.runtime.runner import Runner
+from agents.services.context import RunRequest, build_request
+from agents.services.risk import RiskStateStore, market_snapshot
 from analytics.bars import Timeframe
 from analytics.risk_gate import (
     MarketSnapshot,

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents import _ml
-from agents._regime import analyse_regimes, consensus_path, regime_report
 from agents.cli import main
 from agents.config import Secrets, load_settings
-from agents.nodes.decision import decide_symbol, decision_template
-from agents.nodes.ml_signal import ml_facts, ml_template
-from agents.runner import Runner
-from agents.runtime import AppContext, RunRequest
+from agents.graph.nodes.decision import decide_symbol, decision_template
+from agents.graph.nodes.ml_signal import ml_facts, ml_template
+from agents.runtime.runner import Runner
+from agents.services import ml as _ml
+from agents.services.context import AppContext, RunRequest
+from agents.services.regime import analyse_regimes, consensus_path, regime_report
 from analytics import DataQualityWarning, PolicyParams, target_weights
 from signals import ModelNotFoundError, StaleModelError
 

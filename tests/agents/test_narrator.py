@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from werkzeug import Request, Response
 
 from agents.config import LLMConfig, Secrets
-from agents.narrator import (
+from agents.services.narrator import (
     AGENTS,
     MAX_WORDS,
     Narrative,

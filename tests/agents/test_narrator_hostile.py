@@ -21,7 +21,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agents.config import LLMConfig, Secrets
-from agents.narrator import (
+from agents.graph.nodes.decision import decision_template
+from agents.graph.nodes.ml_signal import ml_template
+from agents.graph.nodes.regime import regime_template
+from agents.graph.nodes.statistics import statistics_template
+from agents.services.narrator import (
     MAX_CHARS,
     REJECTION_REASONS,
     Narrator,
@@ -29,10 +33,6 @@ from agents.narrator import (
     check_grounding,
     check_reply,
 )
-from agents.nodes.decision import decision_template
-from agents.nodes.ml_signal import ml_template
-from agents.nodes.regime import regime_template
-from agents.nodes.statistics import statistics_template
 from integrations._journal import Journal
 from integrations._llm import OpenAIChat
 from tests.stubs import chat_completion

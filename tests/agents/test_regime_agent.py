@@ -8,12 +8,12 @@ import warnings
 
 import pytest
 
-from agents._regime import analyse_regimes, regime_history, regime_report
 from agents.cli import main
 from agents.config import Secrets, load_settings
-from agents.nodes import regime as regime_node
-from agents.nodes.regime import regime_facts, regime_template
-from agents.runtime import AppContext, RunRequest
+from agents.graph.nodes import regime as regime_node
+from agents.graph.nodes.regime import regime_facts, regime_template
+from agents.services.context import AppContext, RunRequest
+from agents.services.regime import analyse_regimes, regime_history, regime_report
 from analytics import REGIME_LABELS, DataQualityWarning
 
 warnings.filterwarnings("ignore", category=DataQualityWarning)

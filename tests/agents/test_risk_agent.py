@@ -9,13 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents._risk import RECONCILE_ATTEMPTS, ReconcileError
 from agents.bot import run_alerts
 from agents.cli import main
 from agents.config import Secrets, load_settings
-from agents.nodes import risk_gate as gate_node
-from agents.runner import Runner
-from agents.runtime import AppContext, RunRequest
+from agents.graph.nodes import risk_gate as gate_node
+from agents.runtime.runner import Runner
+from agents.services.context import AppContext, RunRequest
+from agents.services.risk import RECONCILE_ATTEMPTS, ReconcileError
 from analytics import DataQualityWarning
 from integrations import Journal, TransientError
 from integrations.brokers import PaperBroker

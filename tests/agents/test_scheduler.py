@@ -12,7 +12,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from agents.cli import main
 from agents.config import ScheduledJob, Secrets, Settings, load_settings
-from agents.scheduler import (
+from agents.runtime.scheduler import (
     JobExecutor,
     JobOutcome,
     ScheduleService,

@@ -11,11 +11,11 @@ import pytest
 from arch.unitroot import VarianceRatio
 from statsmodels.tsa.stattools import adfuller
 
-from agents._statistics import statistics_report
 from agents.cli import main
 from agents.config import Secrets, load_settings
-from agents.nodes import statistics as stats_node
-from agents.runtime import AppContext, RunRequest
+from agents.graph.nodes import statistics as stats_node
+from agents.services.context import AppContext, RunRequest
+from agents.services.statistics import statistics_report
 from analytics import DataQualityWarning
 
 warnings.filterwarnings("ignore", category=DataQualityWarning)

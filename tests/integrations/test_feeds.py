@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from werkzeug import Response
 
-from agents.live import silence_deadline
+from agents.runtime.live import silence_deadline
 from analytics.bars import Timeframe
 from integrations import (
     AlpacaSource,

@@ -317,7 +317,7 @@ def test_a_failing_job_alert_logs_no_token(httpserver, tmp_path, monkeypatch, ca
 def test_bot_refused_token_is_one_clean_line(httpserver, tmp_path, monkeypatch, capsys, caplog):
     import re
 
-    from agents import _cli_bot
+    from agents.cli import bot as _cli_bot
 
     httpserver.expect_request(re.compile(r"^/bot.*")).respond_with_handler(echo_telegram_401)
     base = httpserver.url_for("").rstrip("/")

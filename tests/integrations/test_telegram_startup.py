@@ -13,7 +13,7 @@ import socket
 import pytest
 from werkzeug import Response
 
-from agents import _cli_bot
+from agents.cli import bot as _cli_bot
 from agents.cli import main
 from integrations import AccessPolicy, BotStateStore, CommandBot, PermanentError, TransientError
 from tests.telegram_stub import TOKEN, BotApiStub

@@ -1,0 +1,205 @@
+"""The ``regimedesk`` command line.
+
+Every command has ``--help``, prints for people by default and JSON with ``--json``.
+Errors are one line on stderr and a non-zero exit code, never a traceback:
+exit 2 for bad arguments, 1 for everything else that went wrong (bad data, missing
+credentials, a failing service); an unexpected exception is one ``internal error`` line too
+(``-vv`` adds the traceback). No secret from the environment is ever printed or logged:
+stdout, stderr and log records go through :func:`integrations.redact`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from agents.config import SECRET_VARIABLES, Secrets, Settings, load_settings
+from agents.paths import HomePaths
+from analytics import RegimeDeskError, RegimeDeskWarning
+
+__all__ = ["main", "build_parser", "Context"]
+
+log = logging.getLogger("regimedesk")
+
+Handler = Callable[[argparse.Namespace, "Context"], int]
+
+
+@dataclass
+class Context:
+    """What a command needs: settings (loaded on first use) and secrets from the environment."""
+
+    config_path: str | None = None
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.config_path)
+
+    @cached_property
+    def secrets(self) -> Secrets:
+        return Secrets.from_env()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line plus a pointer to --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every subcommand registered."""
+    from agents.cli import (
+        bot,
+        config,
+        data,
+        export,
+        live,
+        ml,
+        regime,
+        report,
+        risk,
+        run,
+        schedule,
+        stats,
+    )
+
+    parser = _Parser(
+        prog="regimedesk",
+        description=(
+            "RegimeDesk: market-regime detection and trading decisions from a graph of "
+            "deterministic quantitative agents. Works offline on embedded SP500/NASDAQ daily "
+            "data (1999-2018); network sources, brokers and LLMs switch on by configuration."
+        ),
+        epilog="Run 'regimedesk COMMAND --help' for a command's options.",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: $REGIMEDESK_CONFIG, then ./regimedesk.toml)",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in (run, regime, stats, ml, export, report, schedule, live, risk,
+                   data, config, bot):
+        module.register(sub)
+    return parser
+
+
+_SHOWN: set[str] = set()
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, RegimeDeskWarning):
+        text = str(message)
+        if text not in _SHOWN:  # the same data warning from several loads is said once
+            _SHOWN.add(text)
+            sys.stderr.write(f"warning: {text}\n")
+    else:
+        log.debug("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
+
+
+def _matplotlib_under_home(argv: Sequence[str] | None) -> None:
+    """Keep matplotlib's font cache under the RegimeDesk home, and quiet.
+
+    matplotlib writes its font cache under ``$MPLCONFIGDIR``, else ``~/.cache/matplotlib``,
+    and says so on stderr the first time. Unless the user set ``MPLCONFIGDIR`` it becomes
+    ``home/matplotlib``. That must happen before matplotlib is first imported (the command
+    modules import it), so the home is read here already; a configuration that does not load
+    falls back to ``REGIMEDESK_HOME`` or the default home (the command reports the problem).
+    """
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+    if os.environ.get("MPLCONFIGDIR") or "matplotlib" in sys.modules:
+        return
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    try:
+        known, _ = pre.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+        home = load_settings(known.config).home_dir
+    except (Exception, SystemExit):  # noqa: BLE001 - the command itself reports a bad configuration
+        home = Path(os.environ.get("REGIMEDESK_HOME") or Settings.model_fields["home"].default).expanduser()
+    os.environ["MPLCONFIGDIR"] = str(HomePaths(home).matplotlib)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``regimedesk`` console script; returns the exit code."""
+    _matplotlib_under_home(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("urllib3", "httpx", "httpcore", "openai", "telegram", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    # Imported here, after _matplotlib_under_home: integrations imports matplotlib.
+    from integrations import RedactingFilter, RedactingStream, register_secrets
+
+    ctx = Context(config_path=args.config)
+    # No configured secret is printed or logged, whatever a service echoed: the secrets in the
+    # environment are registered for integrations.redact, which the journal and the adapters
+    # apply too; here log records, stdout (human output and --json) and stderr go through it.
+    register_secrets((ctx.secrets.get(name) for name in SECRET_VARIABLES), replace=True)
+    redactor = RedactingFilter()
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(redactor)
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)
+    try:
+        return _run_command(args, ctx)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+        for handler in handlers:
+            handler.removeFilter(redactor)
+
+
+#: Longest error message printed; a longer one (e.g. an OS error quoting a 100,000-character
+#: path) is cut, so an error stays one readable line.
+_ERROR_CHARS = 1000
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if len(text) > _ERROR_CHARS:
+        text = f"{text[:_ERROR_CHARS]}... ({len(text):,} characters)"
+    return text
+
+
+def _run_command(args: argparse.Namespace, ctx: Context) -> int:
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        warnings.simplefilter("once")
+        try:
+            return int(args.handler(args, ctx) or 0)
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            return 130
+        except RegimeDeskError as exc:
+            sys.stderr.write(f"regimedesk: error: {_one_line(exc)}\n")
+            return 1
+        except (ValueError, TypeError) as exc:
+            if args.verbose >= 2:
+                sys.stderr.write(traceback.format_exc())
+            sys.stderr.write(f"regimedesk: error: {_one_line(exc)}\n")
+            return 2
+        except BrokenPipeError:
+            return 0
+        except Exception as exc:  # a bug or an unexpected library error: one line, never a raw traceback
+            if args.verbose >= 2:
+                sys.stderr.write(traceback.format_exc())  # through the redacting stream
+            sys.stderr.write(f"regimedesk: internal error: {type(exc).__name__}: {_one_line(exc)}"
+                             f"{'' if args.verbose >= 2 else ' (run with -vv for the traceback)'}\n")
+            return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""Options shared by the commands, checked before any work: symbols, dates and output paths."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from agents.services.context import symbol_bar_store
+from agents.services.data import SOURCE_NAMES
+from analytics import RegimeDeskError, shown
+
+__all__ = ["add_symbol_options", "bar_store", "OutputPathError", "output_file", "output_dir", "write_failed",
+           "date_option"]
+
+
+def add_symbol_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by the per-symbol analysis commands."""
+    p.add_argument("symbol", help="ticker, or SP500 / NASDAQ for the builtin source")
+    p.add_argument("--source", choices=SOURCE_NAMES, help="market-data source (default: data.source)")
+    p.add_argument("--as-of", dest="as_of", help="use only data available at the end of this date")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def bar_store(args: argparse.Namespace, ctx, option: str = "--as-of"):
+    """The run-style bar store for a single-symbol command, and the canonical symbol.
+
+    The symbol's bars must load, by the as-of date if one is given (``option`` names it in
+    messages); else the command fails at once with the reason (unknown symbol, missing key,
+    no bars by then). A date after the last bar is said in one warning, and
+    ``store.as_of_effective`` is the last bar's stamp (see :meth:`BarStore.check_data`).
+    """
+    return symbol_bar_store(ctx.settings, ctx.secrets, args.symbol, source=args.source, as_of=args.as_of,
+                            option=option)
+
+
+class OutputPathError(RegimeDeskError, ValueError):
+    """An output path (``--out``, ``--report``, ...) that cannot be written; the CLI exits 1."""
+
+
+def _nearest_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return candidate
+    return Path(path.anchor or ".")
+
+
+def _check_creatable(path: Path, option: str, value: str) -> None:
+    """``path`` does not exist yet: its nearest existing ancestor must be a writable directory."""
+    base = _nearest_existing(path.parent)
+    if not base.is_dir():
+        raise OutputPathError(f"{option} {value}: {base} is not a directory")
+    _probe(base, option, value)
+
+
+def _probe(directory: Path, option: str, value: str) -> None:
+    """Create and remove a file in ``directory``: the permission bits alone do not tell
+    (root passes every access check; /proc, read-only mounts and full quotas refuse anyway)."""
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{option} {value}: cannot write in {directory} (permission denied)")
+    try:
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".regimedesk-probe-")
+    except OSError as exc:
+        raise OutputPathError(f"{option} {value}: cannot write in {directory} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def output_file(value: str, option: str, *, default_name: str | None = None, suffix: str | None = None) -> Path:
+    """Check an output file path before any work starts; the absolute path to write.
+
+    Parameters
+    ----------
+    value : str
+        The path as the user gave it (``~`` is expanded).
+    option : str
+        The option's name for messages (``--out``).
+    default_name : str, optional
+        With a default name, a path ending in ``/`` or naming an existing directory means
+        that directory, and the file is ``default_name`` inside it. Without one such a path
+        is an error.
+    suffix : str, optional
+        Required file suffix (e.g. ``.pdf``), compared case-insensitively.
+
+    Raises
+    ------
+    OutputPathError
+        Empty path, a directory where a file is expected, a wrong suffix, an existing target
+        that is not a regular file or not writable, a parent that is not a directory or in
+        which no file can be created (tried: a probe file is created and removed). Missing
+        parent folders are fine (they are created when writing).
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise OutputPathError(f"{option}: give a file path")
+    path = Path(value).expanduser()
+    names_dir = value.endswith(("/", os.sep)) or path.is_dir()
+    if names_dir:
+        if default_name is None:
+            raise OutputPathError(f"{option} {value}: is a directory; give a file name"
+                                  + (f" ending in {suffix}" if suffix else ""))
+        if path.exists() and not path.is_dir():
+            raise OutputPathError(f"{option} {value}: {path} is not a directory")
+        path = path / default_name
+    path = path.resolve()
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise OutputPathError(f"{option} {value}: give a file name ending in {suffix}")
+    if os.path.lexists(path):
+        if path.is_dir():
+            raise OutputPathError(f"{option} {value}: {path} is a directory")
+        if not path.is_file():
+            raise OutputPathError(f"{option} {value}: {path} exists and is not a regular file")
+        if not os.access(path, os.W_OK):
+            raise OutputPathError(f"{option} {value}: {path} is not writable")
+        _probe(path.parent, option, value)  # the file is replaced through a new file beside it
+    else:
+        _check_creatable(path, option, value)
+    return path
+
+
+def output_dir(value: str, option: str, files: tuple[str, ...] = ()) -> Path:
+    """Check an output directory before any work starts; its absolute path.
+
+    The directory may exist (then it must be a writable directory, and each of ``files``
+    in it that exists must be a regular file) or not (then it is created when writing, so
+    its nearest existing ancestor must be a writable directory). Writable means a probe
+    file could be created and removed there.
+
+    Raises
+    ------
+    OutputPathError
+        The path, or an ancestor, exists and is not a directory; it cannot be written;
+        one of ``files`` inside it is a directory or another non-regular file.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise OutputPathError(f"{option}: give a directory path")
+    path = Path(value).expanduser().resolve()
+    if os.path.lexists(path):
+        if not path.is_dir():
+            raise OutputPathError(f"{option} {value}: {path} exists and is not a directory")
+        _probe(path, option, value)
+        for name in files:
+            target = path / name
+            if os.path.lexists(target) and not target.is_file():
+                raise OutputPathError(f"{option} {value}: {target} exists and is not a regular file")
+    else:
+        _check_creatable(path, option, value)
+    return path
+
+
+def write_failed(option: str, value: str, exc: OSError) -> OutputPathError:
+    """The one-line error for an output that failed while writing (disk full, a race, ...)."""
+    return OutputPathError(f"{option} {value}: cannot write ({exc.strerror or exc})")
+
+
+def date_option(text: str | None, option: str) -> pd.Timestamp | None:
+    """The date given to a command-line ``option`` (None when not given).
+
+    Raises
+    ------
+    ValueError
+        ``text`` is not a date; the message names ``option`` and shows the value, cut.
+    """
+    if text is None:
+        return None
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        raise ValueError(f"{option}: cannot parse {shown(text)} as a date") from None
+    if pd.isna(ts):
+        raise ValueError(f"{option}: {shown(text)} is not a date")
+    return ts

@@ -1,0 +1,45 @@
+"""``regimedesk report``: the PDF report of a fresh run."""
+
+from __future__ import annotations
+
+import argparse
+
+from agents.cli.run import add_report_options, report_path, start_run
+from agents.services.context import build_request
+from agents.services.data import SOURCE_NAMES
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="run the agent graph and write a PDF report",
+        description=(
+            "Run the agent graph on the symbols (no broker: nothing is traded) and write a PDF "
+            "report for a portfolio manager: cover with data provenance and run id, executive "
+            "summary, regimes per timeframe with a price chart shaded by the causal regime path, "
+            "statistics with p-values and readings, the ML signal with its out-of-sample record, "
+            "calibration and feature importance, the walk-forward backtest against buy-and-hold, "
+            "the VaR backtest, risk-gate state and a methodology appendix. Works offline on the "
+            "embedded data. To report on a run that trades, use 'regimedesk run ... --broker "
+            "paper --report FILE.pdf'."
+        ),
+    )
+    p.add_argument("symbols", nargs="+", metavar="SYMBOL", help="symbols, e.g. SP500 NASDAQ")
+    p.add_argument("--out", required=True, metavar="FILE.pdf", help="where to write the PDF (replaced atomically)")
+    p.add_argument("--source", choices=SOURCE_NAMES, help="market-data source (default: data.source)")
+    p.add_argument("--as-of", dest="as_of", help="report as of this date with data up to then only")
+    p.add_argument("--llm", choices=("template", "openai"), help="narrator backend (default: llm.backend)")
+    add_report_options(p)
+    p.add_argument("--json", action="store_true", help="print the run's final state as JSON")
+    p.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace, ctx) -> int:
+    out = report_path(args.out)
+    backtest = ctx.settings.report.backtest and not args.no_backtest
+    request = build_request(ctx.settings, ctx.secrets, args.symbols, source=args.source, llm=args.llm,
+                            as_of=args.as_of, report=out, report_backtest=backtest)
+    return start_run(ctx, request, args.json,
+                     f"report on {', '.join(request.symbols)} (source {request.source}) -> {out}")

@@ -1,0 +1,309 @@
+"""``regimedesk risk``, ``positions`` and ``orders``: the gate's state and the broker's book."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from agents.cli.options import bar_store
+from agents.cli.output import print_fields, print_json, print_table
+from agents.services.context import AppContext
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    risk = sub.add_parser(
+        "risk",
+        help="risk state (kill switch) and VaR backtests",
+        description=(
+            "The risk gate's persisted trading state: ACTIVE (normal), REDUCING (only orders "
+            "that shrink a position pass) or HALTED (nothing but cancels passes). Circuit "
+            "breakers move it to REDUCING or HALTED by themselves; only a person moves it back "
+            "with 'resume'. 'var' backtests one-day VaR forecasts of a symbol."
+        ),
+    )
+    rsub = risk.add_subparsers(dest="risk_command", required=True, metavar="COMMAND")
+    st = rsub.add_parser("status", help="trading state, why, and recent changes")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    st.set_defaults(handler=_status)
+    for name, to, text in (("halt", "HALTED", "reject every new order (kill switch)"),
+                           ("reduce", "REDUCING", "let only exposure-reducing orders through"),
+                           ("resume", "ACTIVE", "back to normal trading")):
+        description = f"Set the trading state to {to}: {text}."
+        if name == "halt":
+            description += (" Orders already at the broker and positions stay unless --cancel-open is given "
+                            "(then every open order is cancelled too); 'risk flatten' also closes the positions.")
+        p = rsub.add_parser(name, help=text, description=description)
+        p.add_argument("--reason", default=f"set by hand ({name})", help="why (kept in the history)")
+        if name == "halt":
+            p.add_argument("--cancel-open", dest="cancel_open", action="store_true",
+                           help="also cancel every open order at the broker (journaled)")
+            p.add_argument("--broker", choices=("paper", "alpaca"),
+                           help="broker whose orders --cancel-open cancels (default paper)")
+        p.set_defaults(handler=_set_state, to=to)
+    fl = rsub.add_parser(
+        "flatten",
+        help="emergency stop: halt, cancel every open order, close every position",
+        description=(
+            "Emergency stop. First the trading state becomes HALTED (with --reason, by cli), then every "
+            "open order at the broker is cancelled, then one market order per position closes it - sell "
+            "a long, buy back a short, the whole quantity held. Each closing order passes the risk gate "
+            "in exit mode (only orders that shrink a position without crossing zero; invalid input, a "
+            "missing or stale price still reject) and is journaled before it is sent, under a "
+            "deterministic client order id, so running flatten again sends nothing twice. Trading stays "
+            "HALTED until 'risk resume'. Exit code 1 when a position could not be given a closing order."
+        ),
+    )
+    fl.add_argument("--broker", choices=("paper", "alpaca"), default="paper", help="default paper")
+    fl.add_argument("--reason", default="emergency flatten", help="why (kept in the history)")
+    fl.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)")
+    fl.add_argument("--source", help="market-data source of the prices the gate checks (default: data.source)")
+    fl.add_argument("--as-of", dest="as_of", help="use only data available at the end of this date")
+    fl.add_argument("--json", action="store_true", help="print JSON")
+    fl.set_defaults(handler=_flatten)
+    var = rsub.add_parser(
+        "var",
+        help="backtest 1-day VaR forecasts (Kupiec, Christoffersen, Basel zone)",
+        description=(
+            "Rolling one-day VaR and expected shortfall of a symbol's daily returns, each "
+            "forecast from the trailing window before its day only; exceedances, the Kupiec "
+            "proportion-of-failures test, the Christoffersen independence and conditional "
+            "coverage tests, and the Basel traffic-light zone of the last 250 days."
+        ),
+    )
+    var.add_argument("symbol", help="ticker, or SP500 / NASDAQ for the builtin source")
+    var.add_argument("--backtest", action="store_true", help="run the backtest (the only mode so far)")
+    var.add_argument("--source", help="market-data source (default: data.source)")
+    var.add_argument("--as-of", dest="as_of", help="use only data available at the end of this date")
+    var.add_argument("--level", type=float, default=None, help="confidence level (default: risk.var_level)")
+    var.add_argument("--method", choices=("gjr_filtered", "filtered", "historical"),
+                     help="default: risk.var_method (gjr_filtered unless configured)")
+    var.add_argument("--window", type=int, default=500, help="trailing window in days (default 500)")
+    var.add_argument("--json", action="store_true", help="print JSON")
+    var.set_defaults(handler=_var)
+
+    for name, helptext in (("positions", "positions, cash and equity at the broker"),
+                           ("orders", "orders at the broker (open ones by default)")):
+        p = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
+        p.add_argument("--broker", choices=("paper", "alpaca"), default="paper", help="default paper")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        if name == "orders":
+            p.add_argument("--all", action="store_true", help="every order, not only open ones")
+        p.set_defaults(handler=_positions if name == "positions" else _orders)
+
+
+def _app(ctx) -> AppContext:
+    return AppContext(ctx.settings, ctx.secrets)
+
+
+def _status(args: argparse.Namespace, ctx) -> int:
+    app = _app(ctx)
+    try:
+        store = app.risk_store()
+        st = store.load()
+        doc = {"trading_state": st.trading_state, "reason": st.reason, "day": st.day,
+               "day_start_equity": st.day_start_equity, "peak_equity": st.peak_equity,
+               "recent_orders": len(st.recent), "silent_feeds": store.silent_feeds(), "history": store.events(),
+               "checks_off": ctx.settings.risk.checks_off()}
+    finally:
+        app.close()
+    if args.json:
+        print_json(doc)
+        return 0
+    print_fields("risk state", [("trading state", doc["trading_state"]), ("reason", doc["reason"] or "-"),
+                                ("day", doc["day"] or "-"), ("peak equity", doc["peak_equity"] or "-"),
+                                ("recent approved orders", doc["recent_orders"]),
+                                ("silent live feeds", ", ".join(f"{s} since {v['since'][:19]} ({v['by']})" for s, v
+                                                                in doc["silent_feeds"].items()) or "none"),
+                                ("checks switched off", ", ".join(f"{k} ({v})" for k, v
+                                                                  in doc["checks_off"].items()) or "none")])
+    if doc["history"]:
+        print("history (newest first)")
+        print_table(["when", "from", "to", "by", "why"],
+                    [(e["ts"][:19], e["from"], e["to"], e["by"], e["reason"]) for e in doc["history"]])
+    return 0
+
+
+def _set_state(args: argparse.Namespace, ctx) -> int:
+    if getattr(args, "cancel_open", False):
+        return _halt_and_cancel(args, ctx)
+    if getattr(args, "broker", None) is not None:
+        raise ValueError("--broker only goes with --cancel-open")
+    app = _app(ctx)
+    try:
+        st = app.risk_store().set_trading_state(args.to, args.reason, by="cli")
+    finally:
+        app.close()
+    print(f"trading state {st.trading_state}: {st.reason}")
+    return 0
+
+
+def _order_rows(orders) -> list[tuple]:
+    return [(o["client_order_id"], o["symbol"], o["side"], f"{o['qty']:g}", o["status"]) for o in orders]
+
+
+def _halt_and_cancel(args: argparse.Namespace, ctx) -> int:
+    from agents.services.emergency import halt_and_cancel
+
+    broker = args.broker or "paper"
+    run_id, out = halt_and_cancel(ctx.settings, ctx.secrets, broker, reason=args.reason, by="cli")
+    print(f"trading state HALTED: {args.reason}")
+    if out.settled:
+        print(f"settled {len(out.settled)} order(s) left by an interrupted run:")
+        print_table(["client order id", "symbol", "action"],
+                    [(s["client_order_id"], s["symbol"], s["action"]) for s in out.settled])
+    if out.cancelled:
+        print(f"cancelled {len(out.cancelled)} open order(s) at {broker} (journal run {run_id}):")
+        print_table(["client order id", "symbol", "side", "qty", "status"], _order_rows(out.cancelled))
+    else:
+        print(f"no open orders at {broker}")
+    for err in out.errors:
+        sys.stderr.write(f"error: {err}\n")
+    for o in out.still_open:
+        sys.stderr.write(f"warning: {o['client_order_id']} ({o['symbol']}) is still {o['status']} at the broker "
+                         "(cancel pending)\n")
+    return 1 if out.errors else 0
+
+
+def _confirm_flatten(args: argparse.Namespace, ctx) -> bool:
+    """Ask on the terminal; refuse without one (scripts pass --yes)."""
+    from agents.services.emergency import emergency_preview
+
+    if not sys.stdin.isatty():
+        raise ValueError("refusing to flatten without confirmation: no terminal to ask on (pass --yes)")
+    p = emergency_preview(ctx.settings, ctx.secrets, args.broker)
+    err = sys.stderr
+    err.write(f"{args.broker}: trading state {p.trading_state}; {len(p.open_orders)} open order(s) to cancel, "
+              f"{len(p.positions)} position(s) to close:\n")
+    for pos in p.positions:
+        err.write(f"  {pos['side']} {abs(pos['qty']):g} {pos['symbol']} (holding {pos['qty']:g})\n")
+    for o in p.open_orders:
+        err.write(f"  cancel {o['side']} {o['qty']:g} {o['symbol']} ({o['client_order_id']})\n")
+    err.write("Halt trading, cancel these orders and close these positions? [y/N] ")
+    err.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _flatten(args: argparse.Namespace, ctx) -> int:
+    from agents.services.emergency import flatten
+
+    if not args.yes and not _confirm_flatten(args, ctx):
+        sys.stderr.write("not flattened: nothing was done\n")
+        return 1
+    res = flatten(ctx.settings, ctx.secrets, args.broker, reason=args.reason, by="cli", source=args.source,
+                  as_of=args.as_of)
+    if args.json:
+        print_json(res.to_dict())
+        return 0 if res.complete else 1
+    print(f"{args.broker}: flatten (journal run {res.run_id})")
+    if res.settled:
+        print(f"settled {len(res.settled)} order(s) left by an interrupted run:")
+        print_table(["client order id", "symbol", "action"],
+                    [(s["client_order_id"], s["symbol"], s["action"]) for s in res.settled])
+    print(f"cancelled {len(res.cancelled)} open order(s)" + (":" if res.cancelled else ""))
+    if res.cancelled:
+        print_table(["client order id", "symbol", "side", "qty", "status"], _order_rows(res.cancelled))
+    if res.kept:
+        print(f"already working from an earlier flatten, left open: {len(res.kept)}")
+        print_table(["client order id", "symbol", "side", "qty", "status"], _order_rows(res.kept))
+    print(f"sent {len(res.sent)} closing order(s)" + (":" if res.sent else ""))
+    if res.sent:
+        print_table(["client order id", "symbol", "side", "qty", "filled", "avg price", "status"],
+                    [(o["client_order_id"], o["symbol"], o["side"], f"{o['qty']:g}", f"{o['filled_qty']:g}",
+                      "-" if o["avg_fill_price"] is None else f"{o['avg_fill_price']:,.2f}", o["status"])
+                     for o in res.sent])
+    if res.rejected:
+        print(f"NOT closed, {len(res.rejected)} position(s):")
+        print_table(["symbol", "side", "qty", "why"],
+                    [(r["symbol"], r["side"], f"{r['qty']:g}", ", ".join(r["reasons"])) for r in res.rejected])
+    for event in res.events:
+        print(f"gate: {event}")
+    for err in res.errors:
+        sys.stderr.write(f"error: {err}\n")
+    print(f"trading state {res.trading_state}: {res.reason} (by {res.by}); 'regimedesk risk resume' re-opens trading")
+    return 0 if res.complete else 1
+
+
+def _var(args: argparse.Namespace, ctx) -> int:
+    from agents.services.risk import symbol_var_backtest
+
+    if not args.backtest:
+        raise ValueError("give --backtest (the only mode so far)")
+    level = args.level if args.level is not None else ctx.settings.risk.var_level
+    if not 0.5 < level < 1:
+        raise ValueError("--level must be between 0.5 and 1")
+    if args.window < 100:
+        raise ValueError("--window must be >= 100")
+    method = args.method or ctx.settings.risk.var_method
+    store, symbol = bar_store(args, ctx)
+    sys.stderr.write(f"backtesting {method} VaR {level:.0%} on {symbol} (daily returns)...\n")
+    _, res = symbol_var_backtest(store, symbol, level=level, method=method, window=args.window)
+    doc = {"symbol": symbol, "method": method, "level": level, "window": args.window, **res.to_dict()}
+    if args.json:
+        print_json(doc)
+        return 0
+    _print_var(doc)
+    return 0
+
+
+def _print_var(d: dict) -> None:
+    k, c = d["kupiec"], d["christoffersen"]
+    print(f"{d['symbol']} {d['method']} VaR {d['level']:.0%}, window {d['window']} days: "
+          f"{d['n']} forecasts, {d['n_exceptions']} exceedances (expected {d['expected']:.1f})")
+    print_table(["test", "statistic", "p-value"], [
+        ("Kupiec POF", f"{k['lr']:.3f}", f"{k['pvalue']:.3f}"),
+        ("Christoffersen independence", f"{c['lr_ind']:.3f}", f"{c['pvalue_ind']:.3f}"),
+        ("Christoffersen conditional coverage", f"{c['lr_cc']:.3f}", f"{c['pvalue_cc']:.3f}"),
+    ])
+    print(f"Basel traffic light (last 250 days): {d['basel_zone']} ({d['basel_exceptions']} exceptions)")
+
+
+def _with_broker(ctx, name: str):
+    app = _app(ctx)
+    return app, app.broker({"broker": name})
+
+
+def _positions(args: argparse.Namespace, ctx) -> int:
+    app, broker = _with_broker(ctx, args.broker)
+    try:
+        acct = broker.account()
+        pos = broker.positions()
+    finally:
+        app.close()
+    doc = {"broker": args.broker, "account": acct.to_dict(), "positions": [p.to_dict() for p in pos.values()]}
+    if args.json:
+        print_json(doc)
+        return 0
+    print(f"{args.broker}: equity {acct.equity:,.2f}  cash {acct.cash:,.2f}  buying power {acct.buying_power:,.2f}")
+    if not pos:
+        print("no positions")
+        return 0
+    print_table(["symbol", "qty", "avg price", "last price"],
+                [(p.symbol, f"{p.qty:g}", f"{p.avg_price:,.2f}",
+                  "-" if p.market_price is None else f"{p.market_price:,.2f}") for p in pos.values()])
+    return 0
+
+
+def _orders(args: argparse.Namespace, ctx) -> int:
+    app, broker = _with_broker(ctx, args.broker)
+    try:
+        if args.all:
+            if not hasattr(broker, "orders"):
+                raise ValueError(f"--all is not available for {args.broker}")
+            orders = broker.orders()
+        else:
+            orders = broker.open_orders()
+    finally:
+        app.close()
+    if args.json:
+        print_json({"broker": args.broker, "orders": [o.to_dict() for o in orders]})
+        return 0
+    if not orders:
+        print("no orders" if args.all else "no open orders")
+        return 0
+    print_table(["client order id", "symbol", "side", "qty", "filled", "avg price", "status", "submitted"],
+                [(o.client_order_id, o.symbol, o.side, f"{o.qty:g}", f"{o.filled_qty:g}",
+                  "-" if o.avg_fill_price is None else f"{o.avg_fill_price:,.2f}", o.status,
+                  (o.submitted_at or "-")[:19]) for o in orders])
+    return 0

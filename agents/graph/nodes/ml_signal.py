@@ -1,0 +1,59 @@
+"""ml_signal node: P(up) from the symbol's walk-forward-validated XGBoost model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.graph.nodes._common import per_symbol
+from agents.services.context import AppContext
+from agents.services.ml import current_signal
+from agents.services.regime import run_regimes
+from analytics import RegimeDeskError
+
+__all__ = ["make", "ml_facts", "ml_template"]
+
+
+def ml_facts(sig: dict[str, Any]) -> dict[str, Any]:
+    """Compact facts for the narrator, rounded as they are shown."""
+    oos = sig["out_of_sample"]
+    return {
+        "symbol": sig["symbol"],
+        "horizon_bars": sig["horizon_bars"],
+        "p_up": round(sig["p_up"], 2),
+        "direction": sig["direction"],
+        "confidence": round(sig["confidence"], 2),
+        "model_version": sig["model_version"],
+        "out_of_sample": {
+            "predictions": oos["n"],
+            "auc": round(oos["auc"], 3),
+            "brier": round(oos["brier"], 3),
+            "brier_base_rate_forecast": round(oos["brier_climatology"], 3),
+            "accuracy": round(oos["accuracy"], 2),
+        },
+        "top_features": list(sig["top_contributions"])[:3],
+    }
+
+
+def ml_template(f: dict[str, Any]) -> str:
+    """Deterministic prose from :func:`ml_facts`."""
+    o = f["out_of_sample"]
+    skill = "better than" if o["brier"] < o["brier_base_rate_forecast"] else "no better than"
+    return (
+        f"{f['symbol']}: P(up over {f['horizon_bars']} bars) {f['p_up']:.2f} ({f['direction']}, confidence "
+        f"{f['confidence']:.2f}) from model {f['model_version']}. Out of sample over {o['predictions']} "
+        f"predictions: AUC {o['auc']:.3f}, Brier {o['brier']:.3f}, {skill} always forecasting the base rate "
+        f"({o['brier_base_rate_forecast']:.3f}). Largest contributions: {', '.join(f['top_features'])}."
+    )
+
+
+def make(ctx: AppContext):
+    def ml_signal(state: dict[str, Any]) -> dict[str, Any]:
+        store = ctx.bars(state["request"])
+        return per_symbol(
+            ctx, state, "ml_signal",
+            lambda symbol: current_signal(store, symbol, ctx.settings, analysis=run_regimes(ctx, state["request"], symbol),
+                                          fit_cache=ctx.fit_cache()),
+            ml_facts, ml_template, (RegimeDeskError, ValueError),
+        )
+
+    return ml_signal

@@ -1,0 +1,88 @@
+"""statistics node: Hurst, variance ratio, ADF, autocorrelation and market character per timeframe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.config import TIMEFRAME_NAMES
+from agents.graph.nodes._common import narrate, symbol_error
+from agents.services.context import AppContext
+from agents.services.statistics import statistics_report
+from analytics import RegimeDeskError
+
+__all__ = ["make", "statistics_facts", "statistics_template"]
+
+
+def statistics_facts(symbol: str, per_tf: dict[str, Any]) -> dict[str, Any]:
+    """The compact facts the narrator may use (rounded as they would be shown)."""
+    facts: dict[str, Any] = {"symbol": symbol}
+    for tf, rep in per_tf.items():
+        if "error" in rep and len(rep) == 1:
+            continue
+        entry: dict[str, Any] = {"bars": rep["nobs"], "end": rep["end"][:10]}
+        if "stat" in rep.get("adf", {}):
+            entry["adf_pvalue"] = round(rep["adf"]["pvalue"], 3)
+        if "joint_pvalue" in rep.get("variance_ratio", {}):
+            entry["vr_joint_pvalue"] = round(rep["variance_ratio"]["joint_pvalue"], 3)
+        if "hurst" in rep.get("hurst", {}):
+            h = rep["hurst"]
+            entry["hurst"] = round(h["hurst"], 2)
+            entry["hurst_ci"] = [round(h["ci_low"], 2), round(h["ci_high"], 2)]
+        if "ljung_box_pvalue" in rep.get("autocorrelation", {}):
+            entry["ljung_box_pvalue"] = round(rep["autocorrelation"]["ljung_box_pvalue"], 3)
+        ch = rep.get("character", {})
+        if ch.get("available"):
+            entry["character"] = ch["character"]
+            entry["character_confidence"] = round(ch["confidence"], 2)
+        facts[tf] = entry
+    return facts
+
+
+def statistics_template(symbol: str, facts: dict[str, Any]) -> str:
+    """Deterministic prose from :func:`statistics_facts`."""
+    parts = []
+    for tf in TIMEFRAME_NAMES:
+        f = facts.get(tf)
+        if not f:
+            continue
+        head = f.get("character", "character n/a").replace("_", " ")
+        bits = []
+        if "adf_pvalue" in f:
+            bits.append(f"ADF p {f['adf_pvalue']:.3f}")
+        if "vr_joint_pvalue" in f:
+            bits.append(f"VR p {f['vr_joint_pvalue']:.3f}")
+        if "hurst" in f:
+            bits.append(f"H {f['hurst']:.2f} [{f['hurst_ci'][0]:.2f}, {f['hurst_ci'][1]:.2f}]")
+        if "ljung_box_pvalue" in f:
+            bits.append(f"Ljung-Box p {f['ljung_box_pvalue']:.3f}")
+        parts.append(f"{tf} {head} ({', '.join(bits)})")
+    if not parts:
+        return f"{symbol}: no timeframe had enough data for the statistics."
+    return f"{symbol}: " + "; ".join(parts) + "."
+
+
+def make(ctx: AppContext):
+    def statistics(state: dict[str, Any]) -> dict[str, Any]:
+        store = ctx.bars(state["request"])
+        results: dict[str, Any] = {}
+        narratives: dict[str, Any] = {}
+        errors: list[dict[str, Any]] = []
+        for symbol in state["request"]["symbols"]:
+            per_tf: dict[str, Any] = {}
+            for tf in TIMEFRAME_NAMES:
+                try:
+                    bars = store.get(symbol, tf)
+                    rep = statistics_report(bars.frame["close"], store.lookback(tf))
+                except RegimeDeskError as exc:
+                    per_tf[tf] = {"error": str(exc)}
+                    continue
+                rep["bar"] = store.bar_of(tf)
+                per_tf[tf] = rep
+            results[symbol] = per_tf
+            if all("error" in r and len(r) == 1 for r in per_tf.values()):
+                errors.append(symbol_error("statistics", symbol, RegimeDeskError("no timeframe had data")))
+            facts = statistics_facts(symbol, per_tf)
+            narratives[symbol] = narrate(ctx, state, "statistics", symbol, facts, statistics_template(symbol, facts))
+        return {"statistics": results, "narratives": {"statistics": narratives}, "errors": errors}
+
+    return statistics

@@ -1,0 +1,16 @@
+"""Runtimes: the processes that drive the graph.
+
+Layer two of four inside ``agents`` (front doors -> **runtimes** -> graph -> services):
+
+``agents.runtime.runner``
+    one durable graph run: start, resume, approve, reject (:class:`~agents.runtime.runner.Runner`);
+``agents.runtime.live``
+    the bar-driven live loop, one durable run per closed bar;
+``agents.runtime.scheduler``
+    the cron jobs of ``[[schedule.jobs]]``: graph runs and PDF reports.
+
+Front doors (the command line, the bot) import these; the graph and the services never do.
+The package ``__init__`` imports nothing, so importing one runtime does not load the others.
+"""
+
+__all__ = ["live", "runner", "scheduler"]
