@@ -57,9 +57,9 @@ def main() -> None:
     warnings.simplefilter("ignore")
 
     from agents.config import Secrets, load_settings
-    from agents.runner import Runner
-    from agents.runtime import RunRequest
-    from agents.state import ANALYSIS_AGENTS
+    from agents.graph.state import ANALYSIS_AGENTS
+    from agents.runtime.runner import Runner
+    from agents.services.context import RunRequest
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -76,9 +76,9 @@ def main() -> None:
     import pandas as pd
 
     from agents.config import Secrets, load_settings
-    from agents.live import LiveLoop, LiveSpec
-    from agents.runner import Runner
-    from agents.runtime import RunRequest
+    from agents.runtime.live import LiveLoop, LiveSpec
+    from agents.runtime.runner import Runner
+    from agents.services.context import RunRequest
 
     end = pd.Timestamp(args.end, tz="UTC")
     start = end - pd.Timedelta(days=round(365.25 * args.years)) + pd.Timedelta(days=1)
