@@ -192,6 +192,40 @@ class MarketData:
             self.cache.store(path, frame)
         return frame, False
 
+    @staticmethod
+    def _weekly(daily: pd.DataFrame, base: Timeframe, tf: Timeframe, now: pd.Timestamp) -> pd.DataFrame:
+        as_of = min(now, daily.index[-1] + base.step) if len(daily) else None
+        return resample_bars(daily, base, tf, as_of=as_of)
+
+    def weekly_from(self, daily: Bars, *, now: object = None) -> Bars:
+        """Weekly bars resampled from daily bars already loaded and validated by :meth:`bars`.
+
+        Gives exactly what ``bars(symbol, "1W", None, end, now=now)`` gives for the same open
+        range, without fetching and validating the daily bars a second time.
+
+        Parameters
+        ----------
+        daily : Bars
+            The result of ``bars(symbol, "1D", None, end, now=now)``.
+        now : date-like, optional
+            The same wall clock that call used (default: now).
+
+        Raises
+        ------
+        ValueError
+            ``daily`` is not daily bars.
+        NoDataError
+            No weekly bar closes by ``now``.
+        """
+        base, tf = Timeframe.parse("1D"), Timeframe.parse("1W")
+        if Timeframe.parse(daily.timeframe) != base:
+            raise ValueError(f"weekly bars are resampled from daily bars, not {daily.timeframe} bars")
+        t_now = _utc(now, "now") or pd.Timestamp.now(tz="UTC")
+        frame = self._weekly(daily.frame, base, tf, t_now)
+        if frame.empty:
+            raise NoDataError(f"no {tf} bars for {daily.symbol} from {self.source.name} between the beginning and now")
+        return Bars(daily.symbol, daily.source, str(tf), frame, daily.report, daily.cached)
+
     def bars(
         self,
         symbol: str,
@@ -264,8 +298,7 @@ class MarketData:
         if report.issues:
             warnings.warn(f"{name} {base} from {self.source.name}: {report.summary()}", DataQualityWarning, stacklevel=2)
         if tf.unit == "W":
-            as_of = min(t_now, frame.index[-1] + base.step) if len(frame) else None
-            frame = resample_bars(frame, base, tf, as_of=as_of)
+            frame = self._weekly(frame, base, tf, t_now)
         if t_start is not None:
             frame = frame.loc[frame.index >= t_start]
         if frame.empty:

@@ -224,12 +224,16 @@ class BarStore:
 
     def get(self, symbol: str, timeframe: str) -> Bars:
         """Full available history of ``symbol`` at the bar length of ``timeframe`` (LT/MT/ST/US)."""
-        key = (symbol, self.bar_of(timeframe))
+        return self.get_bar(symbol, self.bar_of(timeframe))
+
+    def get_bar(self, symbol: str, bar: str) -> Bars:
+        """Full available history of ``symbol`` in bars of length ``bar`` (e.g. ``1D``, ``1W``)."""
+        key = (symbol, bar)
         with self._lock:
             hit = self._cache.get(key)
         if hit is None:
             try:
-                hit = self.market.bars(symbol, key[1], None, self.end, now=self.now)
+                hit = self._load(symbol, bar)
             except Exception as exc:  # noqa: BLE001 - cached and re-raised to every reader
                 hit = exc
             with self._lock:
@@ -237,6 +241,19 @@ class BarStore:
         if isinstance(hit, Exception):
             raise hit
         return hit
+
+    def _load(self, symbol: str, bar: str) -> Bars:
+        # Weekly bars come from the daily bars of this run, loaded and validated once per
+        # symbol. When the daily load fails, the weekly load is tried on its own so that its
+        # error names the weekly bars.
+        if bar == "1W":
+            try:
+                daily = self.get_bar(symbol, "1D")
+            except Exception:  # noqa: BLE001 - the weekly load below reports its own error
+                daily = None
+            if daily is not None:
+                return self.market.weekly_from(daily, now=self.now)
+        return self.market.bars(symbol, bar, None, self.end, now=self.now)
 
     def check_data(self, symbols: Iterable[str], option: str = "--as-of", *,
                    partial: bool = False) -> dict[str, RegimeDeskError]:

@@ -279,16 +279,17 @@ def decide(
 def backtest_policy(
     store, symbol: str, settings: Settings, policy: str, *,
     cost_bps: float | None = None, start: str | None = None, progress: Progress | None = None,
-    analysis: RegimeAnalysis | None = None,
+    analysis: RegimeAnalysis | None = None, dataset: Dataset | None = None, fit_cache=None,
 ) -> dict[str, Any]:
     """Walk-forward backtest of ``policy`` against buy-and-hold on the same bars.
 
     The ML forecasts are the purged walk-forward out-of-sample ones; the policy's
     parameters are re-chosen at each refit from the bars before it. The evaluation window
     starts at the first bar where the policy decides (or ``start``, if later). ``analysis``
-    reuses regimes already computed for this store.
+    reuses regimes already computed for this store, ``dataset`` the run's dataset and
+    ``fit_cache`` the fold outcomes of earlier trainings (same numbers, less work).
     """
-    ds = build_dataset(store, symbol, settings, analysis)
+    ds = dataset or build_dataset(store, symbol, settings, analysis, fit_cache=fit_cache)
     cfg = backtest_config(settings, cost_bps)
     n = len(ds.bars)
     if policy == "regime":
@@ -296,7 +297,7 @@ def backtest_policy(
         folds = splitter(settings).fold_starts(n)
         wf = None
     else:
-        wf = _wf(ds, settings, progress)
+        wf = _wf(ds, settings, progress, fit_cache)
         p_up = wf.probability.to_numpy()
         folds = [ds.bars.index.get_loc(ts) for ts in wf.fold_starts]
     cb = (lambda d, t: progress("policy re-selections", d, t)) if progress else None

@@ -21,7 +21,7 @@ from agents.services.format import METRIC_ROWS, format_metric, format_value, is_
 from agents.services.ml import backtest_policy, model_store
 from agents.services.regime import consensus_path, risk_off_path, run_regimes
 from agents.services.risk import symbol_var_backtest
-from analytics import RegimeDeskError
+from analytics import TIMEFRAME_TABLE, RegimeDeskError
 from integrations import (
     Figure,
     Paragraph,
@@ -44,7 +44,7 @@ VAR_WINDOW = 500
 
 Status = Callable[[str], None]
 
-_TF_NAMES = {"LT": "long term", "MT": "medium term", "ST": "short term", "US": "ultra-short"}
+_TF_NAMES = {name: row.meaning for name, row in TIMEFRAME_TABLE.items()}
 
 
 def _num(x: Any, digits: int = 2) -> str:
@@ -326,8 +326,10 @@ def _backtest_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str, status
     policy = ctx.settings.decision.policy
     status(f"report: walk-forward backtest of the {policy} policy on {sym}")
     try:
+        # The run's regimes and the fit cache's fold outcomes: the backtest re-uses the
+        # walk-forward the run's model was validated with instead of refitting every fold.
         rep = backtest_policy(ctx.bars(state["request"]), sym, ctx.settings, policy,
-                              analysis=run_regimes(ctx, state["request"], sym))
+                              analysis=run_regimes(ctx, state["request"], sym), fit_cache=ctx.fit_cache())
     except RegimeDeskError as exc:
         return [Paragraph(f"No backtest: {exc}", "note")]
     w = rep["window"]

@@ -9,6 +9,8 @@ from urllib.parse import parse_qs
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from werkzeug import Response
 
 from analytics import DataQualityWarning
@@ -360,3 +362,29 @@ def test_alpaca_auth_failure_is_permanent(httpserver):
     md = MarketData(AlpacaSource("kid", "bad", base_url=httpserver.url_for("").rstrip("/")))
     with pytest.raises(PermanentError, match="rejected the credentials"):
         md.bars("AAPL", start="2024-01-01", end="2024-01-31", now=NOW)
+
+
+@settings(max_examples=12, deadline=None)
+@given(day=st.integers(min_value=200, max_value=7300), hour=st.integers(min_value=0, max_value=23))
+def test_weekly_from_daily_equals_a_weekly_load(day, hour):
+    # A run loads daily bars once and resamples the weekly ones from them: it must give exactly
+    # what a separate weekly load gives, for any wall clock (mid-week, weekends, holidays).
+    now = pd.Timestamp("1999-01-01", tz="UTC") + pd.Timedelta(days=day, hours=hour)
+    md = MarketData(BuiltinSource())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        weekly = md.bars("SP500", "1W", None, now, now=now)
+        derived = md.weekly_from(md.bars("SP500", "1D", None, now, now=now), now=now)
+    pd.testing.assert_frame_equal(derived.frame, weekly.frame)
+    assert (derived.symbol, derived.source, derived.timeframe) == (weekly.symbol, weekly.source, weekly.timeframe)
+    assert derived.report == weekly.report
+
+
+def test_weekly_from_refuses_other_bars():
+    md = MarketData(BuiltinSource())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        weekly = md.bars("SP500", "1W")
+    with pytest.raises(ValueError, match="resampled from daily bars, not 1W"):
+        md.weekly_from(weekly)
+
