@@ -294,3 +294,57 @@ def test_front_doors_are_imported_by_no_runtime_or_service(modules):
 
 def test_the_bot_imports_no_command_line_module(modules):
     assert sorted(dep for dep in closure("agents.bot", modules) if _front_door(dep) == "cli") == []
+
+
+def import_cycles(modules: dict[str, Path]) -> list[list[str]]:
+    """Groups of modules that import each other, directly or through others (imports inside
+    functions count: a cycle hidden in a function is still a cycle). The edge from a module to
+    its own parent packages is left out: ``import a.b`` always runs ``a/__init__`` first."""
+    graph = {m: {d for d in direct_imports(m, modules) if not m.startswith(d + ".")} for m in modules}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_no_import_cycles(modules):
+    assert import_cycles(modules) == []
+
+
+def test_the_cycle_rule_can_fail(tmp_path):
+    for rel, text in {"agents/__init__.py": "", "agents/services/__init__.py": "",
+                      "agents/services/report.py": "def f():\n    from agents.graph.nodes import common\n",
+                      "agents/graph/__init__.py": "", "agents/graph/nodes/__init__.py": "",
+                      "agents/graph/nodes/common.py": "from agents.services import report\n"}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    assert import_cycles(discover(tmp_path, PACKAGES)) == [
+        ["agents.graph.nodes.common", "agents.services.report"]
+    ]
