@@ -13,14 +13,22 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
 from agents.paths import HomePaths
 from analytics import ConfigError, shown
 from analytics.bars import Timeframe
+from analytics.timeframes import TIMEFRAME_TABLE, TIMEFRAMES
 from analytics.validation import VALIDATION_RULES, ValidationPolicy
 
 __all__ = [
@@ -28,7 +36,7 @@ __all__ = [
     "Secrets",
     "DataConfig",
     "ValidationConfig",
-    "TimeframeSpec",
+    "TimeframeSettings",
     "TimeframesConfig",
     "LLMConfig",
     "MLConfig",
@@ -47,7 +55,8 @@ __all__ = [
     "TIMEFRAME_NAMES",
 ]
 
-TIMEFRAME_NAMES: tuple[str, ...] = ("LT", "MT", "ST", "US")
+#: The analysis timeframes, longest first (``analytics.timeframes.TIMEFRAMES``).
+TIMEFRAME_NAMES: tuple[str, ...] = TIMEFRAMES
 
 #: Environment variables read as secrets (never from the file, never printed).
 SECRET_VARIABLES: dict[str, str] = {
@@ -64,8 +73,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class TimeframeSpec(_Model):
-    """One analysis horizon: the bar length and how many bars the models look at."""
+class TimeframeSettings(_Model):
+    """One ``[timeframes.XX]`` section: the timeframe's bar length and lookback in bars.
+
+    Not to be confused with :class:`analytics.TimeframeSpec`, the walk-forward settings of
+    the regime models.
+    """
 
     bar: str
     lookback: int = Field(ge=20, le=100_000)
@@ -76,13 +89,23 @@ class TimeframeSpec(_Model):
         return str(Timeframe.parse(value))
 
 
-class TimeframesConfig(_Model):
-    """DESIGN.md's horizons: LT weekly ~3y, MT daily ~1y, ST daily ~3m, US 5-minute ~5 sessions."""
-
-    LT: TimeframeSpec = TimeframeSpec(bar="1W", lookback=156)
-    MT: TimeframeSpec = TimeframeSpec(bar="1D", lookback=252)
-    ST: TimeframeSpec = TimeframeSpec(bar="1D", lookback=63)
-    US: TimeframeSpec = TimeframeSpec(bar="5Min", lookback=390)
+# Built from the table so that the sections (and their defaults) cannot drift from it; each
+# timeframe is a field of its own, so the file format stays [timeframes.LT] and so on.
+_TIMEFRAME_FIELDS: dict[str, Any] = {
+    name: (TimeframeSettings, TimeframeSettings(bar=str(row.bar), lookback=row.lookback))
+    for name, row in TIMEFRAME_TABLE.items()
+}
+TimeframesConfig = create_model(
+    "TimeframesConfig",
+    __base__=_Model,
+    __module__=__name__,
+    __doc__=(
+        "The ``[timeframes]`` sections, one :class:`TimeframeSettings` per timeframe of "
+        "``analytics.TIMEFRAME_TABLE`` (LT weekly ~3y, MT daily ~1y, ST daily ~3m, US 5-minute "
+        "~5 sessions by default)."
+    ),
+    **_TIMEFRAME_FIELDS,
+)
 
 
 RuleAction = Literal["error", "repair", "warn"]
@@ -108,6 +131,8 @@ class ValidationConfig(_Model):
 
     def to_policy(self) -> ValidationPolicy:
         """The ``analytics`` policy object these settings describe."""
+        import pandas as pd
+
         gap = pd.Timedelta(days=self.max_gap_days) if self.max_gap_days else None
         return ValidationPolicy(
             policies=dict(self.policy), max_gap=gap, jump_z=self.jump_z, jump_window=self.jump_window
@@ -123,6 +148,8 @@ class FileSourceConfig(_Model):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
+        import pandas as pd
+
         try:
             pd.Timestamp("2000-01-01").tz_localize(value)
         except Exception:
@@ -173,6 +200,11 @@ class LLMConfig(_Model):
     max_narrative_chars: int = Field(default=600, ge=80, le=4000)
 
 
+#: Timeframes the ML model may take its regime feature from: those whose default bars are daily
+#: or longer (LT, MT, ST); an intraday regime path has no causal place on the daily rows.
+_ML_REGIME_TIMEFRAMES = tuple(name for name, row in TIMEFRAME_TABLE.items() if not row.bar.intraday)
+
+
 class MLConfig(_Model):
     """The ML signal: labels, walk-forward schedule and the model-age rule."""
 
@@ -186,7 +218,7 @@ class MLConfig(_Model):
     max_model_age_days: float = Field(default=30.0, gt=0)
     stale_model: Literal["warn", "refuse"] = "refuse"
     auto_train: bool = True
-    regime_timeframe: Literal["LT", "MT", "ST"] = "MT"
+    regime_timeframe: Literal[_ML_REGIME_TIMEFRAMES] = "MT"  # type: ignore[valid-type]
 
 
 class DecisionConfig(_Model):
@@ -418,7 +450,7 @@ class Settings(_Model):
 
     home: Path = Path("~/.regimedesk")
     data: DataConfig = DataConfig()
-    timeframes: TimeframesConfig = TimeframesConfig()
+    timeframes: TimeframesConfig = TimeframesConfig()  # type: ignore[valid-type]
     llm: LLMConfig = LLMConfig()
     ml: MLConfig = MLConfig()
     decision: DecisionConfig = DecisionConfig()
@@ -562,7 +594,16 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
 
 def config_template() -> str:
     """A commented ``regimedesk.toml`` whose values are the defaults."""
-    return _TEMPLATE
+    return _TEMPLATE.replace(_TIMEFRAMES_MARKER, _timeframes_template())
+
+
+#: Where the ``[timeframes.XX]`` sections, written from the table, go in the template.
+_TIMEFRAMES_MARKER = "@timeframes@\n"
+
+
+def _timeframes_template() -> str:
+    return "\n".join(f'[timeframes.{name}]\nbar = "{row.bar}"\nlookback = {row.lookback}\n'
+                     for name, row in TIMEFRAME_TABLE.items())
 
 
 _TEMPLATE = """\
@@ -619,21 +660,7 @@ timeout = 30.0
 feed = "iex"
 
 # Analysis horizons: bar length and number of bars.
-[timeframes.LT]
-bar = "1W"
-lookback = 156
-
-[timeframes.MT]
-bar = "1D"
-lookback = 252
-
-[timeframes.ST]
-bar = "1D"
-lookback = 63
-
-[timeframes.US]
-bar = "5Min"
-lookback = 390
+@timeframes@
 
 [llm]
 # template (offline, deterministic) | openai (any OpenAI-compatible server)

@@ -27,8 +27,18 @@ class HomePaths:
 
     @property
     def journal(self) -> Path:
-        """The audit journal: runs, agent outputs, decisions, verdicts, orders, fills, LLM exchanges."""
+        """The audit journal: runs, agent outputs, decisions, verdicts, orders, fills, LLM exchanges, live events."""
         return self.root / "journal.sqlite"
+
+    @property
+    def live_state(self) -> Path:
+        """Working state of ``regimedesk live``: each session's process and heartbeat, the bars it claimed."""
+        return self.root / "live_state.sqlite"
+
+    @property
+    def schedule_state(self) -> Path:
+        """Working state of ``regimedesk schedule``: every job execution (catch-up and ``--history``)."""
+        return self.root / "schedule_state.sqlite"
 
     @property
     def checkpoints(self) -> Path:

@@ -3,138 +3,143 @@
 ``analytics`` imports no other RegimeDesk package and performs no I/O.
 """
 
-from analytics._adf import (
-    ADFResult,
-    RollingADFResult,
-    adf_default_maxlag,
-    adf_test,
-    rolling_adf,
-)
-from analytics._autocorr import (
-    AutocorrelationResult,
-    LjungBoxResult,
-    RollingAutocorrelationResult,
-    RollingLjungBoxResult,
-    autocorrelation,
-    ljung_box,
-    rolling_autocorrelation,
-    rolling_ljung_box,
-)
-from analytics._backtest import (
-    BacktestConfig,
-    BacktestResult,
-    PerformanceMetrics,
-    performance_metrics,
-    run_backtest,
-)
-from analytics._character import (
-    MEAN_REVERTING,
-    RANDOM_WALK,
-    TRENDING,
-    UNDETERMINED,
-    MarketCharacterResult,
-    RollingMarketCharacterResult,
-    market_character,
-    rolling_market_character,
-)
-from analytics._fgn import (
-    fgn_autocovariance,
-    simulate_fgn,
-)
-from analytics._hurst import (
-    HurstResult,
-    RollingHurstResult,
-    expected_rescaled_range,
-    hurst_exponent,
-    hurst_scales,
-    rolling_hurst,
-)
-from analytics._policy import (
-    POLICIES,
-    POLICY_GRIDS,
-    PolicyParams,
-    WalkForwardPolicy,
-    select_policy_params,
-    target_weights,
-    walk_forward_policy,
-)
-from analytics._regime_common import (
-    REGIME_FAMILIES,
-    REGIME_LABELS,
-    UNAVAILABLE,
-    PersistenceRule,
-    RegimeFit,
-    RegimeResult,
-    apply_persistence,
-    expected_durations,
-    forward_filter,
-    label_states,
-    order_states,
-    walk_forward_regimes,
-)
-from analytics._regime_detect import (
-    REGIME_METHODS,
-    detect_regimes,
-    make_regime_model,
-)
-from analytics._regime_garch import (
-    GarchVolatilityRegime,
-)
-from analytics._regime_hmm import (
-    GaussianHMMRegime,
-)
-from analytics._regime_markov import (
-    MarkovSwitchingRegime,
-)
-from analytics._regime_mtf import (
-    DEFAULT_TIMEFRAME_SPECS,
-    TIMEFRAMES,
-    MultiTimeframeRegime,
-    RegimeConflict,
-    TimeframeRegime,
-    TimeframeSpec,
-    multi_timeframe_regimes,
-    regime_consensus,
-)
-from analytics._var import (
-    ChristoffersenResult,
-    KupiecResult,
-    VaRBacktestResult,
-    VaRResult,
-    basel_zone,
-    christoffersen,
-    filtered_historical_var_es,
-    gjr_filtered_portfolio_var_es,
-    gjr_filtered_var_es,
-    historical_var_es,
-    kupiec_pof,
-    portfolio_returns,
-    var_backtest,
-)
-from analytics._variance_ratio import (
-    RollingVarianceRatioResult,
-    VarianceRatioResult,
-    chow_denning_pvalue,
-    rolling_variance_ratio,
-    variance_ratio,
-)
-from analytics.bars import BAR_COLUMNS, Timeframe, empty_bars, resample_bars, shown
-from analytics.errors import (
-    ConfigError,
-    DataQualityWarning,
-    DataValidationError,
-    EstimationWarning,
-    InsufficientDataError,
-    RegimeDeskError,
-    RegimeDeskWarning,
-)
-from analytics.validation import (
-    VALIDATION_RULES,
-    ValidationIssue,
-    ValidationPolicy,
-    ValidationReport,
-    validate_bars,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/test_import_graph.py
+    from analytics._adf import (
+        ADFResult,
+        RollingADFResult,
+        adf_default_maxlag,
+        adf_test,
+        rolling_adf,
+    )
+    from analytics._autocorr import (
+        AutocorrelationResult,
+        LjungBoxResult,
+        RollingAutocorrelationResult,
+        RollingLjungBoxResult,
+        autocorrelation,
+        ljung_box,
+        rolling_autocorrelation,
+        rolling_ljung_box,
+    )
+    from analytics._backtest import (
+        BacktestConfig,
+        BacktestResult,
+        PerformanceMetrics,
+        performance_metrics,
+        run_backtest,
+    )
+    from analytics._character import (
+        MEAN_REVERTING,
+        RANDOM_WALK,
+        TRENDING,
+        UNDETERMINED,
+        MarketCharacterResult,
+        RollingMarketCharacterResult,
+        market_character,
+        rolling_market_character,
+    )
+    from analytics._fgn import (
+        fgn_autocovariance,
+        simulate_fgn,
+    )
+    from analytics._hurst import (
+        HurstResult,
+        RollingHurstResult,
+        expected_rescaled_range,
+        hurst_exponent,
+        hurst_scales,
+        rolling_hurst,
+    )
+    from analytics._policy import (
+        POLICIES,
+        POLICY_GRIDS,
+        PolicyParams,
+        WalkForwardPolicy,
+        select_policy_params,
+        target_weights,
+        walk_forward_policy,
+    )
+    from analytics._regime_common import (
+        REGIME_FAMILIES,
+        REGIME_LABELS,
+        UNAVAILABLE,
+        PersistenceRule,
+        RegimeFit,
+        RegimeResult,
+        apply_persistence,
+        expected_durations,
+        forward_filter,
+        label_states,
+        order_states,
+        walk_forward_regimes,
+    )
+    from analytics._regime_detect import (
+        REGIME_METHODS,
+        detect_regimes,
+        make_regime_model,
+    )
+    from analytics._regime_garch import (
+        GarchVolatilityRegime,
+    )
+    from analytics._regime_hmm import (
+        GaussianHMMRegime,
+    )
+    from analytics._regime_markov import (
+        MarkovSwitchingRegime,
+    )
+    from analytics._regime_mtf import (
+        DEFAULT_TIMEFRAME_SPECS,
+        TIMEFRAMES,
+        MultiTimeframeRegime,
+        RegimeConflict,
+        TimeframeRegime,
+        TimeframeSpec,
+        multi_timeframe_regimes,
+        regime_consensus,
+    )
+    from analytics._var import (
+        ChristoffersenResult,
+        KupiecResult,
+        VaRBacktestResult,
+        VaRResult,
+        basel_zone,
+        christoffersen,
+        filtered_historical_var_es,
+        gjr_filtered_portfolio_var_es,
+        gjr_filtered_var_es,
+        historical_var_es,
+        kupiec_pof,
+        portfolio_returns,
+        var_backtest,
+    )
+    from analytics._variance_ratio import (
+        RollingVarianceRatioResult,
+        VarianceRatioResult,
+        chow_denning_pvalue,
+        rolling_variance_ratio,
+        variance_ratio,
+    )
+    from analytics.bars import BAR_COLUMNS, Timeframe, empty_bars, resample_bars, shown
+    from analytics.errors import (
+        ConfigError,
+        DataQualityWarning,
+        DataValidationError,
+        EstimationWarning,
+        InsufficientDataError,
+        RegimeDeskError,
+        RegimeDeskWarning,
+    )
+    from analytics.timeframes import TIMEFRAME_TABLE, AnalysisTimeframe
+    from analytics.validation import (
+        VALIDATION_RULES,
+        ValidationIssue,
+        ValidationPolicy,
+        ValidationReport,
+        validate_bars,
+    )
 
 __all__ = [
     # errors
@@ -241,9 +246,90 @@ __all__ = [
     "TIMEFRAMES",
     "DEFAULT_TIMEFRAME_SPECS",
     "TimeframeSpec",
+    "TIMEFRAME_TABLE",
+    "AnalysisTimeframe",
     "TimeframeRegime",
     "RegimeConflict",
     "MultiTimeframeRegime",
     "regime_consensus",
     "multi_timeframe_regimes",
 ]
+
+#: Where each public name is defined. The submodule is imported when the name is first used,
+#: so that `from analytics import RegimeDeskError` loads analytics.errors and not scipy,
+#: statsmodels and arch: light commands start fast (benchmarks/startup.py).
+_SOURCES: dict[str, tuple[str, ...]] = {
+    "analytics._adf": (
+        "ADFResult", "RollingADFResult", "adf_default_maxlag", "adf_test", "rolling_adf",
+    ),
+    "analytics._autocorr": (
+        "AutocorrelationResult", "LjungBoxResult", "RollingAutocorrelationResult",
+        "RollingLjungBoxResult", "autocorrelation", "ljung_box", "rolling_autocorrelation",
+        "rolling_ljung_box",
+    ),
+    "analytics._backtest": (
+        "BacktestConfig", "BacktestResult", "PerformanceMetrics", "performance_metrics",
+        "run_backtest",
+    ),
+    "analytics._character": (
+        "MEAN_REVERTING", "RANDOM_WALK", "TRENDING", "UNDETERMINED", "MarketCharacterResult",
+        "RollingMarketCharacterResult", "market_character", "rolling_market_character",
+    ),
+    "analytics._fgn": ("fgn_autocovariance", "simulate_fgn"),
+    "analytics._hurst": (
+        "HurstResult", "RollingHurstResult", "expected_rescaled_range", "hurst_exponent",
+        "hurst_scales", "rolling_hurst",
+    ),
+    "analytics._policy": (
+        "POLICIES", "POLICY_GRIDS", "PolicyParams", "WalkForwardPolicy", "select_policy_params",
+        "target_weights", "walk_forward_policy",
+    ),
+    "analytics._regime_common": (
+        "REGIME_FAMILIES", "REGIME_LABELS", "UNAVAILABLE", "PersistenceRule", "RegimeFit",
+        "RegimeResult", "apply_persistence", "expected_durations", "forward_filter",
+        "label_states", "order_states", "walk_forward_regimes",
+    ),
+    "analytics._regime_detect": ("REGIME_METHODS", "detect_regimes", "make_regime_model"),
+    "analytics._regime_garch": ("GarchVolatilityRegime",),
+    "analytics._regime_hmm": ("GaussianHMMRegime",),
+    "analytics._regime_markov": ("MarkovSwitchingRegime",),
+    "analytics._regime_mtf": (
+        "DEFAULT_TIMEFRAME_SPECS", "TIMEFRAMES", "MultiTimeframeRegime", "RegimeConflict",
+        "TimeframeRegime", "TimeframeSpec", "multi_timeframe_regimes", "regime_consensus",
+    ),
+    "analytics._var": (
+        "ChristoffersenResult", "KupiecResult", "VaRBacktestResult", "VaRResult", "basel_zone",
+        "christoffersen", "filtered_historical_var_es", "gjr_filtered_portfolio_var_es",
+        "gjr_filtered_var_es", "historical_var_es", "kupiec_pof", "portfolio_returns",
+        "var_backtest",
+    ),
+    "analytics._variance_ratio": (
+        "RollingVarianceRatioResult", "VarianceRatioResult", "chow_denning_pvalue",
+        "rolling_variance_ratio", "variance_ratio",
+    ),
+    "analytics.bars": ("BAR_COLUMNS", "Timeframe", "empty_bars", "resample_bars", "shown"),
+    "analytics.errors": (
+        "ConfigError", "DataQualityWarning", "DataValidationError", "EstimationWarning",
+        "InsufficientDataError", "RegimeDeskError", "RegimeDeskWarning",
+    ),
+    "analytics.timeframes": ("TIMEFRAME_TABLE", "AnalysisTimeframe"),
+    "analytics.validation": (
+        "VALIDATION_RULES", "ValidationIssue", "ValidationPolicy", "ValidationReport",
+        "validate_bars",
+    ),
+}
+_MODULE_OF: dict[str, str] = {name: module for module, names in _SOURCES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule that defines ``name`` on first access (PEP 562)."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups do not come here again
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

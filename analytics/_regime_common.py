@@ -20,12 +20,14 @@ import math
 import warnings
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import pandas as pd
 
 from analytics.errors import EstimationWarning, InsufficientDataError
+
+if TYPE_CHECKING:  # imported where used, so that agents.config does not load pandas
+    import pandas as pd
 
 __all__ = [
     "REGIME_LABELS",
@@ -109,6 +111,8 @@ def _resolve_scale(scale: float | str, r_train: np.ndarray) -> float:
 
 def _validate_returns(returns: Any, name: str = "returns") -> tuple[np.ndarray, pd.DatetimeIndex, int]:
     """Return (values, dates, n_dropped) after the boundary checks shared by all methods."""
+    import pandas as pd
+
     if not isinstance(returns, pd.Series):
         raise TypeError(f"{name} must be a pandas Series of log returns, got {type(returns).__name__}")
     if not isinstance(returns.index, pd.DatetimeIndex):
@@ -608,6 +612,8 @@ class RegimeResult:
         States sharing a label under the parameters in force have their probabilities
         summed. Returns a frame indexed by ``dates`` with one column per label.
         """
+        import pandas as pd
+
         out = np.zeros((len(self.dates), len(REGIME_LABELS)))
         col = {lab: i for i, lab in enumerate(REGIME_LABELS)}
         for f_i, fit in enumerate(self.fits):
@@ -620,6 +626,8 @@ class RegimeResult:
 
     def to_frame(self) -> pd.DataFrame:
         """Per-bar frame: probabilities ``p0..p{k-1}``, state, persistent state, labels."""
+        import pandas as pd
+
         df = pd.DataFrame(self.probabilities, index=self.dates, columns=[f"p{i}" for i in range(self.n_states)])
         df["state"] = self.states
         df["persistent_state"] = self.persistent_states

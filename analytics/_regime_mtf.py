@@ -4,6 +4,9 @@ Pure functions: per-timeframe log-return series in (already resampled from close
 the caller), per-timeframe current regime and a consensus view out. A timeframe with no
 series, or too little data for its training window, is reported as ``'unavailable'`` with
 the reason; nothing is filled in for it.
+
+The timeframes and their default walk-forward settings come from
+:data:`analytics.timeframes.TIMEFRAME_TABLE` (re-exported here for existing imports).
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ from analytics._regime_common import (
     REGIME_FAMILIES,
     REGIME_LABELS,
     UNAVAILABLE,
-    PersistenceRule,
     RegimeResult,
     _check_float,
 )
 from analytics._regime_detect import detect_regimes
 from analytics.errors import InsufficientDataError
+from analytics.timeframes import DEFAULT_TIMEFRAME_SPECS, TIMEFRAMES, TimeframeSpec
 
 __all__ = [
     "TIMEFRAMES",
@@ -38,54 +41,6 @@ __all__ = [
     "regime_consensus",
     "multi_timeframe_regimes",
 ]
-
-#: Timeframe keys, longest first.
-TIMEFRAMES: tuple[str, ...] = ("LT", "MT", "ST", "US")
-
-
-@dataclass(frozen=True)
-class TimeframeSpec:
-    """Walk-forward settings of one timeframe.
-
-    Parameters
-    ----------
-    min_train : int
-        Bars in the first training window.
-    refit_every : int
-        Bars between refits.
-    max_train : int or None
-        Rolling window length; ``None`` = expanding.
-    periods_per_year : float
-        Bars per year.
-    persistence : PersistenceRule
-    """
-
-    min_train: int
-    refit_every: int
-    max_train: int | None
-    periods_per_year: float
-    persistence: PersistenceRule = field(default_factory=PersistenceRule)
-
-
-#: Defaults, fixed a priori from the bar length of each timeframe (not tuned on data):
-#: LT weekly bars: 2-year first window, refit every 4 weeks, 2-week confirmation;
-#: MT daily bars: 2-year first window, monthly refits, expanding, 1-week confirmation;
-#: ST daily bars: 1-year first window, monthly refits on a rolling 2-year window (adapts
-#: faster than MT), 2-day confirmation;
-#: US 5-minute bars (78 per session): 3 sessions first, refit every session on a rolling
-#: 10-session window, 30-minute confirmation.
-#: A timeframe needs more than ``min_train`` bars to report a regime; the cost grows with the
-#: number of refits, so pass the history the model needs, not more (e.g. ST: ~3 years).
-DEFAULT_TIMEFRAME_SPECS: dict[str, TimeframeSpec] = {
-    "LT": TimeframeSpec(min_train=104, refit_every=4, max_train=None, periods_per_year=52.0,
-                        persistence=PersistenceRule(0.8, 2)),
-    "MT": TimeframeSpec(min_train=504, refit_every=21, max_train=None, periods_per_year=252.0,
-                        persistence=PersistenceRule(0.8, 5)),
-    "ST": TimeframeSpec(min_train=252, refit_every=21, max_train=504, periods_per_year=252.0,
-                        persistence=PersistenceRule(0.8, 2)),
-    "US": TimeframeSpec(min_train=234, refit_every=78, max_train=780, periods_per_year=252.0 * 78,
-                        persistence=PersistenceRule(0.8, 6)),
-}
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # imported where used, so that agents.config (Timeframe, shown) does not load pandas
+    import pandas as pd
 
 __all__ = ["BAR_COLUMNS", "Timeframe", "resample_bars", "empty_bars", "shown", "SHOWN_CHARS"]
 
@@ -52,11 +55,12 @@ def shown(value: object, limit: int = SHOWN_CHARS) -> str:
 
 _TF_RE = re.compile(r"^\s*(\d+)\s*(min|m|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_NAMES = {"min": "Min", "m": "Min", "h": "H", "d": "D", "w": "W"}
+#: One unit, as keyword arguments of ``pandas.Timedelta``.
 _UNIT_DELTA = {
-    "Min": pd.Timedelta(minutes=1),
-    "H": pd.Timedelta(hours=1),
-    "D": pd.Timedelta(days=1),
-    "W": pd.Timedelta(weeks=1),
+    "Min": {"minutes": 1},
+    "H": {"hours": 1},
+    "D": {"days": 1},
+    "W": {"weeks": 1},
 }
 
 
@@ -108,7 +112,9 @@ class Timeframe:
     @property
     def step(self) -> pd.Timedelta:
         """Length of one bar."""
-        return self.amount * _UNIT_DELTA[self.unit]
+        import pandas as pd
+
+        return self.amount * pd.Timedelta(**_UNIT_DELTA[self.unit])
 
     @property
     def intraday(self) -> bool:
@@ -121,12 +127,16 @@ class Timeframe:
 
 def empty_bars() -> pd.DataFrame:
     """An empty bar frame with the canonical columns and a UTC index."""
+    import pandas as pd
+
     index = pd.DatetimeIndex([], tz="UTC", name="timestamp")
     return pd.DataFrame({c: pd.Series([], dtype="float64") for c in BAR_COLUMNS}, index=index)
 
 
 def _bucket_ends(index: pd.DatetimeIndex, target: Timeframe) -> pd.DatetimeIndex:
     """End (exclusive) of the target bucket that holds each timestamp."""
+    import pandas as pd
+
     if target.unit == "W":
         # Weeks run Saturday 00:00 .. next Saturday 00:00 UTC, so Friday's session closes them.
         days = index.normalize()
@@ -173,6 +183,8 @@ def resample_bars(
     ``resample_bars(bars[:t]) == resample_bars(bars)[:t]`` (prefix invariance), because a
     bucket stamped ``s`` needs either a bar at ``s`` or a bar after it to be complete.
     """
+    import pandas as pd
+
     base = Timeframe.parse(base)
     target = Timeframe.parse(target)
     if target.unit == "W":

@@ -48,10 +48,12 @@ import math
 import numbers
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # imported where used, so that 'regimedesk risk status' does not load pandas
+    import pandas as pd
 
 __all__ = [
     "TRADING_STATES",
@@ -249,6 +251,8 @@ def _positive(x: Any) -> bool:
 
 def _timestamp(x: Any) -> pd.Timestamp | None:
     """``x`` as a timestamp, or None when it is not one (NaT, text, numbers, dates)."""
+    import pandas as pd
+
     if not isinstance(x, _dt.datetime) or pd.isna(x):
         return None
     try:

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
 from analytics.bars import BAR_COLUMNS
 from analytics.errors import DataQualityWarning, DataValidationError
+
+if TYPE_CHECKING:  # imported where used, so that agents.config does not load pandas
+    import pandas as pd
 
 __all__ = [
     "VALIDATION_RULES",
@@ -79,6 +81,8 @@ class ValidationPolicy:
     jump_window: int = 63
 
     def __post_init__(self) -> None:
+        import pandas as pd
+
         for rule, action in self.policies.items():
             if rule not in VALIDATION_RULES:
                 raise ValueError(f"policies: unknown rule {rule!r}; rules are {VALIDATION_RULES}")
@@ -166,6 +170,8 @@ class ValidationReport:
 
 
 def _stamp(ts: object) -> str | None:
+    import pandas as pd
+
     return None if ts is None or pd.isna(ts) else pd.Timestamp(ts).isoformat()
 
 
@@ -201,6 +207,8 @@ def validate_bars(
     DataQualityWarning
         When bars were repaired or flagged.
     """
+    import pandas as pd
+
     policy = policy or ValidationPolicy()
     if not isinstance(bars, pd.DataFrame):
         raise TypeError(f"bars must be a DataFrame, got {type(bars).__name__}")

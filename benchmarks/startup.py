@@ -2,10 +2,16 @@
 
 For each command the script runs, in fresh child processes of the same interpreter:
 
+* the command once to warm up (it fills the OS file cache and the bytecode cache);
 * ``python -X importtime -m agents.cli ARGS`` once, and sums the self-time column of every
   imported module (the ``import time`` total), and lists the heaviest top-level imports;
-* the command itself ``--repeats`` times (after one warm-up run that fills the OS file
-  cache and ``__pycache__``), and reports the median and best wall time.
+* the command itself ``--repeats`` times, and reports the median and best wall time.
+
+The children write and read compiled bytecode in a private cache (``PYTHONPYCACHEPREFIX``,
+whatever ``PYTHONDONTWRITEBYTECODE`` says), so the numbers are those of a warm machine where
+no module is compiled from source; ``--no-bytecode-cache`` measures with bytecode as the
+environment has it instead (with ``PYTHONDONTWRITEBYTECODE=1`` every project module is
+compiled on every start).
 
 It also reports which heavy libraries each command imported (statsmodels, arch, xgboost,
 langgraph, openai, reportlab, matplotlib, telegram, scipy, pandas, sklearn, hmmlearn), so a
@@ -13,7 +19,7 @@ regression that pulls one back into a light command shows up by name.
 
 The commands run against a temporary ``REGIMEDESK_HOME`` so they never touch yours.
 
-Usage: python benchmarks/startup.py [--repeats 5] [--json]
+Usage: python benchmarks/startup.py [--repeats 5] [--json] [--no-bytecode-cache]
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ COMMANDS: list[list[str]] = [
     ["--help"],
     ["data", "show", "SP500", "--json"],
     ["risk", "status"],
-    ["journal", "show", "--json"],
+    ["journal", "list", "--json"],
 ]
 
 HEAVY = [
@@ -46,9 +52,12 @@ HEAVY = [
 _LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
 
 
-def _env(home: str) -> dict[str, str]:
+def _env(home: str, pycache: str | None) -> dict[str, str]:
     env = dict(os.environ)
     env["REGIMEDESK_HOME"] = home
+    if pycache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = pycache
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     for name in list(env):
         if name.startswith(("ALPACA_", "POLYGON_", "OPENAI_", "TELEGRAM_")):
@@ -84,28 +93,32 @@ def _importtime(args: list[str], env: dict[str, str]) -> dict:
 
 def _wall(args: list[str], env: dict[str, str], repeats: int) -> list[float]:
     times = []
-    for _ in range(repeats + 1):
+    for _ in range(repeats):
         start = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "agents.cli", *args], env=env, cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         times.append(time.perf_counter() - start)
-    return times[1:]
+    return times
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per command")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--no-bytecode-cache", dest="bytecode_cache", action="store_false",
+                        help="leave bytecode caching as the environment has it")
     opts = parser.parse_args()
-    with tempfile.TemporaryDirectory() as home:
-        env = _env(home)
+    with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as pycache:
+        env = _env(home, pycache if opts.bytecode_cache else None)
+        subprocess.run([sys.executable, "-c", "pass"], env=env)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], env=env)
         interpreter_s = time.perf_counter() - start
         rows = []
         for args in COMMANDS:
+            _wall(args, env, 1)  # warm-up
             info = _importtime(args, env)
             walls = _wall(args, env, opts.repeats)
             info.update(

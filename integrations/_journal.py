@@ -2,8 +2,14 @@
 
 One file holds the record of every run: what each agent produced, every prompt sent to an
 LLM and what came back (accepted or rejected), each decision, each risk-gate verdict, each
-order sent to a broker and each fill. Rows are only ever inserted; the single exception is
+order sent to a broker and each fill, and the events of live sessions (feed silent, bar
+failed, ...). Rows are only ever inserted; the single exception is
 :meth:`Journal.finish_run`, which stamps the end of a run on its ``runs`` row.
+
+The working state of the long-running processes (live sessions and their claimed bars, the
+scheduler's job executions) is not in the journal but in :mod:`integrations._working_state`;
+schema version 2 marks a journal without it (version 1 files may still hold those tables until
+the working-state stores move them out).
 
 The database runs in WAL mode so readers (``regimedesk journal``, the Telegram bot) do not block
 a live run that is writing. One :class:`Journal` owns one connection, shared between threads
@@ -49,7 +55,10 @@ __all__ = [
 ]
 
 #: Version of the table layout written by this code; stored in ``schema_version``.
-JOURNAL_SCHEMA_VERSION = 1
+#: 2: ``job_runs``, ``live_sessions`` and ``live_bars`` left for the working-state stores. A
+#: version-1 file is stamped 2 when opened, so an older RegimeDesk no longer opens it and
+#: recreates those tables empty (it would process live bars again).
+JOURNAL_SCHEMA_VERSION = 2
 
 _RUNNING = "running"
 
@@ -130,42 +139,6 @@ CREATE TABLE IF NOT EXISTS fills (
     qty              REAL NOT NULL,
     price            REAL NOT NULL,
     fill_ts          TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS job_runs (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id         TEXT,
-    ts             TEXT NOT NULL,
-    job            TEXT NOT NULL,
-    scheduled_for  TEXT,
-    started_at     TEXT NOT NULL,
-    finished_at    TEXT NOT NULL,
-    status         TEXT NOT NULL,
-    detail         TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS job_runs_job ON job_runs(job, id);
-CREATE TABLE IF NOT EXISTS live_sessions (
-    session       TEXT PRIMARY KEY,
-    spec          TEXT NOT NULL,
-    started_at    TEXT NOT NULL,
-    pid           INTEGER,
-    status        TEXT NOT NULL,
-    heartbeat_at  TEXT,
-    feed_state    TEXT NOT NULL DEFAULT 'ok',
-    note          TEXT
-);
-CREATE TABLE IF NOT EXISTS live_bars (
-    session      TEXT NOT NULL,
-    bar_time     TEXT NOT NULL,
-    thread_id    TEXT NOT NULL,
-    run_id       TEXT NOT NULL,
-    status       TEXT NOT NULL,
-    received_at  TEXT NOT NULL,
-    closes_at    TEXT NOT NULL,
-    finished_at  TEXT,
-    seconds      REAL,
-    attempts     INTEGER NOT NULL DEFAULT 0,
-    error        TEXT,
-    PRIMARY KEY (session, bar_time)
 );
 CREATE TABLE IF NOT EXISTS live_events (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -397,8 +370,14 @@ class Journal:
         return self._path
 
     def _init_schema(self, conn: sqlite3.Connection) -> None:
-        apply_schema(conn, _SCHEMA, JOURNAL_SCHEMA_VERSION, _iso(self._clock()),
-                     what="journal", path=self._path, error=JournalError)
+        applied_at = _iso(self._clock())
+
+        def stamp(c: sqlite3.Connection) -> None:
+            c.execute("INSERT OR IGNORE INTO schema_version (version, applied_at) VALUES (?, ?)",
+                      (JOURNAL_SCHEMA_VERSION, applied_at))
+
+        apply_schema(conn, _SCHEMA, JOURNAL_SCHEMA_VERSION, applied_at,
+                     what="journal", path=self._path, error=JournalError, then=stamp)
 
     def _now(self) -> str:
         moment = self._clock()
@@ -753,39 +732,6 @@ class Journal:
             latest[r["client_order_id"]] = {**r, "payload": json.loads(r["payload"])}
         return latest
 
-    def record_job_run(self, job: str, *, scheduled_for: datetime | None, started_at: datetime,
-                       finished_at: datetime, status: str, run_id: str | None = None,
-                       detail: Mapping[str, Any] | None = None) -> None:
-        """Append one execution of a scheduled job (also a missed or skipped fire time).
-
-        ``status`` is e.g. ``ok``, ``partial`` (ran, a delivery failed), ``error`` or ``missed``;
-        ``run_id`` is the graph run the job started, if any (it need not be journaled).
-        """
-        row = {
-            "job": _text("job", job),
-            "scheduled_for": _iso(scheduled_for) if scheduled_for is not None else None,
-            "started_at": _iso(started_at),
-            "finished_at": _iso(finished_at),
-            "status": _text("status", status),
-            "detail": _dumps(dict(detail or {})),
-        }
-        self._insert("job_runs", run_id, row)
-
-    def job_runs(self, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """The latest executions of scheduled jobs (one job or all), newest first."""
-        if limit < 1:
-            raise ValueError("limit must be >= 1")
-        where, params = ("WHERE job = ?", [job]) if job else ("", [])
-        rows = self._query(f"SELECT job, scheduled_for, started_at, finished_at, status, run_id, detail "
-                           f"FROM job_runs {where} ORDER BY id DESC LIMIT ?", (*params, int(limit)))
-        return [{**r, "detail": json.loads(r["detail"])} for r in rows]
-
-    def last_scheduled_fire(self, job: str) -> str | None:
-        """The latest fire time of ``job`` that was run or recorded as missed (ISO), or None."""
-        rows = self._query("SELECT MAX(scheduled_for) AS t FROM job_runs WHERE job = ? AND scheduled_for IS NOT NULL",
-                           (job,))
-        return rows[0]["t"] if rows else None
-
     def record_fill(
         self, run_id: str, client_order_id: str, qty: float, price: float, ts: str | datetime
     ) -> None:
@@ -824,84 +770,7 @@ class Journal:
                            (_text("client_order_id", client_order_id),))
         return float(rows[0]["q"])
 
-    # ------------------------------------------------------------------ live sessions
-
-    def open_live_session(self, session: str, spec: Mapping[str, Any], pid: int) -> None:
-        """Mark ``session`` running in process ``pid`` (created on first use, kept across restarts)."""
-        now = self._now()
-        self._execute(
-            "INSERT INTO live_sessions (session, spec, started_at, pid, status, heartbeat_at) "
-            "VALUES (?, ?, ?, ?, 'running', ?) ON CONFLICT(session) DO UPDATE SET spec = excluded.spec, "
-            "started_at = excluded.started_at, pid = excluded.pid, status = 'running', heartbeat_at = excluded.heartbeat_at",
-            (_text("session", session), _dumps(_mapping("spec", spec)), now, int(pid), now),
-        )
-
-    def live_heartbeat(self, session: str, *, feed_state: str | None = None, note: str | None = None) -> None:
-        """Stamp the session's heartbeat (and its feed state / note when given)."""
-        sets, params = ["heartbeat_at = ?"], [self._now()]
-        if feed_state is not None:
-            sets.append("feed_state = ?")
-            params.append(feed_state)
-        if note is not None:
-            sets.append("note = ?")
-            params.append(note)
-        self._execute(f"UPDATE live_sessions SET {', '.join(sets)} WHERE session = ?", (*params, session))
-
-    def close_live_session(self, session: str, status: str, note: str | None = None) -> None:
-        """Record how the session's process ended (``stopped``, ``finished``, ``failed``)."""
-        self._execute("UPDATE live_sessions SET status = ?, note = ?, heartbeat_at = ? WHERE session = ?",
-                      (_text("status", status), note, self._now(), session))
-
-    def live_sessions(self) -> list[dict[str, Any]]:
-        """Every live session, most recently started first."""
-        rows = self._query("SELECT * FROM live_sessions ORDER BY started_at DESC")
-        return [{**r, "spec": json.loads(r["spec"])} for r in rows]
-
-    def claim_live_bar(self, session: str, bar_time: str, thread_id: str, run_id: str, *,
-                       received_at: datetime, closes_at: str, status: str = "started") -> dict[str, Any] | None:
-        """Record that ``session`` handles ``bar_time``; None if new, else the existing row.
-
-        One row per ``(session, bar_time)`` (primary key): a bar can be claimed once, so a
-        restart finds it and continues that bar's run instead of starting a second one.
-        """
-        try:
-            self._execute(
-                "INSERT INTO live_bars (session, bar_time, thread_id, run_id, status, received_at, closes_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (_text("session", session), _text("bar_time", bar_time), thread_id, run_id, status,
-                 _iso(received_at), closes_at),
-            )
-            return None
-        except sqlite3.IntegrityError:
-            return self.live_bar(session, bar_time)
-
-    def live_bar(self, session: str, bar_time: str) -> dict[str, Any] | None:
-        rows = self._query("SELECT * FROM live_bars WHERE session = ? AND bar_time = ?", (session, bar_time))
-        return rows[0] if rows else None
-
-    def update_live_bar(self, session: str, bar_time: str, status: str, *, seconds: float | None = None,
-                        error: str | None = None, attempts: int | None = None) -> None:
-        """Set a claimed bar's status (``completed``, ``failed``, ``waiting``, ...)."""
-        finished = self._now() if status != "started" else None
-        self._execute(
-            "UPDATE live_bars SET status = ?, finished_at = COALESCE(?, finished_at), seconds = COALESCE(?, seconds), "
-            "error = ?, attempts = COALESCE(?, attempts) WHERE session = ? AND bar_time = ?",
-            (_text("status", status), finished, seconds, error, attempts, session, bar_time),
-        )
-
-    def live_bars(self, session: str, *, status: str | None = None, limit: int | None = None,
-                  newest_first: bool = False) -> list[dict[str, Any]]:
-        """Claimed bars of ``session`` in bar order (or newest first)."""
-        where, params = "WHERE session = ?", [session]
-        if status is not None:
-            where += " AND status = ?"
-            params.append(status)
-        order = "DESC" if newest_first else "ASC"
-        sql = f"SELECT * FROM live_bars {where} ORDER BY bar_time {order}"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
-        return self._query(sql, params)
+    # ------------------------------------------------------------------ live events
 
     def record_live_event(self, session: str, kind: str, message: str) -> None:
         """Append an event of a live session (feed silent or back, degraded, stopped, ...)."""
@@ -915,6 +784,11 @@ class Journal:
             where += " AND session = ?"
             params.append(session)
         return self._query(f"SELECT * FROM live_events {where} ORDER BY id LIMIT ?", (*params, int(limit)))
+
+    def latest_live_events(self, session: str, n: int = 5) -> list[dict[str, Any]]:
+        """The ``n`` newest events of one live session, oldest first."""
+        rows = self._query("SELECT * FROM live_events WHERE session = ? ORDER BY id DESC LIMIT ?", (session, int(n)))
+        return rows[::-1]
 
     # ------------------------------------------------------------------ reading
 

@@ -36,6 +36,8 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
+from analytics.timeframes import TIMEFRAME_TABLE
+
 __all__ = [
     "SIGNAL_COLUMNS",
     "COLUMN_SPEC",
@@ -54,10 +56,12 @@ __all__ = [
     "algorithm_source",
 ]
 
-#: Timeframe prefixes of the per-timeframe columns, longest first.
-SIGNAL_TIMEFRAMES: tuple[str, ...] = ("lt", "mt", "st", "us")
+#: Timeframe prefixes of the per-timeframe columns, longest first: the analysis timeframes
+#: of ``analytics.TIMEFRAME_TABLE``, lower-cased.
+SIGNAL_TIMEFRAMES: tuple[str, ...] = tuple(name.lower() for name in TIMEFRAME_TABLE)
 
-_TF_NAMES = {"lt": "LT (weekly)", "mt": "MT (daily)", "st": "ST (daily)", "us": "US (intraday)"}
+# "LT (weekly)", ...: how the column meanings name a timeframe.
+_TF_NAMES = {name.lower(): f"{name} ({row.bar_kind})" for name, row in TIMEFRAME_TABLE.items()}
 
 
 def _spec() -> dict[str, tuple[str, str]]:

@@ -9,6 +9,7 @@ bars, validates and caches.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from abc import ABC, abstractmethod
 from datetime import datetime
@@ -133,10 +134,7 @@ class BuiltinSource(BarSource):
         name = self.canonical_symbol(symbol)
         if not self.supports(timeframe):
             raise NoDataError(f"the builtin source has daily bars only, not {timeframe}")
-        module_name = BUILTIN_SYMBOLS[name][0]
-        import importlib
-
-        raw = importlib.import_module(f"arch.data.{module_name}").load()
+        raw = _arch_data(BUILTIN_SYMBOLS[name][0])
         index = pd.DatetimeIndex(raw.index).tz_localize("UTC").as_unit("ns")
         factor = (raw["Adj Close"] / raw["Close"]).to_numpy(dtype=float)
         frame = _frame(
@@ -150,6 +148,27 @@ class BuiltinSource(BarSource):
             },
         )
         return frame.loc[(frame.index >= start) & (frame.index <= end)]
+
+
+def _arch_data(module_name: str) -> pd.DataFrame:
+    """What ``arch.data.<module_name>.load()`` returns, read without importing ``arch``.
+
+    Importing any ``arch`` module runs ``arch/__init__``, which loads scipy and statsmodels
+    (about 2 s); the data is a CSV file inside the package, so it is read from there the way
+    ``arch.data.utility.load_file`` reads it.
+    """
+    spec = importlib.util.find_spec("arch")  # finds the package without running it
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the builtin source reads the data bundled with the 'arch' package, "
+                                  "which is not installed", name="arch")
+    path = Path(spec.submodule_search_locations[0], "data", module_name, f"{module_name}.csv.gz")
+    data = pd.read_csv(path)
+    if "Date" in data:
+        data["Date"] = pd.to_datetime(data["Date"])
+        data = data.set_index("Date")
+    for col in data:
+        data[col] = pd.to_numeric(data[col], errors="coerce")
+    return data
 
 
 _TS_NAMES = ("timestamp", "datetime", "date", "time", "t")

@@ -10,6 +10,7 @@ by a newer RegimeDesk.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def open_database(
             path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: autocommit; multi-statement writes take explicit transactions.
         conn = sqlite3.connect(str(path), timeout=busy_timeout, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        _set_wal(conn, busy_timeout)
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")
         setup(conn)
@@ -46,6 +47,23 @@ def open_database(
         if isinstance(exc, (sqlite3.Error, OSError)):
             raise error(f"cannot open {what} {path}: {exc}") from exc
         raise
+
+
+def _set_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    # Switching a new file to WAL needs an exclusive lock, and SQLite does not call the busy
+    # handler for it: processes creating the same file at once get "database is locked" at
+    # once. Retry with a growing pause, within the same busy timeout as every other statement.
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
 
 def apply_schema(

@@ -1,30 +1,39 @@
 """ML signals: causal features, labels, purged walk-forward validation, XGBoost, model store."""
 
-from signals._features import FEATURE_DESCRIPTIONS, FeatureConfig, build_features, garch_volatility
-from signals._guards import LeakageError, assert_prefix_invariant, prefix_violations
-from signals._labels import LabelConfig, make_labels
-from signals._model import (
-    FittedModel,
-    ModelConfig,
-    SignalMetrics,
-    WalkForwardResult,
-    fit_classifier,
-    prediction_contributions,
-    reliability_table,
-    signal_metrics,
-    walk_forward_predict,
-)
-from signals._split import PurgedWalkForwardSplit
-from signals._store import (
-    ModelNotFoundError,
-    ModelStore,
-    StaleModelError,
-    StaleModelWarning,
-    StoredModel,
-    check_model_age,
-    data_hash,
-    library_versions,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/test_import_graph.py
+    from signals._features import (
+        FEATURE_DESCRIPTIONS,
+        FeatureConfig,
+        build_features,
+        garch_volatility,
+    )
+    from signals._guards import LeakageError, assert_prefix_invariant, prefix_violations
+    from signals._labels import LabelConfig, make_labels
+    from signals._model import (
+        FittedModel,
+        ModelConfig,
+        SignalMetrics,
+        WalkForwardResult,
+        fit_classifier,
+        prediction_contributions,
+        reliability_table,
+        signal_metrics,
+        walk_forward_predict,
+    )
+    from signals._split import PurgedWalkForwardSplit
+    from signals._store import (
+        ModelNotFoundError,
+        ModelStore,
+        StaleModelError,
+        StaleModelWarning,
+        StoredModel,
+        check_model_age,
+        data_hash,
+        library_versions,
+    )
 
 __all__ = [
     "FEATURE_DESCRIPTIONS",
@@ -55,3 +64,38 @@ __all__ = [
     "prefix_violations",
     "assert_prefix_invariant",
 ]
+
+#: Where each public name is defined. The submodule is imported when the name is first used,
+#: so that importing one name does not load xgboost and scikit-learn: light commands start fast
+#: (benchmarks/startup.py).
+_SOURCES: dict[str, tuple[str, ...]] = {
+    "signals._features": (
+        "FEATURE_DESCRIPTIONS", "FeatureConfig", "build_features", "garch_volatility",
+    ),
+    "signals._guards": ("LeakageError", "assert_prefix_invariant", "prefix_violations"),
+    "signals._labels": ("LabelConfig", "make_labels"),
+    "signals._model": (
+        "FittedModel", "ModelConfig", "SignalMetrics", "WalkForwardResult", "fit_classifier",
+        "prediction_contributions", "reliability_table", "signal_metrics", "walk_forward_predict",
+    ),
+    "signals._split": ("PurgedWalkForwardSplit",),
+    "signals._store": (
+        "ModelNotFoundError", "ModelStore", "StaleModelError", "StaleModelWarning", "StoredModel",
+        "check_model_age", "data_hash", "library_versions",
+    ),
+}
+_MODULE_OF: dict[str, str] = {name: module for module, names in _SOURCES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule that defines ``name`` on first access (PEP 562)."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups do not come here again
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

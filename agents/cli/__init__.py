@@ -6,6 +6,9 @@ exit 2 for bad arguments, 1 for everything else that went wrong (bad data, missi
 credentials, a failing service); an unexpected exception is one ``internal error`` line too
 (``-vv`` adds the traceback). No secret from the environment is ever printed or logged:
 stdout, stderr and log records go through :func:`integrations.redact`.
+
+Start-up stays short: building the parser imports the command modules only, which import
+no service and no heavy library at module level (see :mod:`agents.cli.options`).
 """
 
 from __future__ import annotations
@@ -20,10 +23,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agents.config import SECRET_VARIABLES, Secrets, Settings, load_settings
+from agents.cli.options import CommandParser
 from agents.paths import HomePaths
 from analytics import RegimeDeskError, RegimeDeskWarning
+
+if TYPE_CHECKING:
+    from agents.config import Secrets, Settings
 
 __all__ = ["main", "build_parser", "Context"]
 
@@ -40,22 +47,24 @@ class Context:
 
     @cached_property
     def settings(self) -> Settings:
+        # imported when a command runs, not for --help: start-up time (also below)
+        from agents.config import load_settings
+
         return load_settings(self.config_path)
 
     @cached_property
     def secrets(self) -> Secrets:
+        from agents.config import Secrets
+
         return Secrets.from_env()
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors in one line plus a pointer to --help."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every subcommand registered."""
+    """The full argument parser with every subcommand registered.
+
+    A command's own options may be added when it is first parsed or its help shown
+    (:meth:`agents.cli.options.CommandParser.fill_later`); either way they are all there.
+    """
     from agents.cli import (
         bot,
         config,
@@ -71,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         stats,
     )
 
-    parser = _Parser(
+    parser = CommandParser(
         prog="regimedesk",
         description=(
             "RegimeDesk: market-regime detection and trading decisions from a graph of "
@@ -86,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration file (default: $REGIMEDESK_CONFIG, then ./regimedesk.toml)",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for module in (run, regime, stats, ml, export, report, schedule, live, risk,
                    data, config, bot):
         module.register(sub)
@@ -106,23 +115,23 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         log.debug("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
 
 
-def _matplotlib_under_home(argv: Sequence[str] | None) -> None:
+def _matplotlib_under_home(config_path: str | None) -> None:
     """Keep matplotlib's font cache under the RegimeDesk home, and quiet.
 
     matplotlib writes its font cache under ``$MPLCONFIGDIR``, else ``~/.cache/matplotlib``,
     and says so on stderr the first time. Unless the user set ``MPLCONFIGDIR`` it becomes
-    ``home/matplotlib``. That must happen before matplotlib is first imported (the command
-    modules import it), so the home is read here already; a configuration that does not load
-    falls back to ``REGIMEDESK_HOME`` or the default home (the command reports the problem).
+    ``home/matplotlib``. That must happen before matplotlib is first imported (the commands
+    that draw charts import it when they run), so the home is read here already; a
+    configuration that does not load falls back to ``REGIMEDESK_HOME`` or the default home
+    (the command reports the problem).
     """
+    from agents.config import Settings, load_settings
+
     logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     if os.environ.get("MPLCONFIGDIR") or "matplotlib" in sys.modules:
         return
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config")
     try:
-        known, _ = pre.parse_known_args(list(sys.argv[1:] if argv is None else argv))
-        home = load_settings(known.config).home_dir
+        home = load_settings(config_path).home_dir
     except (Exception, SystemExit):  # noqa: BLE001 - the command itself reports a bad configuration
         home = Path(os.environ.get("REGIMEDESK_HOME") or Settings.model_fields["home"].default).expanduser()
     os.environ["MPLCONFIGDIR"] = str(HomePaths(home).matplotlib)
@@ -130,7 +139,6 @@ def _matplotlib_under_home(argv: Sequence[str] | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``regimedesk`` console script; returns the exit code."""
-    _matplotlib_under_home(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
@@ -140,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
-    # Imported here, after _matplotlib_under_home: integrations imports matplotlib.
+    _matplotlib_under_home(args.config)
+    from agents.config import SECRET_VARIABLES
     from integrations import RedactingFilter, RedactingStream, register_secrets
 
     ctx = Context(config_path=args.config)

@@ -6,8 +6,9 @@ import argparse
 
 from agents.cli.options import output_file, write_failed
 from agents.cli.output import print_json
-from agents.config import config_template, resolve_config_path
 from analytics import ConfigError
+
+# agents.config is imported when a command runs, not at start-up.
 
 __all__ = ["register"]
 
@@ -44,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _show(args: argparse.Namespace, ctx) -> int:
+    from agents.config import resolve_config_path
+
     settings = ctx.settings
     source = resolve_config_path(ctx.config_path)
     doc = {
@@ -79,6 +82,8 @@ def _print_tree(node: dict, prefix: str) -> None:
 
 
 def _init(args: argparse.Namespace, ctx) -> int:
+    from agents.config import config_template
+
     path = output_file(args.path, "PATH")
     if path.exists() and not args.force:
         raise ConfigError(f"{args.path} exists; use --force to overwrite it")

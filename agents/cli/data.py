@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 
 from agents.cli.output import print_fields, print_json, print_table
-from agents.services.data import SOURCE_NAMES, build_market_data
-from analytics.validation import validate_bars
-from integrations import read_bar_file
+
+# Services and data libraries are imported when a command runs, not at start-up.
 
 __all__ = ["register"]
 
@@ -18,9 +17,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="inspect market data: summaries and validation reports",
         description="Inspect market data from the configured sources and check bar files.",
     )
-    dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     data.set_defaults(handler=lambda a, c: (data.print_help(), 2)[1])
+    data.fill_later(_subcommands)
 
+
+def _subcommands(data: argparse.ArgumentParser) -> None:
+    from agents.services.data import SOURCE_NAMES
+
+    dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     show = dsub.add_parser(
         "show",
         help="summary of a symbol's bars",
@@ -56,6 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _show(args: argparse.Namespace, ctx) -> int:
+    from agents.services.data import build_market_data
+
     market = build_market_data(ctx.settings, ctx.secrets, args.source)
     bars = market.bars(args.symbol, args.timeframe, args.start, args.end)
     summary = bars.summary()
@@ -90,6 +96,9 @@ def _issue_table(issues, limit: int) -> None:
 
 
 def _check(args: argparse.Namespace, ctx) -> int:
+    from analytics.validation import validate_bars
+    from integrations import read_bar_file
+
     if args.limit < 0:
         raise ValueError("--limit must be >= 0")
     tz = args.timezone or ctx.settings.data.file.timezone

@@ -4,40 +4,46 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from agents.cli.options import date_option, output_dir, output_file, write_failed
 from agents.cli.output import ProgressBar, print_json
-from agents.services.context import AppContext, as_of_clock
-from agents.services.data import SOURCE_NAMES
-from agents.services.export import GATE_NOTIONAL, SignalExport, export_signals
-from analytics import POLICIES, InsufficientDataError, shown
-from integrations import (
-    LEAN_DATA_SOURCES,
-    SIGNAL_CSV_NAME,
-    lean_data_location,
-    lean_tickers,
-    write_lean_project,
-    write_signal_csv,
-)
+from analytics import InsufficientDataError
+
+# The services (and the data libraries) are imported when a command is used, not at start-up.
+
+if TYPE_CHECKING:
+    from agents.services.export import SignalExport
 
 __all__ = ["register"]
 
-#: The files ``export quantconnect`` writes into --out.
-_PROJECT_FILES = (SIGNAL_CSV_NAME, "regimedesk_signals.py", "main.py")
 
-_ROWS = (
-    "One row per symbol and daily bar with: the bar's date, start and close time (available_at, "
-    "in UTC: when the row's values became known), per timeframe (LT weekly, MT and ST daily, US "
-    "intraday - empty on daily-only sources) the regime label, its filtered probability and the "
-    "market character, the consensus regime family, the walk-forward out-of-sample P(up), the "
-    "volatility forecast, the decision policy's target weight and the weight the risk gate "
-    "approves when replayed bar by bar on a simulated one-symbol book of "
-    f"{GATE_NOTIONAL:,.0f}. Every value uses only bars closed at that row's close; --end cuts the "
-    "data like --as-of elsewhere, --start only cuts rows. Columns: docs/export.md."
-)
+def _project_files() -> tuple[str, ...]:
+    """The files ``export quantconnect`` writes into --out."""
+    from integrations import SIGNAL_CSV_NAME
+
+    return (SIGNAL_CSV_NAME, "regimedesk_signals.py", "main.py")
+
+
+def _rows() -> str:
+    from agents.services.export import GATE_NOTIONAL
+
+    return (
+        "One row per symbol and daily bar with: the bar's date, start and close time (available_at, "
+        "in UTC: when the row's values became known), per timeframe (LT weekly, MT and ST daily, US "
+        "intraday - empty on daily-only sources) the regime label, its filtered probability and the "
+        "market character, the consensus regime family, the walk-forward out-of-sample P(up), the "
+        "volatility forecast, the decision policy's target weight and the weight the risk gate "
+        "approves when replayed bar by bar on a simulated one-symbol book of "
+        f"{GATE_NOTIONAL:,.0f}. Every value uses only bars closed at that row's close; --end cuts the "
+        "data like --as-of elsewhere, --start only cuts rows. Columns: docs/export.md."
+    )
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    from agents.services.data import SOURCE_NAMES
+    from analytics import POLICIES
+
     p.add_argument("symbols", nargs="+", metavar="SYMBOL", help="tickers, or SP500 / NASDAQ for the builtin source")
     p.add_argument("--source", choices=SOURCE_NAMES, help="market-data source (default: data.source)")
     p.add_argument("--start", help="first date of the rows written (computations still use all earlier bars)")
@@ -47,18 +53,23 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    exp = sub.add_parser(
-        "export",
-        help="export causal signals as CSV, or with a QuantConnect algorithm",
-        description=(
-            "Export RegimeDesk's signals for other platforms. 'export csv' writes the signal CSV; "
-            "'export quantconnect' writes the same CSV plus a LEAN Python algorithm (main.py and "
-            "regimedesk_signals.py) that reads it as custom data and holds each equity at its "
-            "gate-approved weight, trading at the next open. " + _ROWS
-        ),
+    exp = sub.add_parser("export", help="export causal signals as CSV, or with a QuantConnect algorithm")
+    exp.set_defaults(handler=lambda a, c: (exp.print_help(), 2)[1])
+    exp.fill_later(_subcommands)
+
+
+def _subcommands(exp: argparse.ArgumentParser) -> None:
+    from agents.services.export import GATE_NOTIONAL
+    from integrations import LEAN_DATA_SOURCES, SIGNAL_CSV_NAME
+
+    rows = _rows()
+    exp.description = (
+        "Export RegimeDesk's signals for other platforms. 'export csv' writes the signal CSV; "
+        "'export quantconnect' writes the same CSV plus a LEAN Python algorithm (main.py and "
+        "regimedesk_signals.py) that reads it as custom data and holds each equity at its "
+        "gate-approved weight, trading at the next open. " + rows
     )
     esub = exp.add_subparsers(dest="export_command", metavar="SUBCOMMAND")
-    exp.set_defaults(handler=lambda a, c: (exp.print_help(), 2)[1])
 
     qc = esub.add_parser(
         "quantconnect",
@@ -71,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "algorithm only after its bar has closed; it then sends a market-on-open order to the "
             "row's approved weight (divided by the number of symbols). The CSV is read from LEAN's "
             "data folder (custom/regimedesk_signals.csv, --data-source file, for local LEAN), a "
-            "URL, or the Object Store (for QuantConnect Cloud). " + _ROWS
+            "URL, or the Object Store (for QuantConnect Cloud). " + rows
         ),
     )
     _common(qc)
@@ -92,7 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = esub.add_parser(
         "csv",
         help="the signal CSV for any platform",
-        description="Write the signal CSV to --out FILE (default: standard output). " + _ROWS,
+        description="Write the signal CSV to --out FILE (default: standard output). " + rows,
     )
     _common(c)
     c.add_argument("--out", metavar="FILE",
@@ -103,6 +114,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _store(args: argparse.Namespace, ctx):
     """Validated dates, the bar store as of --end, and the canonical symbols."""
+    from agents.services.context import AppContext, as_of_clock
+
     start, end = date_option(args.start, "--start"), date_option(args.end, "--end")
     if start is not None and end is not None and start.tz_localize(None) > end.tz_localize(None):
         raise ValueError(f"--start {args.start} is after --end {args.end}")
@@ -124,6 +137,8 @@ def _store(args: argparse.Namespace, ctx):
 
 
 def _run(args: argparse.Namespace, ctx, store, symbols: list[str]) -> SignalExport:
+    from agents.services.export import export_signals
+
     policy = args.policy or ctx.settings.decision.policy
     sys.stderr.write(f"exporting {', '.join(symbols)} signals ({policy} policy) bar by bar, walk-forward...\n")
     return export_signals(store, symbols, ctx.settings, policy=policy, start=args.start, progress=ProgressBar(),
@@ -131,6 +146,8 @@ def _run(args: argparse.Namespace, ctx, store, symbols: list[str]) -> SignalExpo
 
 
 def _tickers(items: list[str]) -> dict[str, str]:
+    from analytics import shown
+
     out = {}
     for item in items:
         sym, sep, ticker = item.partition("=")
@@ -141,12 +158,14 @@ def _tickers(items: list[str]) -> dict[str, str]:
 
 
 def _quantconnect(args: argparse.Namespace, ctx) -> int:
+    from integrations import lean_data_location, lean_tickers, write_lean_project
+
     tickers = _tickers(args.ticker)
     if not (args.cash > 0 and args.cash < float("inf")):
         raise ValueError(f"--cash must be a positive number, got {args.cash}")
     source = args.data_source or ("url" if args.data_url else "object-store" if args.object_store_key else "file")
     lean_data_location(source, args.data_url, args.object_store_key)  # bad options fail before the long work
-    out = output_dir(args.out, "--out", _PROJECT_FILES)
+    out = output_dir(args.out, "--out", _project_files())
     store, symbols = _store(args, ctx)
     lean_tickers(symbols, tickers)
     res = _run(args, ctx, store, symbols)
@@ -175,6 +194,8 @@ def _quantconnect(args: argparse.Namespace, ctx) -> int:
 
 
 def _csv(args: argparse.Namespace, ctx) -> int:
+    from integrations import SIGNAL_CSV_NAME, write_signal_csv
+
     to_stdout = args.out in (None, "-")
     if to_stdout and args.json:
         raise ValueError("--json needs --out FILE (the CSV itself goes to standard output otherwise)")

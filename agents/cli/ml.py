@@ -8,9 +8,9 @@ import time
 
 from agents.cli.options import add_symbol_options, bar_store, date_option
 from agents.cli.output import ProgressBar, print_json, print_table
-from agents.services.format import METRIC_ROWS, format_metric
-from agents.services.ml import backtest_policy, train_model
-from analytics import POLICIES, InsufficientDataError
+from analytics import InsufficientDataError
+
+# Services (and with them xgboost) are imported when a command runs, not at start-up.
 
 __all__ = ["register"]
 
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Takes about half a minute for 20 years of daily bars."
         ),
     )
-    add_symbol_options(p)
+    p.fill_later(add_symbol_options)
     p.set_defaults(handler=_train)
 
     b = sub.add_parser(
@@ -43,6 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
             "where the policy first has validated parameters (or --start, if later)."
         ),
     )
+    b.fill_later(_backtest_options)
+    b.set_defaults(handler=_backtest)
+
+
+def _backtest_options(b: argparse.ArgumentParser) -> None:
+    from analytics import POLICIES
+
     b.add_argument("symbol", help="ticker, or SP500 / NASDAQ for the builtin source")
     b.add_argument("--source", help="market-data source (default: data.source)")
     b.add_argument("--start", help="first date of the evaluation window (training still uses earlier bars)")
@@ -51,10 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--costs-bps", dest="costs_bps", type=float,
                    help="costs per unit of traded weight in basis points (default: decision.cost_bps)")
     b.add_argument("--json", action="store_true", help="print JSON (with the daily equity curves)")
-    b.set_defaults(handler=_backtest)
 
 
 def _train(args: argparse.Namespace, ctx) -> int:
+    from agents.services.ml import train_model
+
     store, symbol = bar_store(args, ctx)
     sys.stderr.write(f"training the {symbol} signal model (regimes, features, purged walk-forward)...\n")
     t0 = time.perf_counter()
@@ -84,6 +92,9 @@ def _train(args: argparse.Namespace, ctx) -> int:
 
 
 def _backtest(args: argparse.Namespace, ctx) -> int:
+    from agents.services.format import METRIC_ROWS, format_metric
+    from agents.services.ml import backtest_policy
+
     if args.costs_bps is not None and not (0 <= args.costs_bps <= 1000):
         raise ValueError("--costs-bps must be between 0 and 1000")
     start = date_option(args.start, "--start")

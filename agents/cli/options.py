@@ -1,24 +1,69 @@
-"""Options shared by the commands, checked before any work: symbols, dates and output paths."""
+"""Options shared by the commands, checked before any work: symbols, dates and output paths.
+
+Also :class:`CommandParser`, the parser of every command. The command modules import no
+service and no heavy library at module level - each does so in its handler, when the command
+runs - so that ``regimedesk --help`` and the light commands start fast
+(``benchmarks/startup.py``; ``tests/agents/test_startup.py`` keeps it so). A command whose
+options need such a module (choices from the services, say) adds them with
+:meth:`CommandParser.fill_later`, which runs only when that command is parsed or its help shown.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from analytics import RegimeDeskError
 
-from agents.services.context import symbol_bar_store
-from agents.services.data import SOURCE_NAMES
-from analytics import RegimeDeskError, shown
+if TYPE_CHECKING:
+    import pandas as pd
 
-__all__ = ["add_symbol_options", "bar_store", "OutputPathError", "output_file", "output_dir", "write_failed",
-           "date_option"]
+__all__ = ["CommandParser", "add_symbol_options", "bar_store", "OutputPathError", "output_file", "output_dir",
+           "write_failed", "date_option"]
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line plus a pointer to --help, and can add a
+    command's arguments when the command is used rather than when the parser is built."""
+
+    _fill: Callable[[CommandParser], None] | None = None
+
+    def fill_later(self, fill: Callable[[CommandParser], None]) -> None:
+        """Call ``fill(self)`` (which adds this parser's arguments, subcommands, description and
+        defaults) before this parser first parses, or formats its help or usage."""
+        self._fill = fill
+
+    def _filled(self) -> None:
+        fill, self._fill = self._fill, None
+        if fill is not None:
+            fill(self)
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        self._filled()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._filled()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._filled()
+        return super().format_help()
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
 
 
 def add_symbol_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by the per-symbol analysis commands."""
+    """Options shared by the per-symbol analysis commands (for a :meth:`CommandParser.fill_later`
+    function: the source names come from the services)."""
+    from agents.services.data import SOURCE_NAMES
+
     p.add_argument("symbol", help="ticker, or SP500 / NASDAQ for the builtin source")
     p.add_argument("--source", choices=SOURCE_NAMES, help="market-data source (default: data.source)")
     p.add_argument("--as-of", dest="as_of", help="use only data available at the end of this date")
@@ -33,6 +78,8 @@ def bar_store(args: argparse.Namespace, ctx, option: str = "--as-of"):
     no bars by then). A date after the last bar is said in one warning, and
     ``store.as_of_effective`` is the last bar's stamp (see :meth:`BarStore.check_data`).
     """
+    from agents.services.context import symbol_bar_store
+
     return symbol_bar_store(ctx.settings, ctx.secrets, args.symbol, source=args.source, as_of=args.as_of,
                             option=option)
 
@@ -165,6 +212,10 @@ def date_option(text: str | None, option: str) -> pd.Timestamp | None:
     """
     if text is None:
         return None
+    import pandas as pd
+
+    from analytics import shown
+
     try:
         ts = pd.Timestamp(text)
     except (ValueError, TypeError):

@@ -7,8 +7,6 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from agents.services.format import to_jsonable
-
 __all__ = ["print_json", "print_table", "print_fields", "ProgressBar"]
 
 
@@ -43,6 +41,9 @@ class ProgressBar:
 
 def print_json(value: Any, stream=None) -> None:
     """Print ``value`` as indented, strict JSON."""
+    # imported when a command prints JSON, not at start-up (it loads pandas)
+    from agents.services.format import to_jsonable
+
     stream = stream or sys.stdout
     stream.write(json.dumps(to_jsonable(value), indent=2, allow_nan=False) + "\n")
 

@@ -8,7 +8,8 @@ import sys
 
 from agents.cli.options import add_symbol_options, bar_store
 from agents.cli.output import print_json, print_table
-from agents.services.regime import METHODS, analyse_regimes, regime_history, regime_report
+
+# Services (and with them the regime models) are imported when the command runs, not at start-up.
 
 __all__ = ["register"]
 
@@ -27,14 +28,22 @@ def register(sub: argparse._SubParsersAction) -> None:
             "markov (~30 s), ensemble (all three, majority vote)."
         ),
     )
+    p.fill_later(_options)
+    p.set_defaults(handler=_regime)
+
+
+def _options(p: argparse.ArgumentParser) -> None:
+    from agents.services.regime import METHODS
+
     add_symbol_options(p)
     p.add_argument("--method", choices=METHODS, default="hmm", help="regime model (default hmm)")
     p.add_argument("--history", action="store_true", help="print the causal regime path per timeframe")
     p.add_argument("--seed", type=int, default=0, help="seed of the model fits (default 0)")
-    p.set_defaults(handler=_regime)
 
 
 def _regime(args: argparse.Namespace, ctx) -> int:
+    from agents.services.regime import analyse_regimes, regime_history, regime_report
+
     logging.getLogger("hmmlearn").setLevel(logging.ERROR)
     store, symbol = bar_store(args, ctx)
     sys.stderr.write(f"fitting {args.method} regimes walk-forward on {symbol} (LT, MT, ST, US)...\n")

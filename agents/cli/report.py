@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from agents.cli.run import add_report_options, report_path, start_run
-from agents.services.context import build_request
-from agents.services.data import SOURCE_NAMES
+
+# Services are imported when the command runs, not at start-up.
 
 __all__ = ["register"]
 
@@ -26,6 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
             "paper --report FILE.pdf'."
         ),
     )
+    p.fill_later(_options)
+    p.set_defaults(handler=_report)
+
+
+def _options(p: argparse.ArgumentParser) -> None:
+    from agents.services.data import SOURCE_NAMES
+
     p.add_argument("symbols", nargs="+", metavar="SYMBOL", help="symbols, e.g. SP500 NASDAQ")
     p.add_argument("--out", required=True, metavar="FILE.pdf", help="where to write the PDF (replaced atomically)")
     p.add_argument("--source", choices=SOURCE_NAMES, help="market-data source (default: data.source)")
@@ -33,10 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--llm", choices=("template", "openai"), help="narrator backend (default: llm.backend)")
     add_report_options(p)
     p.add_argument("--json", action="store_true", help="print the run's final state as JSON")
-    p.set_defaults(handler=_report)
 
 
 def _report(args: argparse.Namespace, ctx) -> int:
+    from agents.services.context import build_request
+
     out = report_path(args.out)
     backtest = ctx.settings.report.backtest and not args.no_backtest
     request = build_request(ctx.settings, ctx.secrets, args.symbols, source=args.source, llm=args.llm,

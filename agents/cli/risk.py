@@ -7,7 +7,8 @@ import sys
 
 from agents.cli.options import bar_store
 from agents.cli.output import print_fields, print_json, print_table
-from agents.services.context import AppContext
+
+# Services are imported when a command runs, not at start-up.
 
 __all__ = ["register"]
 
@@ -93,21 +94,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(handler=_positions if name == "positions" else _orders)
 
 
-def _app(ctx) -> AppContext:
+def _app(ctx):
+    from agents.services.context import AppContext
+
     return AppContext(ctx.settings, ctx.secrets)
 
 
+def _risk_store(ctx):
+    """The persisted risk state, opened as ``AppContext.risk_store`` opens it, without the
+    market-data services an :class:`~agents.services.context.AppContext` loads."""
+    from agents.services.risk import RiskStateStore
+
+    return RiskStateStore(ctx.settings.paths.risk_state)
+
+
 def _status(args: argparse.Namespace, ctx) -> int:
-    app = _app(ctx)
+    store = _risk_store(ctx)
     try:
-        store = app.risk_store()
         st = store.load()
         doc = {"trading_state": st.trading_state, "reason": st.reason, "day": st.day,
                "day_start_equity": st.day_start_equity, "peak_equity": st.peak_equity,
                "recent_orders": len(st.recent), "silent_feeds": store.silent_feeds(), "history": store.events(),
                "checks_off": ctx.settings.risk.checks_off()}
     finally:
-        app.close()
+        store.close()
     if args.json:
         print_json(doc)
         return 0
@@ -130,11 +140,11 @@ def _set_state(args: argparse.Namespace, ctx) -> int:
         return _halt_and_cancel(args, ctx)
     if getattr(args, "broker", None) is not None:
         raise ValueError("--broker only goes with --cancel-open")
-    app = _app(ctx)
+    store = _risk_store(ctx)
     try:
-        st = app.risk_store().set_trading_state(args.to, args.reason, by="cli")
+        st = store.set_trading_state(args.to, args.reason, by="cli")
     finally:
-        app.close()
+        store.close()
     print(f"trading state {st.trading_state}: {st.reason}")
     return 0
 

@@ -9,10 +9,9 @@ from typing import Any
 
 from agents.cli.options import output_file
 from agents.cli.output import print_json, print_table
-from agents.services.context import build_request
-from agents.services.data import SOURCE_NAMES
 from agents.services.run_summary import run_summary_text
-from analytics import shown
+
+# The other services are imported when a command runs, not at start-up.
 
 __all__ = ["register", "print_run_summary", "run_summary_text", "add_report_options", "report_path", "start_run"]
 
@@ -24,24 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Run the agent graph: market data, then the analysis agents in parallel (regime, "
             "statistics, ML signal), then decision, risk gate, optional approval, execution and "
-            "reporting. Agents that have not landed yet are listed as absent. Progress goes to "
+            "reporting. Progress goes to "
             "stderr as agents finish; a readable summary (or --json, the whole final state) to "
             "stdout. Every run is checkpointed under a thread id and journaled."
         ),
     )
-    run.add_argument("symbols", nargs="*", metavar="SYMBOL", help="symbols, e.g. SP500 NASDAQ")
-    run.add_argument("--source", choices=SOURCE_NAMES, help="market-data source (default: data.source)")
-    run.add_argument("--as-of", dest="as_of", help="run as of this date with data up to then only")
-    run.add_argument("--llm", choices=("template", "openai"), help="narrator backend (default: llm.backend)")
-    run.add_argument("--broker", choices=("none", "paper", "alpaca"), default="none",
-                     help="where approved orders go (default none)")
-    run.add_argument("--approve", action="store_true",
-                     help="stop before execution until 'regimedesk approve/reject THREAD'")
-    run.add_argument("--resume", metavar="THREAD", help="continue an interrupted run instead of starting one")
-    run.add_argument("--report", metavar="FILE.pdf",
-                     help="also write the run's PDF report to this file (see 'regimedesk report --help')")
-    add_report_options(run)
-    run.add_argument("--json", action="store_true", help="print the whole final state as JSON")
+    run.fill_later(_run_options)
     run.set_defaults(handler=_run)
 
     for name, verdict in (("approve", True), ("reject", False)):
@@ -70,6 +57,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     js.add_argument("run_id", metavar="RUN_ID")
     js.add_argument("--json", action="store_true", help="print JSON")
     js.set_defaults(handler=_journal_show)
+
+
+def _run_options(run: argparse.ArgumentParser) -> None:
+    from agents.services.data import SOURCE_NAMES
+
+    run.add_argument("symbols", nargs="*", metavar="SYMBOL", help="symbols, e.g. SP500 NASDAQ")
+    run.add_argument("--source", choices=SOURCE_NAMES, help="market-data source (default: data.source)")
+    run.add_argument("--as-of", dest="as_of", help="run as of this date with data up to then only")
+    run.add_argument("--llm", choices=("template", "openai"), help="narrator backend (default: llm.backend)")
+    run.add_argument("--broker", choices=("none", "paper", "alpaca"), default="none",
+                     help="where approved orders go (default none)")
+    run.add_argument("--approve", action="store_true",
+                     help="stop before execution until 'regimedesk approve/reject THREAD'")
+    run.add_argument("--resume", metavar="THREAD", help="continue an interrupted run instead of starting one")
+    run.add_argument("--report", metavar="FILE.pdf",
+                     help="also write the run's PDF report to this file (see 'regimedesk report --help')")
+    add_report_options(run)
+    run.add_argument("--json", action="store_true", help="print the whole final state as JSON")
 
 
 def add_report_options(parser: argparse.ArgumentParser) -> None:
@@ -110,6 +115,8 @@ def _run(args: argparse.Namespace, ctx) -> int:
             sys.stderr.write(f"resuming {args.resume}\n")
             outcome = runner.resume(args.resume, None, progress)
         return _finish(outcome, args.json)
+    from agents.services.context import build_request
+
     report = report_path(args.report, "--report") if args.report else None
     request = build_request(ctx.settings, ctx.secrets, args.symbols, source=args.source, llm=args.llm,
                             as_of=args.as_of, broker=args.broker, approve=args.approve, report=report,
@@ -202,6 +209,8 @@ def _journal_list(args: argparse.Namespace, ctx) -> int:
 
 
 def _journal_show(args: argparse.Namespace, ctx) -> int:
+    from analytics import shown
+
     doc = _journal(ctx).show_run(args.run_id)
     if args.json:
         print_json(doc)

@@ -110,11 +110,10 @@ def _list(args: argparse.Namespace, ctx) -> int:
 
 
 def _history(args: argparse.Namespace, ctx) -> int:
-    from integrations import Journal
+    from agents.runtime.scheduler import open_schedule_state
 
-    ctx.settings.home_dir.mkdir(parents=True, exist_ok=True)
-    with Journal(ctx.settings.paths.journal) as journal:
-        rows = journal.job_runs(args.history or None, limit=50)
+    with open_schedule_state(ctx.settings) as state:
+        rows = state.job_runs(args.history or None, limit=50)
     if args.json:
         print_json(rows)
         return 0
@@ -147,7 +146,7 @@ def _serve(ctx) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        service.catch_up(ex.journal().last_scheduled_fire)  # outcomes are printed by on_outcome
+        service.catch_up(ex.state().last_scheduled_fire)  # outcomes are printed by on_outcome
         if not stopping.is_set():
             sys.stderr.write(f"scheduler running with {len(service.jobs)} job(s); Ctrl-C to stop\n")
             service.scheduler.start()

@@ -7,9 +7,9 @@ from typing import Any
 
 from agents.cli.options import add_symbol_options, bar_store
 from agents.cli.output import print_json
-from agents.config import TIMEFRAME_NAMES
-from agents.services.statistics import statistics_report
 from analytics import RegimeDeskError
+
+# agents.config and the services are imported when the command runs, not at start-up.
 
 __all__ = ["register"]
 
@@ -26,13 +26,22 @@ def register(sub: argparse._SubParsersAction) -> None:
             "same length and needs at least 100 bars."
         ),
     )
-    add_symbol_options(p)
-    p.add_argument("--timeframe", choices=TIMEFRAME_NAMES, help="one timeframe (default: all)")
-    p.add_argument("--window", type=int, help="bars to use (default: the timeframe's lookback)")
+    p.fill_later(_options)
     p.set_defaults(handler=_stats)
 
 
+def _options(p: argparse.ArgumentParser) -> None:
+    from agents.config import TIMEFRAME_NAMES
+
+    add_symbol_options(p)
+    p.add_argument("--timeframe", choices=TIMEFRAME_NAMES, help="one timeframe (default: all)")
+    p.add_argument("--window", type=int, help="bars to use (default: the timeframe's lookback)")
+
+
 def _stats(args: argparse.Namespace, ctx) -> int:
+    from agents.config import TIMEFRAME_NAMES
+    from agents.services.statistics import statistics_report
+
     if args.window is not None and args.window < 20:
         raise ValueError("--window must be >= 20")
     store, symbol = bar_store(args, ctx)

@@ -8,6 +8,9 @@ run's keyed bar cache (:class:`agents.services.context.BarStore`).
 
 Per-symbol layout: ``state[agent][symbol] = {...}``. An agent that could not produce a
 result for a symbol writes ``{"error": "..."}`` there instead of inventing one.
+
+This is the stored form only: nodes return and read the typed values of
+:mod:`agents.graph.schema`, whose ``to_state()``/``from_state()`` give and parse each key's JSON.
 """
 
 from __future__ import annotations
@@ -47,28 +50,32 @@ class GraphState(TypedDict, total=False):
     run_id, thread_id : str
         Journal id of the run and checkpoint thread.
     request : dict
-        symbols, source, as_of, llm backend, broker, approve flag.
-    agents_present, agents_absent : list of str
-        Which agents this graph was built with; absent ones have not landed yet.
+        The :class:`agents.services.context.RunRequest` (``to_dict()``).
+    agents_present : list of str
+        The agents of this run's graph (with or without approval), in order.
     market_data : dict
-        ``symbol -> timeframe -> {bar, bars, first, last, validation, available, reason}``.
+        :class:`~agents.graph.schema.MarketData`: ``symbol -> timeframe -> {bar, available, ...}``.
     regime, statistics, ml_signal : dict
-        ``symbol -> result`` of each analysis agent.
+        ``symbol -> result`` of each analysis agent (:class:`~agents.graph.schema.RegimeOutput`,
+        :class:`~agents.graph.schema.StatisticsOutput`, :class:`~agents.graph.schema.MlSignalOutput`).
     decision, risk_gate, approval, execution, report : dict
-        Outputs of the pipeline agents.
+        Outputs of the pipeline agents (:class:`~agents.graph.schema.Decision`,
+        :class:`~agents.graph.schema.GateVerdicts`, :class:`~agents.graph.schema.Approval`,
+        :class:`~agents.graph.schema.Execution`, :class:`~agents.graph.schema.RunReport`).
     narratives : dict
-        ``agent -> symbol -> {text, backend, accepted, fallback_reason, rejected_numbers}``.
+        ``agent -> symbol or "_run" -> {text, backend, accepted, fallback_reason, rejected_numbers}``
+        (:class:`~agents.graph.schema.AgentNarrative`).
     agents_ran : list of str
         Agents in the order they finished.
     errors : list of dict
-        ``{agent, symbol, error}`` for results that could not be produced.
+        ``{agent, symbol, error}`` (:class:`~agents.graph.schema.AgentError`) for results that
+        could not be produced.
     """
 
     run_id: str
     thread_id: str
     request: dict[str, Any]
     agents_present: list[str]
-    agents_absent: list[str]
     market_data: dict[str, Any]
     regime: Annotated[dict[str, Any], merge_dicts]
     statistics: Annotated[dict[str, Any], merge_dicts]

@@ -1,4 +1,4 @@
-"""The agent graph of DESIGN.md, built from the agents that exist.
+"""The agent graph; every agent is always present.
 
 ::
 
@@ -11,73 +11,65 @@ the analysis agents are numpy-bound and this machine has two cores, so per-symbo
 would add checkpoint writes and merge work without speed, and one task per agent keeps each
 checkpoint step small and the journal ordered.
 
-An agent whose capability has not landed is absent: the graph skips it and the run lists
-it in ``agents_absent``; nothing fakes its result.
+Nodes return typed values (:class:`agents.graph.schema.NodeUpdate`); the wrapper here is the
+one place they become the state's JSON (:func:`agents.graph.schema.state_update`), and it
+refuses a node that returns anything else.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from agents.graph.state import ANALYSIS_AGENTS, PIPELINE_AGENTS, GraphState
+from agents.graph.nodes import (
+    approval,
+    decision,
+    execution,
+    market_data,
+    ml_signal,
+    regime,
+    reporting,
+    risk_gate,
+    statistics,
+)
+from agents.graph.schema import RunState, state_update
+from agents.graph.state import ALL_AGENTS, ANALYSIS_AGENTS, PIPELINE_AGENTS, GraphState
 from agents.services.context import AppContext
 
-__all__ = ["available_agents", "build_graph", "agent_plan"]
+__all__ = ["build_graph", "agent_plan"]
 
-#: agent -> module under agents.graph.nodes implementing it.
-_NODE_MODULES: dict[str, str] = {
-    "market_data": "agents.graph.nodes.market_data",
-    "regime": "agents.graph.nodes.regime",
-    "statistics": "agents.graph.nodes.statistics",
-    "ml_signal": "agents.graph.nodes.ml_signal",
-    "decision": "agents.graph.nodes.decision",
-    "risk_gate": "agents.graph.nodes.risk_gate",
-    "approval": "agents.graph.nodes.approval",
-    "execution": "agents.graph.nodes.execution",
-    "reporting": "agents.graph.nodes.reporting",
+#: agent -> its node module (``make(ctx) -> node``), looked up when a graph is built.
+_NODE_MODULES: dict[str, ModuleType] = {
+    "market_data": market_data,
+    "regime": regime,
+    "statistics": statistics,
+    "ml_signal": ml_signal,
+    "decision": decision,
+    "risk_gate": risk_gate,
+    "approval": approval,
+    "execution": execution,
+    "reporting": reporting,
 }
 
 
-def available_agents() -> dict[str, Callable[[AppContext], Callable]]:
-    """``agent -> make(ctx)`` for every agent whose node module exists."""
-    found: dict[str, Callable[[AppContext], Callable]] = {}
-    for agent, module in _NODE_MODULES.items():
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise  # the module exists but one of its imports is missing: a real error
-            continue
-        found[agent] = mod.make
-    return found
+def agent_plan(approve: bool) -> tuple[str, ...]:
+    """The agents of a graph with or without the approval step, in order."""
+    return tuple(a for a in ALL_AGENTS if approve or a != "approval")
 
 
-def agent_plan(approve: bool) -> tuple[list[str], list[str]]:
-    """``(present, absent)`` agents for a graph with or without the approval step."""
-    have = available_agents()
-    wanted = ["market_data", *ANALYSIS_AGENTS, *PIPELINE_AGENTS]
-    if not approve:
-        wanted.remove("approval")
-    present = [a for a in wanted if a in have]
-    absent = [a for a in wanted if a not in have]
-    return present, absent
-
-
-def _wrap(ctx: AppContext, agent: str, fn: Callable[[dict], dict]) -> Callable[[dict], dict]:
+def _wrap(ctx: AppContext, agent: str, fn: Callable[[Mapping[str, Any]], object]) -> Callable[[dict], dict]:
     def node(state: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
-        update = fn(state)
-        update = dict(update)
+        update = state_update(agent, fn(state))
         update["agents_ran"] = [agent]
         if ctx.journal is not None and agent != "approval":
-            own = {k: v for k, v in update.items() if k not in ("agents_ran",)}
+            own = {k: v for k, v in update.items() if k != "agents_ran"}
             own["_seconds"] = round(time.perf_counter() - started, 4)
-            ctx.journal.record_agent_output(state.get("run_id"), agent, None, own)
+            ctx.journal.record_agent_output(RunState(state).run_id, agent, None, own)
         return update
 
     node.__name__ = agent
@@ -85,7 +77,7 @@ def _wrap(ctx: AppContext, agent: str, fn: Callable[[dict], dict]) -> Callable[[
 
 
 def build_graph(ctx: AppContext, *, approve: bool = False, checkpointer=None):
-    """Compile the graph from the agents that exist.
+    """Compile the graph.
 
     Parameters
     ----------
@@ -98,26 +90,19 @@ def build_graph(ctx: AppContext, *, approve: bool = False, checkpointer=None):
 
     Returns
     -------
-    graph, present, absent
-        The compiled graph and the agents it has and lacks.
+    CompiledStateGraph
+        Nodes :func:`agent_plan` ``(approve)``.
     """
-    makers = available_agents()
-    present, absent = agent_plan(approve)
     builder = StateGraph(GraphState)
-    for agent in present:
-        builder.add_node(agent, _wrap(ctx, agent, makers[agent](ctx)))
+    for agent in agent_plan(approve):
+        # Looked up now, not at import, so a test can replace a node module's make().
+        builder.add_node(agent, _wrap(ctx, agent, _NODE_MODULES[agent].make(ctx)))
+    chain = [a for a in PIPELINE_AGENTS if approve or a != "approval"]
     builder.add_edge(START, "market_data")
-    analysis = [a for a in ANALYSIS_AGENTS if a in present]
-    chain = [a for a in PIPELINE_AGENTS if a in present]
-    if not chain:
-        raise RuntimeError("the reporting agent is missing; the graph cannot end a run")
-    if analysis:
-        for agent in analysis:
-            builder.add_edge("market_data", agent)
-        builder.add_edge(analysis, chain[0])  # waits for every analysis agent
-    else:
-        builder.add_edge("market_data", chain[0])
+    for agent in ANALYSIS_AGENTS:
+        builder.add_edge("market_data", agent)
+    builder.add_edge(list(ANALYSIS_AGENTS), chain[0])  # waits for every analysis agent
     for a, b in zip(chain, chain[1:], strict=False):
         builder.add_edge(a, b)
     builder.add_edge(chain[-1], END)
-    return builder.compile(checkpointer=checkpointer), present, absent
+    return builder.compile(checkpointer=checkpointer)

@@ -8,15 +8,17 @@ everything and raises alerts.
 
 Durability
 ----------
-* A bar is *claimed* in the journal (``live_bars``, primary key ``(session, bar_time)``)
-  before its run starts; its run has a thread id and run id derived from the session and
-  the bar, checkpointed in SQLite. A bar is claimed once, so it is never processed twice.
+* A bar is *claimed* in the live state store (``home/live_state.sqlite``, table
+  ``live_bars``, primary key ``(session, bar_time)``) before its run starts; its run has a
+  thread id and run id derived from the session and the bar, checkpointed in SQLite. A bar
+  is claimed once, so it is never processed twice.
 * On start the loop reconciles the broker's orders and positions with the journal, then
   finishes every bar claimed but not completed: it resumes the checkpointed thread (or
   starts it, if the process died before the first checkpoint). Orders carry deterministic
   client order ids and are journaled as ``submitting`` before they are sent, so a resumed
   bar finds its order at the broker instead of sending it again.
-* A heartbeat is written to the journal on every turn of the loop.
+* A heartbeat is written to the live state store on every turn of the loop. The journal
+  keeps what happened: the runs, orders and fills, and the session's events.
 
 Liveness
 --------
@@ -57,6 +59,7 @@ from integrations import (
     BarBatch,
     Feed,
     IntegrationError,
+    LiveStateStore,
     PollingFeed,
     ReplayFeed,
     TransientError,
@@ -75,6 +78,7 @@ __all__ = [
     "live_status",
     "format_live_status",
     "session_name",
+    "open_live_state",
 ]
 
 log = logging.getLogger(__name__)
@@ -204,6 +208,15 @@ class LiveSpec:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
 
+def open_live_state(settings: Settings) -> LiveStateStore:
+    """The live state store of ``settings``' home.
+
+    A journal of an older RegimeDesk still holding the live tables hands them over on the
+    first open (see :class:`integrations.LiveStateStore`).
+    """
+    return LiveStateStore(settings.paths.live_state, legacy_journal=settings.paths.journal)
+
+
 def session_name(spec: LiveSpec, replay_start: pd.Timestamp | None = None) -> str:
     """The default session name: feed, timeframe, symbols, broker (and a replay's first bar)."""
     parts = [spec.feed, spec.timeframe, *spec.symbols, spec.broker]
@@ -331,6 +344,11 @@ class LiveLoop:
         self._say = say or (lambda line: log.info("%s", line))
         self.runner = Runner(settings, secrets)
         self.journal = self.runner.journal
+        try:
+            self.live_state = open_live_state(settings)
+        except BaseException:
+            self.runner.close()
+            raise
         self.lock = SessionLock(settings.home_dir, self.session)
         self._silent = False
         self._last_received: pd.Timestamp | None = None
@@ -347,6 +365,7 @@ class LiveLoop:
 
     def close(self) -> None:
         self.lock.release()
+        self.live_state.close()
         self.runner.close()
         self.feed.close()
 
@@ -465,8 +484,8 @@ class LiveLoop:
             outcome, attempts = self._run_bar(request, thread_id, run_id)
         except Exception as exc:  # noqa: BLE001 - the loop degrades: bar failed, alert, next bar
             seconds = time.perf_counter() - started
-            self.journal.update_live_bar(self.session, bar_time, "failed", seconds=seconds,
-                                         error=f"{type(exc).__name__}: {exc}")
+            self.live_state.update_live_bar(self.session, bar_time, "failed", seconds=seconds,
+                                            error=f"{type(exc).__name__}: {exc}")
             self._event("bar_failed", f"bar {bar_time} failed ({type(exc).__name__}: {exc}); nothing more is sent "
                                       "for it; journaled orders are reconciled with the next bar")
             return {"status": "failed", "seconds": seconds, "orders": 0}
@@ -475,7 +494,7 @@ class LiveLoop:
         seconds = time.perf_counter() - started
         self._alert_given_up((outcome.state.get("execution") or {}).get("reconciled") or [])
         status = "waiting" if outcome.status == "interrupted" else "completed"
-        self.journal.update_live_bar(self.session, bar_time, status, seconds=seconds, attempts=attempts)
+        self.live_state.update_live_bar(self.session, bar_time, status, seconds=seconds, attempts=attempts)
         self._say(self._bar_line(bar_time, outcome.state, status, seconds, received))
         return {"status": status, "seconds": seconds, "orders": len(_sent(outcome.state))}
 
@@ -504,15 +523,15 @@ class LiveLoop:
 
     def _expire_waiting(self) -> None:
         """Approvals nobody gave before a newer bar arrived expire as rejections."""
-        for row in self.journal.live_bars(self.session, status="waiting"):
+        for row in self.live_state.live_bars(self.session, status="waiting"):
             state = self.runner.checkpoint_state(row["thread_id"])
             if state == "waiting":
                 self.runner.resume(row["thread_id"], {"approved": False, "by": "live session",
                                                       "note": "expired: a newer bar arrived before an answer"})
-                self.journal.update_live_bar(self.session, row["bar_time"], "expired")
+                self.live_state.update_live_bar(self.session, row["bar_time"], "expired")
                 self._event("approval_expired", f"bar {row['bar_time']}: no answer before the next bar; not executed")
             else:
-                self.journal.update_live_bar(self.session, row["bar_time"], "completed")
+                self.live_state.update_live_bar(self.session, row["bar_time"], "completed")
 
     def handle(self, batch: BarBatch, received: pd.Timestamp | None = None) -> dict[str, Any]:
         """Process one bar time: cache its bars, claim it, run the graph, record the outcome."""
@@ -525,9 +544,9 @@ class LiveLoop:
         for t in batch.skipped:
             bar_time = t.isoformat()
             thread_id, run_id = self._ids(bar_time)
-            if self.journal.claim_live_bar(self.session, bar_time, thread_id, run_id, received_at=received,
-                                           closes_at=(t + self.feed.timeframe.step).isoformat(),
-                                           status="skipped") is None:
+            if self.live_state.claim_live_bar(self.session, bar_time, thread_id, run_id, received_at=received,
+                                              closes_at=(t + self.feed.timeframe.step).isoformat(),
+                                              status="skipped") is None:
                 self._event("bar_skipped", f"bar {bar_time} closed while the session was down; not traded")
         # Marks this session set (also by an earlier process of it, before a restart) are
         # cleared by the first bar that arrives; other sessions' marks are theirs to clear.
@@ -536,7 +555,7 @@ class LiveLoop:
         if ours or self._silent:
             back = risk.set_feed_silent(ours, False, "bars again", self.session)
             self._silent = False
-            self.journal.live_heartbeat(self.session, feed_state="ok")
+            self.live_state.live_heartbeat(self.session, feed_state="ok")
             if back:
                 self._event("feed_back", f"bars again ({batch.time.isoformat()}); orders allowed for "
                                          f"{', '.join(back)}")
@@ -544,8 +563,8 @@ class LiveLoop:
         self._expire_waiting()
         bar_time = batch.time.isoformat()
         thread_id, run_id = self._ids(bar_time)
-        existing = self.journal.claim_live_bar(self.session, bar_time, thread_id, run_id, received_at=received,
-                                               closes_at=batch.closes_at.isoformat())
+        existing = self.live_state.claim_live_bar(self.session, bar_time, thread_id, run_id,
+                                                  received_at=received, closes_at=batch.closes_at.isoformat())
         if existing is not None and existing["status"] != "started":
             return {"status": "already " + existing["status"], "seconds": 0.0, "orders": 0}
         return self._finish_bar(bar_time, self._request(batch), thread_id, run_id, received)
@@ -558,9 +577,9 @@ class LiveLoop:
         for good; a network feed does not (its moment has passed: see the downtime rule).
         Returns ``(resumed, failed)``: bars finished, and bars that failed again.
         """
-        rows = self.journal.live_bars(self.session, status="started")
+        rows = self.live_state.live_bars(self.session, status="started")
         if self.feed.virtual:
-            rows = sorted(rows + self.journal.live_bars(self.session, status="failed"), key=lambda r: r["bar_time"])
+            rows = sorted(rows + self.live_state.live_bars(self.session, status="failed"), key=lambda r: r["bar_time"])
         n = failed = 0
         for row in rows:
             bar = pd.Timestamp(row["bar_time"])
@@ -597,7 +616,7 @@ class LiveLoop:
         return True
 
     def _last_handled(self) -> pd.Timestamp | None:
-        rows = self.journal.live_bars(self.session, limit=1, newest_first=True)
+        rows = self.live_state.live_bars(self.session, limit=1, newest_first=True)
         return pd.Timestamp(rows[0]["bar_time"]) if rows else None
 
     # ------------------------------------------------------------------ the loop
@@ -623,7 +642,7 @@ class LiveLoop:
                 self.lock.release()
 
     def _run(self, max_bars: int | None, t0: float) -> LiveSummary:
-        self.journal.open_live_session(self.session, self.spec.to_dict(), os.getpid())
+        self.live_state.open_live_session(self.session, self.spec.to_dict(), os.getpid())
         handled = skipped = orders = 0
         seconds: list[float] = []
         stopped_by = "stop requested"
@@ -637,7 +656,7 @@ class LiveLoop:
             feed_error: str | None = None
             while not self.stopping:
                 now = self._clock()
-                self.journal.live_heartbeat(self.session, feed_state="silent" if self._silent else "ok")
+                self.live_state.live_heartbeat(self.session, feed_state="silent" if self._silent else "ok")
                 after = self._last_handled()
                 if self.feed.exhausted(after):
                     stopped_by = "end of replay"
@@ -672,10 +691,10 @@ class LiveLoop:
                 if self.feed.virtual and self.spec.speed > 0 and not self.stopping:
                     self._sleep(self.feed.timeframe.step.total_seconds() / self.spec.speed)
         except BaseException as exc:
-            self.journal.close_live_session(self.session, "failed", note=f"{type(exc).__name__}: {exc}")
+            self.live_state.close_live_session(self.session, "failed", note=f"{type(exc).__name__}: {exc}")
             raise
         status = "finished" if stopped_by == "end of replay" else "stopped"
-        self.journal.close_live_session(self.session, status, note=stopped_by)
+        self.live_state.close_live_session(self.session, status, note=stopped_by)
         self._event("stopped", f"{stopped_by}: {handled} bar(s) handled, {failed} failed, {orders} order(s) sent")
         return LiveSummary(self.session, handled, resumed, skipped, failed, orders, stopped_by,
                            time.perf_counter() - t0, tuple(seconds))
@@ -704,12 +723,13 @@ def live_status(settings: Settings, session: str | None = None, now: pd.Timestam
 
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
     out: dict[str, Any] = {"now": now.isoformat(), "sessions": []}
-    with Journal(settings.paths.journal) as journal:
-        for s in journal.live_sessions():
+    # Sessions and their bars are working state; their events are in the audit journal.
+    with open_live_state(settings) as live_state, Journal(settings.paths.journal) as journal:
+        for s in live_state.live_sessions():
             if session is not None and s["session"] != session:
                 continue
             spec = s["spec"]
-            bars = journal.live_bars(s["session"])
+            bars = live_state.live_bars(s["session"])
             counts: dict[str, int] = {}
             for b in bars:
                 counts[b["status"]] = counts.get(b["status"], 0) + 1
@@ -738,7 +758,7 @@ def live_status(settings: Settings, session: str | None = None, now: pd.Timestam
                 "lag_seconds": lag, "lag_kind": "processing time" if spec.get("feed") == "replay" else "since bar close",
                 "bars": counts,
                 "bar_seconds_p50": float(np.percentile(secs, 50)) if secs else None,
-                "events": journal.live_events(s["session"])[-5:],
+                "events": journal.latest_live_events(s["session"], 5),
             })
     risk = RiskStateStore(settings.paths.risk_state)
     try:

@@ -18,7 +18,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
 from agents.config import Secrets, Settings
-from agents.graph import build_graph
+from agents.graph import RunState, agent_plan, build_graph
 from agents.services.context import AppContext, RunRequest
 from analytics import RegimeDeskError
 from integrations import UnknownRunError
@@ -37,7 +37,8 @@ class RunOutcome:
     """Where a run stands after ``start``/``resume``.
 
     ``status`` is ``'completed'`` or ``'interrupted'`` (waiting for approval); ``pending``
-    holds what the approval step shows a person.
+    holds what the approval step shows a person. ``state`` is the graph's state as JSON;
+    :attr:`run_state` reads it typed.
     """
 
     run_id: str
@@ -45,6 +46,11 @@ class RunOutcome:
     status: str
     state: dict[str, Any]
     pending: dict[str, Any] | None = None
+
+    @property
+    def run_state(self) -> RunState:
+        """The typed view of :attr:`state` (:class:`agents.graph.RunState`)."""
+        return RunState(self.state)
 
 
 class Runner:
@@ -79,6 +85,14 @@ class Runner:
         self._conn = sqlite3.connect(str(path), check_same_thread=False)
         self.checkpointer = SqliteSaver(self._conn)
         self.ctx = AppContext(settings, secrets, self.journal)
+        self._graphs: dict[bool, Any] = {}
+
+    def _graph(self, approve: bool):
+        """The compiled graph (with or without the approval step), built once per runner."""
+        graph = self._graphs.get(approve)
+        if graph is None:
+            graph = self._graphs[approve] = build_graph(self.ctx, approve=approve, checkpointer=self.checkpointer)
+        return graph
 
     def close(self) -> None:
         self.ctx.close()
@@ -122,7 +136,7 @@ class Runner:
         """
         run_id = run_id or uuid.uuid4().hex[:12]
         thread_id = thread_id or f"run-{run_id}"
-        graph, present, absent = build_graph(self.ctx, approve=request.approve, checkpointer=self.checkpointer)
+        graph = self._graph(request.approve)
         config = {"configurable": {"thread_id": thread_id}}
         if graph.get_state(config).values:
             raise RegimeDeskError(f"thread {thread_id} already has a checkpointed run; resume it instead")
@@ -134,8 +148,7 @@ class Runner:
             "run_id": run_id,
             "thread_id": thread_id,
             "request": request.to_dict(),
-            "agents_present": present,
-            "agents_absent": absent,
+            "agents_present": list(agent_plan(request.approve)),
         }
         try:
             self._stream(graph, initial, config, progress)
@@ -146,14 +159,14 @@ class Runner:
 
     def _load(self, thread_id: str):
         """The graph and run id of a checkpointed thread."""
-        probe, _, _ = build_graph(self.ctx, approve=True, checkpointer=self.checkpointer)
+        probe = self._graph(True)
         config = {"configurable": {"thread_id": thread_id}}
         values = probe.get_state(config).values
         if not values or "request" not in values:
             raise UnknownThreadError(f"no checkpointed run with thread id {thread_id!r}")
-        approve = bool(values["request"].get("approve"))
-        graph, _, _ = build_graph(self.ctx, approve=approve, checkpointer=self.checkpointer)
-        return graph, config, values["run_id"]
+        run = RunState(values)
+        graph = self._graph(run.request.approve)
+        return graph, config, run.run_id
 
     def status(self, thread_id: str) -> RunOutcome:
         """Where a checkpointed run stands, without running anything."""
@@ -165,7 +178,7 @@ class Runner:
     def checkpoint_state(self, thread_id: str) -> str | None:
         """``None`` (no checkpoint), ``'finished'``, ``'waiting'`` (for approval) or ``'running'``
         (interrupted by a crash: :meth:`resume` continues it)."""
-        probe, _, _ = build_graph(self.ctx, approve=True, checkpointer=self.checkpointer)
+        probe = self._graph(True)
         snap = probe.get_state({"configurable": {"thread_id": thread_id}})
         if not snap.values:
             return None

@@ -2,8 +2,10 @@
 
 Jobs come from ``[[schedule.jobs]]`` in the configuration: a five-field cron expression in
 an IANA time zone, a kind (``run`` or ``report``) and symbols. APScheduler fires them; each
-execution is appended to the journal (``job_runs``) with its outcome, and its result is
-delivered to a folder and, when a bot token and chats are configured, to Telegram.
+execution is appended with its outcome to the scheduler's working state
+(``home/schedule_state.sqlite``, table ``job_runs``; the graph run it started is in the
+journal), and its result is delivered to a folder and, when a bot token and chats are
+configured, to Telegram.
 
 Time zones and daylight saving: fire times follow the wall clock of the job's zone. A wall
 time that does not exist on the spring-forward day (02:30 in New York) fires at the same
@@ -14,8 +16,8 @@ Missed runs, on purpose: a job is never run twice at once (``max_instances=1``).
 scheduler runs, a fire time missed by less than ``schedule.misfire_grace_seconds`` (a busy
 process, a suspended laptop) still runs, and several missed times of one job run once when
 ``schedule.coalesce`` is true. After downtime, on start, every fire time since the job's
-last journaled one is examined: the ones younger than the grace run (once, if coalescing);
-older ones are recorded as ``missed`` in the journal and skipped, so a report is never sent
+last recorded one is examined: the ones younger than the grace run (once, if coalescing);
+older ones are recorded as ``missed`` and skipped, so a report is never sent
 for a stale close days later. A job that has never fired has nothing to catch up.
 
 A failing job is recorded (status ``error``), alerted to Telegram when configured, and does
@@ -23,7 +25,7 @@ not stop the scheduler or other jobs.
 
 No secret reaches ``job_runs``, an alert or a log line: every outcome's error, summary and
 delivery errors go through :func:`integrations.redact` with the configured secrets before
-they are journaled or returned.
+they are recorded or returned.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ __all__ = [
     "next_fire_times",
     "fire_times_between",
     "build_sender",
+    "open_schedule_state",
 ]
 
 log = logging.getLogger(__name__)
@@ -178,6 +181,18 @@ def _scrubbed(outcome: JobOutcome, secrets: Iterable[str | None] = ()) -> JobOut
         error=redact(outcome.error, secrets) if outcome.error is not None else None)
 
 
+def open_schedule_state(settings: Settings):
+    """The schedule state store of ``settings``' home (an :class:`integrations.ScheduleStateStore`).
+
+    A journal of an older RegimeDesk still holding ``job_runs`` hands it over on the first open,
+    so the catch-up after the upgrade starts from the last fire time recorded before it.
+    """
+    from integrations import ScheduleStateStore
+
+    settings.home_dir.mkdir(parents=True, exist_ok=True)
+    return ScheduleStateStore(settings.paths.schedule_state, legacy_journal=settings.paths.journal)
+
+
 def build_sender(settings: Settings, secrets: Secrets):
     """A :class:`integrations.TelegramSender` when a token and chats are configured, else None."""
     from integrations import TelegramSender
@@ -219,7 +234,7 @@ class JobExecutor:
     sender: Any = "default"
     clock: Clock = _utcnow
     status: Callable[[str], None] | None = None
-    _journal: Any = field(default=None, init=False, repr=False)
+    _state: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.sender == "default":
@@ -228,19 +243,16 @@ class JobExecutor:
     def _secret_values(self) -> tuple[str | None, ...]:
         return tuple(self.secrets.get(name) for name in SECRET_VARIABLES)
 
-    def journal(self):
-        """The journal job executions are recorded in (``home/journal.sqlite``)."""
-        if self._journal is None:
-            from integrations import Journal
-
-            self.settings.home_dir.mkdir(parents=True, exist_ok=True)
-            self._journal = Journal(self.settings.paths.journal)
-        return self._journal
+    def state(self):
+        """The store job executions are recorded in (:func:`open_schedule_state`), opened on first use."""
+        if self._state is None:
+            self._state = open_schedule_state(self.settings)
+        return self._state
 
     def close(self) -> None:
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+        if self._state is not None:
+            self._state.close()
+            self._state = None
 
     def _folder(self, job: ScheduledJob) -> Path:
         folder = job.deliver_dir.expanduser() if job.deliver_dir else self.settings.reports_dir
@@ -323,16 +335,16 @@ class JobExecutor:
         return result
 
     def record(self, outcome: JobOutcome) -> None:
-        """Append ``outcome``, secrets redacted, to the journal (a journal failure is logged, not raised)."""
+        """Append ``outcome``, secrets redacted, to the schedule state (a failure is logged, not raised)."""
         outcome = _scrubbed(outcome, self._secret_values())
         try:
-            self.journal().record_job_run(
+            self.state().record_job_run(
                 outcome.job, scheduled_for=outcome.scheduled_for, started_at=outcome.started_at,
                 finished_at=outcome.finished_at, status=outcome.status, run_id=outcome.run_id,
                 detail={"files": list(outcome.files), "deliveries": list(outcome.deliveries),
                         "error": outcome.error, "kind": outcome.kind})
         except Exception:
-            log.error("could not journal the outcome of job %s", outcome.job, exc_info=True)
+            log.error("could not record the outcome of job %s", outcome.job, exc_info=True)
 
 
 class ScheduleService:
@@ -431,7 +443,8 @@ class ScheduleService:
     def catch_up(self, last_fire: Callable[[str], str | None]) -> list[JobOutcome]:
         """Handle fire times missed while the scheduler was down (see the module docstring).
 
-        ``last_fire(name)`` returns the latest journaled fire time of a job (ISO) or None.
+        ``last_fire(name)`` returns the latest recorded fire time of a job (ISO) or None
+        (``ScheduleStateStore.last_scheduled_fire``).
         """
         now = self.clock()
         grace = timedelta(seconds=self.settings.schedule.misfire_grace_seconds)

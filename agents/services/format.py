@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 __all__ = ["METRIC_ROWS", "format_metric", "format_value", "is_missing", "to_jsonable"]
 
@@ -61,7 +60,7 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         v = float(value)
         return v if math.isfinite(v) else None
-    if isinstance(value, (pd.Timestamp, datetime, date)):
+    if isinstance(value, (datetime, date)):  # pandas.Timestamp is a datetime
         return value.isoformat()
     if isinstance(value, Path):
         return str(value)

@@ -13,12 +13,12 @@ import math
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from agents.config import Secrets, Settings
 from analytics import RegimeDeskError
@@ -37,6 +37,9 @@ from analytics.risk_gate import (
 )
 from integrations import apply_schema, open_database
 
+if TYPE_CHECKING:  # imported where used, so that 'regimedesk risk status' does not load pandas
+    import pandas as pd
+
 __all__ = [
     "risk_limits",
     "RiskStateStore",
@@ -49,6 +52,9 @@ __all__ = [
     "nyse_session",
     "build_broker",
     "portfolio_of",
+    "BrokerBook",
+    "fetch_book",
+    "run_book",
     "propose_orders",
     "reconcile",
     "ReconcileError",
@@ -115,6 +121,12 @@ CREATE TABLE IF NOT EXISTS silent_feeds (
 """
 
 
+def _timestamp(text: str) -> pd.Timestamp:
+    import pandas as pd
+
+    return pd.Timestamp(text)
+
+
 class RiskStateStore:
     """The risk state in SQLite (``home/risk.sqlite``): current state plus an event history.
 
@@ -122,10 +134,11 @@ class RiskStateStore:
     """
 
     def __init__(self, path: str | Path) -> None:
+        # Opening and reading the state needs no pandas, so 'regimedesk risk status' starts fast.
         self.path = Path(path)
         self._lock = threading.Lock()
         self._conn = open_database(self.path, what="risk state", error=RiskStateError, setup=lambda conn: apply_schema(
-            conn, _RISK_SCHEMA, 1, pd.Timestamp.now(tz="UTC").isoformat(), what="risk state", path=self.path,
+            conn, _RISK_SCHEMA, 1, datetime.now(UTC).isoformat(), what="risk state", path=self.path,
             error=RiskStateError))
 
     def close(self) -> None:
@@ -142,7 +155,7 @@ class RiskStateStore:
         try:
             d = json.loads(row[0])
             recent = tuple(
-                RecentOrder(pd.Timestamp(r["ts"]), r["client_order_id"], r["symbol"], r["side"], float(r["qty"]))
+                RecentOrder(_timestamp(r["ts"]), r["client_order_id"], r["symbol"], r["side"], float(r["qty"]))
                 for r in d.get("recent", [])
             )
             st = RiskState(d["trading_state"], d.get("reason"), d.get("day"), d.get("day_start_equity"),
@@ -156,6 +169,8 @@ class RiskStateStore:
     def _write(self, before: RiskState, state: RiskState, why: str, by: str) -> None:
         """Write ``state`` and, when the trading state changed, its history row (inside the
         caller's transaction)."""
+        import pandas as pd
+
         d = asdict(state)
         d["recent"] = [{**asdict(r), "ts": pd.Timestamp(r.ts).isoformat()} for r in state.recent]
         self._conn.execute("INSERT OR REPLACE INTO risk_state (id, doc) VALUES (1, ?)", (json.dumps(d),))
@@ -241,6 +256,8 @@ class RiskStateStore:
     def set_feed_silent(self, symbols, silent: bool, reason: str, by: str) -> list[str]:
         """Mark ``symbols`` as having a silent live feed (the gate then rejects their new
         orders) or clear the mark. Returns the symbols whose mark changed."""
+        import pandas as pd
+
         changed = []
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -289,6 +306,8 @@ def symbol_var_backtest(store, symbol: str, *, level: float, method: str, window
 def run_clock(store, request: Mapping[str, Any]) -> pd.Timestamp:
     """The run's "now": the as-of clock; for the historical builtin source without an
     as-of, the end of its last day (its data stops in 2018); otherwise the wall clock."""
+    import pandas as pd
+
     if store.now is not None:
         return store.now
     if request.get("source") == "builtin":
@@ -375,6 +394,8 @@ def recheck_approved(store: RiskStateStore, approved: Sequence[tuple[ProposedOrd
     tuple of Verdict
         One per order, in order, ``qty`` at most the approved quantity.
     """
+    import pandas as pd
+
     orders = [replace(o, qty=float(q)) for o, q in approved]
     if not orders:
         return ()
@@ -421,6 +442,7 @@ def _xnys():
     """The NYSE calendar (``exchange_calendars`` XNYS: sessions, holidays, half days), built
     once per process; imported lazily because it costs about a second."""
     import exchange_calendars
+    import pandas as pd
 
     end = (pd.Timestamp.now(tz="UTC") + pd.DateOffset(years=_XNYS_YEARS_AHEAD)).strftime("%Y-%m-%d")
     with warnings.catch_warnings():  # its use of pandas raises deprecation notices that are not ours
@@ -437,6 +459,8 @@ def nyse_session(day) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     days close early (13:00 New York). Dates outside the calendar's range (before 1990, more
     than two years ahead) fall back to Monday to Friday 9:30-16:00 New York.
     """
+    import pandas as pd
+
     d = pd.Timestamp(day)
     d = (d.tz_convert("America/New_York").tz_localize(None) if d.tzinfo is not None else d).normalize()
     cal = _xnys()
@@ -452,6 +476,8 @@ def nyse_session(day) -> tuple[pd.Timestamp, pd.Timestamp] | None:
 
 def _nyse_open(now: pd.Timestamp) -> bool:
     """The NYSE is in its regular session at ``now`` (holidays and half days included)."""
+    import pandas as pd
+
     now = pd.Timestamp(now).tz_convert("UTC")
     bounds = nyse_session(now)
     return bounds is not None and bounds[0] <= now < bounds[1]
@@ -474,17 +500,61 @@ def build_broker(settings: Settings, secrets: Secrets, name: str):
     raise ValueError(f"broker must be paper or alpaca, not {name!r}")
 
 
-def portfolio_of(broker, prices: Mapping[str, float]) -> tuple[Portfolio, float]:
-    """``(Portfolio, equity)`` as the broker reports them, open orders valued at ``prices``
-    (an open order in a symbol without a price is NaN, which the gate rejects)."""
+@dataclass(frozen=True)
+class BrokerBook:
+    """The broker's account at one moment: cash, equity, positions and open orders.
+
+    Attributes
+    ----------
+    cash, equity : float
+        As the broker reports them.
+    positions : mapping of str to float
+        Signed quantity per symbol.
+    open_orders : tuple
+        The broker's open orders (objects with ``client_order_id``, ``symbol``, ``side``,
+        ``qty`` and ``filled_qty``).
+    """
+
+    cash: float
+    equity: float
+    positions: Mapping[str, float]
+    open_orders: tuple[Any, ...]
+
+
+def fetch_book(broker) -> BrokerBook:
+    """Read the broker's account, positions and open orders (three broker calls)."""
     acct = broker.account()
     positions = {s: float(p.qty) for s, p in broker.positions().items()}
+    return BrokerBook(float(acct.cash), float(acct.equity), positions, tuple(broker.open_orders()))
+
+
+def run_book(ctx: Any, request: Mapping[str, Any], run_id: str | None) -> BrokerBook | None:
+    """The broker's book for one graph run, fetched once and shared by the decision and the gate.
+
+    ``ctx`` is the run's :class:`agents.services.context.AppContext`. ``None`` without a broker.
+    The execution step does not use this: it re-reads the broker just before sending
+    (:func:`recheck_approved`), so an order is always checked against the book of that moment.
+    """
+    broker = ctx.broker(request)
+    if broker is None:
+        return None
+    if run_id is None:
+        return fetch_book(broker)
+    key = ("book", request["source"], request.get("as_of"), run_id, request.get("broker"))
+    return ctx.memo(key, lambda: fetch_book(broker))
+
+
+def portfolio_of(broker, prices: Mapping[str, float]) -> tuple[Portfolio, float]:
+    """``(Portfolio, equity)`` from a broker (read now) or a :class:`BrokerBook` read earlier,
+    open orders valued at ``prices`` (an open order in a symbol without a price is NaN, which
+    the gate rejects)."""
+    book = broker if isinstance(broker, BrokerBook) else fetch_book(broker)
     pending = tuple(
         PendingOrder(o.client_order_id, o.symbol, o.side, float(o.qty - o.filled_qty),
                      float(prices.get(o.symbol, float("nan"))))
-        for o in broker.open_orders()
+        for o in book.open_orders
     )
-    return Portfolio(cash=float(acct.cash), positions=positions, pending=pending), float(acct.equity)
+    return Portfolio(cash=book.cash, positions=dict(book.positions), pending=pending), book.equity
 
 
 def propose_orders(
@@ -497,6 +567,8 @@ def propose_orders(
     target, price or equity gets no order. Client order ids are deterministic in (strategy,
     symbol, bar time, side), so a rerun for the same bar proposes the same ids.
     """
+    import pandas as pd
+
     from integrations.brokers import client_order_id
 
     orders = []
@@ -601,6 +673,8 @@ def journal_status(journal, run_id: str, broker_name: str, status) -> None:
     are journaled as the increase over what the journal already holds, so the journal's
     fills of an order always add up to the broker's filled quantity.
     """
+    import pandas as pd
+
     journal.record_order(run_id, status.client_order_id, status.symbol, status.side, status.qty,
                          status.status, broker_name, status.to_dict())
     new = float(status.filled_qty) - journal.filled_qty(status.client_order_id)

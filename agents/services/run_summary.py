@@ -17,8 +17,6 @@ def run_summary_text(outcome) -> str:
     state = outcome.state
     add(f"run {outcome.run_id}  thread {outcome.thread_id}  status {outcome.status}")
     add(f"agents ran: {', '.join(state.get('agents_ran', []))}")
-    if state.get("agents_absent"):
-        add(f"agents absent (not yet built): {', '.join(state['agents_absent'])}")
     narratives = state.get("narratives", {})
     for symbol in state.get("request", {}).get("symbols", []):
         add(f"\n== {symbol} ==")

@@ -259,12 +259,18 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+#: A command, then what a chart-drawing command does when it runs: import matplotlib (the
+#: commands import it only then, so a light command such as 'data show' never loads it).
+_THEN_MATPLOTLIB = ("import sys\nfrom agents.cli import main\ncode = main(sys.argv[1:])\n"
+                    "import matplotlib.font_manager\nraise SystemExit(code)\n")
+
+
 def test_matplotlib_cache_stays_under_the_home_and_quiet(tmp_path):
     user = tmp_path / "user"
     user.mkdir()
     home = tmp_path / "rdhome"
     proc = subprocess.run(
-        [sys.executable, "-m", "agents.cli", "data", "show", "SP500", "--start", "2018-12-01", "--json"],
+        [sys.executable, "-c", _THEN_MATPLOTLIB, "data", "show", "SP500", "--start", "2018-12-01", "--json"],
         cwd=tmp_path, env=_clean_env(HOME=str(user), REGIMEDESK_HOME=str(home)),
         capture_output=True, text=True, check=False,
     )
@@ -275,7 +281,7 @@ def test_matplotlib_cache_stays_under_the_home_and_quiet(tmp_path):
     # a user's own MPLCONFIGDIR is left alone
     mine = tmp_path / "mine"
     proc = subprocess.run(
-        [sys.executable, "-m", "agents.cli", "data", "show", "SP500", "--start", "2018-12-01", "--json"],
+        [sys.executable, "-c", _THEN_MATPLOTLIB, "data", "show", "SP500", "--start", "2018-12-01", "--json"],
         cwd=tmp_path, env=_clean_env(HOME=str(user), REGIMEDESK_HOME=str(home), MPLCONFIGDIR=str(mine)),
         capture_output=True, text=True, check=False,
     )

@@ -173,3 +173,57 @@ def test_a_config_path_that_is_not_a_file_says_what_it_is(tmp_path, make, what):
         path = Path("/dev/null")
     with pytest.raises(ConfigError, match=what):
         load_settings(path)
+
+
+# -- timeframes: one table (issue 22) ---------------------------------------------------------
+
+
+def test_timeframe_defaults_equal_the_table():
+    from agents.config import TIMEFRAME_NAMES, TimeframesConfig
+    from analytics import TIMEFRAME_TABLE, TIMEFRAMES
+
+    assert TIMEFRAME_NAMES == TIMEFRAMES == ("LT", "MT", "ST", "US")
+    assert tuple(TimeframesConfig.model_fields) == TIMEFRAMES
+    defaults = Settings().timeframes
+    assert {tf: (getattr(defaults, tf).bar, getattr(defaults, tf).lookback) for tf in TIMEFRAMES} == {
+        tf: (str(row.bar), row.lookback) for tf, row in TIMEFRAME_TABLE.items()
+    }
+    # the values themselves (the table's are pinned in tests/analytics/test_timeframes.py)
+    assert defaults.model_dump() == {"LT": {"bar": "1W", "lookback": 156}, "MT": {"bar": "1D", "lookback": 252},
+                                     "ST": {"bar": "1D", "lookback": 63}, "US": {"bar": "5Min", "lookback": 390}}
+    sections = tomllib.loads(config_template())["timeframes"]
+    assert sections == defaults.model_dump()
+
+
+def test_the_config_model_is_not_called_timeframespec():
+    import agents.config as config
+    import analytics
+
+    assert not hasattr(config, "TimeframeSpec")
+    assert config.TimeframeSettings is not analytics.TimeframeSpec
+    assert type(Settings().timeframes.LT) is config.TimeframeSettings
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[timeframes.XT]\nbar = "1D"\nlookback = 30\n', "unknown key 'timeframes.XT'"),
+        ('[timeframes.LT]\nbar = "1W"\nlookback = 156\nbars = "1W"\n', "unknown key 'timeframes.LT.bars'"),
+        ('[timeframes.US]\nbar = "5Min"\nlookback = 19\n', "timeframes.US.lookback"),
+        ('[ml]\nregime_timeframe = "US"\n', "ml.regime_timeframe: Input should be 'LT', 'MT' or 'ST'"),
+    ],
+)
+def test_timeframe_sections_reject_unknown_keys_and_values(tmp_path, text, message):
+    path = tmp_path / "tf.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path)
+
+
+def test_a_timeframe_section_overrides_only_its_keys(tmp_path):
+    path = tmp_path / "tf.toml"
+    path.write_text('[timeframes.ST]\nlookback = 126\nbar = "1d"\n[ml]\nregime_timeframe = "LT"\n')
+    s = load_settings(path)
+    assert (s.timeframes.ST.bar, s.timeframes.ST.lookback) == ("1D", 126)
+    assert (s.timeframes.LT.bar, s.timeframes.LT.lookback) == ("1W", 156)
+    assert s.ml.regime_timeframe == "LT"

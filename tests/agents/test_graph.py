@@ -8,7 +8,7 @@ import warnings
 import pytest
 
 from agents.config import Secrets, load_settings
-from agents.graph import agent_plan, build_graph
+from agents.graph import ALL_AGENTS, agent_plan, build_graph, state_update
 from agents.runtime.runner import Runner, UnknownThreadError
 from agents.services.context import AppContext, RunRequest
 from analytics import DataQualityWarning, RegimeDeskError
@@ -44,17 +44,17 @@ def runner():
     r.close()
 
 
-def test_graph_compiles_and_lists_absent_agents():
+def test_graph_has_every_agent_and_approval_only_when_asked():
     ctx = AppContext(load_settings(), Secrets.from_env({}))
-    graph, present, absent = build_graph(ctx)
-    assert present[0] == "market_data" and present[-1] == "reporting"
-    assert "approval" not in present and "approval" not in absent
-    assert set(present).isdisjoint(absent)
-    nodes = set(graph.get_graph().nodes)
-    assert set(present) <= nodes
-    assert not (set(absent) & nodes)
-    with_approval, _ = agent_plan(approve=True)
-    assert "approval" in with_approval
+    plain, approving = agent_plan(approve=False), agent_plan(approve=True)
+    assert approving == ALL_AGENTS and plain == tuple(a for a in ALL_AGENTS if a != "approval")
+    assert plain[0] == "market_data" and plain[-1] == "reporting"
+    for approve, agents in ((False, plain), (True, approving)):
+        graph = build_graph(ctx, approve=approve).get_graph()
+        assert set(graph.nodes) - {"__start__", "__end__"} == set(agents)
+        edges = {(e.source, e.target) for e in graph.edges}
+        assert ("risk_gate", "approval" if approve else "execution") in edges
+        assert ("reporting", "__end__") in edges
 
 
 def test_market_data_node_alone():
@@ -62,20 +62,24 @@ def test_market_data_node_alone():
 
     ctx = AppContext(load_settings(), Secrets.from_env({}))
     request = RunRequest(("SP500",), as_of="2008-10-01").to_dict()
-    out = market_data.make(ctx)({"request": request})["market_data"]["SP500"]
-    assert out["MT"]["available"] and out["MT"]["last"].startswith("2008-10-01")
-    assert out["LT"]["bar"] == "1W" and out["LT"]["last"].startswith("2008-09-26")
-    assert out["US"]["available"] is False and "daily bars only" in out["US"]["reason"]
-    json.dumps(out)  # state values are JSON
+    update = market_data.make(ctx)({"request": request})
+    out = update.output.symbols["SP500"]
+    assert out["MT"].available and out["MT"].last.startswith("2008-10-01")
+    assert out["LT"].bar == "1W" and out["LT"].last.startswith("2008-09-26")
+    assert out["US"].available is False and "daily bars only" in out["US"].reason
+    doc = state_update("market_data", update)
+    json.dumps(doc)  # state values are JSON
+    assert doc["market_data"]["SP500"]["US"] == {"bar": "5Min", "available": False, "reason": out["US"].reason}
 
 
 def test_whole_offline_run_is_journaled(runner):
     outcome = runner.start(RunRequest(("SP500", "NASDAQ")))
     assert outcome.status == "completed"
     state = outcome.state
-    present, absent = agent_plan(approve=False)
+    present = agent_plan(approve=False)
     assert sorted(state["agents_ran"]) == sorted(present)
-    assert state["agents_absent"] == absent
+    assert state["agents_present"] == list(present) and "agents_absent" not in state
+    assert "agents_absent" not in state["report"]
     assert set(state["report"]["symbols"]) == {"SP500", "NASDAQ"}
     assert state["narratives"]["reporting"]["_run"]["backend"] == "template"
     json.dumps(state)

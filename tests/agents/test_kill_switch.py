@@ -42,7 +42,7 @@ from analytics.risk_gate import (
     RiskState,
     evaluate,
 )
-from integrations import Journal
+from integrations import Journal, LiveStateStore
 from integrations.brokers import PaperBroker
 
 warnings.filterwarnings("ignore", category=DataQualityWarning)
@@ -340,9 +340,9 @@ def test_a_second_live_process_for_a_session_exits_with_one_line(tmp_path):
         lines = second.stderr.strip().splitlines()
         assert lines == [f"regimedesk: error: live session {session} is already running (process {first.pid}); "
                          "stop it first, or give this one another --session"]
-        if (home / "journal.sqlite").exists():
-            with Journal(home / "journal.sqlite") as j:
-                assert j.live_sessions() == []  # the running session's record was not touched
+        if (home / "live_state.sqlite").exists():
+            with LiveStateStore(home / "live_state.sqlite") as state:
+                assert state.live_sessions() == []  # the running session's record was not touched
     finally:
         first.kill()  # SIGKILL: the operating system releases the lock
         first.join(timeout=60)
@@ -358,7 +358,7 @@ def test_live_loop_refuses_to_run_a_session_another_process_holds(tmp_path, monk
             with pytest.raises(SessionBusyError, match="already running"):
                 loop.run(max_bars=1)
         assert not loop.lock.held
-        assert loop.journal.live_sessions() == []  # nothing was touched
+        assert loop.live_state.live_sessions() == []  # nothing was touched
     finally:
         loop.close()
 

@@ -17,7 +17,7 @@ import pytest
 
 from agents.cli import main
 from agents.config import Secrets, load_settings
-from integrations import Journal, TransientError
+from integrations import Journal, LiveStateStore, TransientError
 
 FAST = "[ml]\nrefit_every = 252\n[live]\nretry_backoff = 0.0\nretries = 3\n"
 
@@ -36,9 +36,9 @@ def _json(capsys) -> dict:
 
 def _bars(session: str | None = None) -> list[dict]:
     settings = load_settings()
-    with Journal(settings.home_dir / "journal.sqlite") as j:
-        sessions = [s["session"] for s in j.live_sessions()]
-        return j.live_bars(session or sessions[0])
+    with LiveStateStore(settings.home_dir / "live_state.sqlite") as state:
+        sessions = [s["session"] for s in state.live_sessions()]
+        return state.live_bars(session or sessions[0])
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -245,7 +245,7 @@ def test_sigterm_finishes_the_current_bar_and_stops(fast, tmp_path):
         settings = load_settings()
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
-            if (settings.home_dir / "journal.sqlite").exists():
+            if (settings.home_dir / "live_state.sqlite").exists():
                 try:
                     if any(b["status"] == "completed" for b in _bars()):
                         break
@@ -259,8 +259,8 @@ def test_sigterm_finishes_the_current_bar_and_stops(fast, tmp_path):
     assert "finishing the current bar" in log.read_text()
     bars = _bars()
     assert bars and all(b["status"] == "completed" for b in bars)
-    with Journal(settings.home_dir / "journal.sqlite") as j:
-        (s,) = j.live_sessions()
+    with LiveStateStore(settings.home_dir / "live_state.sqlite") as state:
+        (s,) = state.live_sessions()
     assert s["status"] == "stopped" and s["note"] == "stop requested"
 
 

@@ -50,7 +50,7 @@ def _rows(db: Path, sql: str, params: tuple = ()) -> list[dict]:
 
 
 def _claimed(home: Path) -> int:
-    db = home / "journal.sqlite"
+    db = home / "live_state.sqlite"
     if not db.exists():
         return 0
     try:
@@ -62,7 +62,7 @@ def _claimed(home: Path) -> int:
 def _check_agreement(home: Path) -> dict[str, int]:
     """The invariants that must hold whenever no live process runs after a restart."""
     journal, paper = home / "journal.sqlite", home / "paper_broker.sqlite"
-    bars = _rows(journal, "SELECT * FROM live_bars ORDER BY bar_time")
+    bars = _rows(home / "live_state.sqlite", "SELECT * FROM live_bars ORDER BY bar_time")
     # no bar processed twice: one claim per bar time, each with its own run, none left half done
     assert len({b["bar_time"] for b in bars}) == len(bars)
     assert len({b["run_id"] for b in bars}) == len(bars)
@@ -154,7 +154,7 @@ def test_kill_minus_nine_at_random_points_loses_and_duplicates_nothing(tmp_path)
 
     days = BuiltinSource().fetch("SP500", Timeframe.parse("1D"), pd.Timestamp(START, tz="UTC"),
                                  pd.Timestamp(END, tz="UTC")).index
-    bars = [pd.Timestamp(b["bar_time"]) for b in _rows(home / "journal.sqlite",
+    bars = [pd.Timestamp(b["bar_time"]) for b in _rows(home / "live_state.sqlite",
                                                         "SELECT bar_time FROM live_bars ORDER BY bar_time")]
     assert bars == list(days)
     assert state["orders"] > 0

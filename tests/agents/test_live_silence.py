@@ -29,7 +29,7 @@ from analytics.risk_gate import (
     RiskState,
     evaluate,
 )
-from integrations import BuiltinSource, Journal
+from integrations import BuiltinSource, Journal, LiveStateStore
 from integrations._feeds import Feed, ReplayFeed
 from integrations.brokers import OrderRequest, PaperBroker
 
@@ -187,8 +187,9 @@ def test_silent_feed_blocks_orders_raises_an_alert_and_clears_when_bars_return(s
         loop.close()
     assert summary.stopped_by == "max bars"
     assert (summary.handled, summary.failed, summary.skipped) == (7, 0, 0)
+    with LiveStateStore(settings.home_dir / "live_state.sqlite") as state:
+        bars = state.live_bars(SESSION)
     with Journal(settings.home_dir / "journal.sqlite") as journal:
-        bars = journal.live_bars(SESSION)
         kinds = _kinds(journal)
         events = journal.live_events(SESSION)
     assert [b["bar_time"][:10] for b in bars] == ["2018-11-12", "2018-11-13", "2018-11-14", "2018-11-15",
@@ -268,8 +269,8 @@ def test_restart_during_silence_clears_the_mark_when_bars_return(settings):
     finally:
         loop.close()
     assert (summary.handled, summary.failed) == (1, 0)
-    with Journal(settings.home_dir / "journal.sqlite") as journal:
-        assert journal.live_bars(SESSION)[-1]["bar_time"] == "2018-11-19T00:00:00+00:00"
+    with LiveStateStore(settings.home_dir / "live_state.sqlite") as state:
+        assert state.live_bars(SESSION)[-1]["bar_time"] == "2018-11-19T00:00:00+00:00"
     assert _silent(settings) == {}  # the restarted process cleared its session's mark
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from agents.cli import main
 from agents.config import Secrets, load_settings
+from agents.graph import MlSignal, RegimeReport, SymbolError
 from agents.graph.nodes.decision import decide_symbol, decision_template
 from agents.graph.nodes.ml_signal import ml_facts, ml_template
 from agents.runtime.runner import Runner
@@ -102,18 +103,20 @@ def test_train_store_infer_and_refuse_look_ahead(fast_config, tmp_path):
 
 
 def test_decide_symbol_rules():
-    regime = {"consensus": {"family": "risk_off"}}
+    regime = RegimeReport({"consensus": {"family": "risk_off"}})
     params = {p: PolicyParams(risk_off_weight=0.5, target_vol=0.1).to_dict() for p in ("regime", "ml", "combined")}
-    signal = {"p_up": 0.7, "vol_forecast": 0.4, "model_version": "v0003", "policy_params": params}
+    signal = MlSignal({"p_up": 0.7, "vol_forecast": 0.4, "model_version": "v0003", "policy_params": params})
     d = decide_symbol("regime", regime, signal)
-    assert d["target_weight"] == pytest.approx(0.5 * 0.1 / 0.4) and d["reason"] is None
-    assert "0.12" in decision_template("X", d)
+    assert d.target_weight == pytest.approx(0.5 * 0.1 / 0.4) and d.reason is None
+    assert d.params == PolicyParams(risk_off_weight=0.5, target_vol=0.1) and d.orders is None
+    assert "0.12" in decision_template("X", d.to_state())
     capped = decide_symbol("ml", regime, signal, max_weight=0.2)
-    assert capped["target_weight"] == pytest.approx(0.2)
-    none = decide_symbol("combined", {"error": "boom"}, signal)
-    assert none["target_weight"] is None and "regime_family" in none["reason"]
-    nomodel = decide_symbol("regime", regime, {"error": "no model"})
-    assert nomodel["target_weight"] is None and "no trained model" in nomodel["reason"]
+    assert capped.target_weight == pytest.approx(0.2)
+    none = decide_symbol("combined", SymbolError("boom"), signal)
+    assert none.target_weight is None and "regime_family" in none.reason
+    nomodel = decide_symbol("regime", regime, SymbolError("no model"))
+    assert nomodel.target_weight is None and "no trained model" in nomodel.reason
+    assert list(nomodel.to_state()) == ["policy", "inputs", "model_version", "target_weight", "params", "reason"]
 
 
 def test_graph_decision_uses_the_backtest_policy_function(fast_config):

@@ -15,9 +15,10 @@ def test_the_layout_is_the_one_existing_homes_have(tmp_path):
     # Renaming a file here would orphan every user's journal, models and paper book.
     p = HomePaths(tmp_path)
     assert {k: getattr(p, k).relative_to(tmp_path).as_posix() for k in (
-        "journal", "checkpoints", "risk_state", "paper_broker", "fit_cache", "live_bars", "bot_state", "models",
-        "bar_cache", "reports", "matplotlib")} == {
-        "journal": "journal.sqlite", "checkpoints": "checkpoints.sqlite", "risk_state": "risk.sqlite",
+        "journal", "live_state", "schedule_state", "checkpoints", "risk_state", "paper_broker", "fit_cache",
+        "live_bars", "bot_state", "models", "bar_cache", "reports", "matplotlib")} == {
+        "journal": "journal.sqlite", "live_state": "live_state.sqlite", "schedule_state": "schedule_state.sqlite",
+        "checkpoints": "checkpoints.sqlite", "risk_state": "risk.sqlite",
         "paper_broker": "paper_broker.sqlite", "fit_cache": "fit_cache.sqlite", "live_bars": "live_bars.sqlite",
         "bot_state": "telegram_bot.sqlite", "models": "models", "bar_cache": "cache/bars", "reports": "reports",
         "matplotlib": "matplotlib"}

@@ -10,6 +10,7 @@ import pytest
 
 from agents.cli import main
 from agents.config import Secrets, load_settings
+from agents.graph import state_update
 from agents.graph.nodes import regime as regime_node
 from agents.graph.nodes.regime import regime_facts, regime_template
 from agents.services.context import AppContext, RunRequest
@@ -73,12 +74,15 @@ def test_infinite_expected_duration_does_not_break_facts():
 def test_node_alone():
     ctx = AppContext(load_settings(), Secrets.from_env({}))
     state = {"request": RunRequest(("NASDAQ",), as_of="2006-06-30").to_dict()}
-    out = regime_node.make(ctx)(state)
-    rep = out["regime"]["NASDAQ"]
-    assert rep["method"] == "hmm" and rep["timeframes"]["MT"]["available"]
-    assert out["narratives"]["regime"]["NASDAQ"]["text"].startswith("NASDAQ:")
-    assert out["errors"] == []
+    update = regime_node.make(ctx)(state)
+    rep = update.output.symbols["NASDAQ"]
+    assert rep.payload["method"] == "hmm" and rep.payload["timeframes"]["MT"]["available"]
+    assert rep.mt_label == rep.payload["timeframes"]["MT"]["label"]
+    assert update.narratives["NASDAQ"].text.startswith("NASDAQ:")
+    assert update.errors == ()
+    out = state_update("regime", update)
     json.dumps(out)
+    assert out["narratives"]["regime"]["NASDAQ"]["text"] == update.narratives["NASDAQ"].text and out["errors"] == []
 
 
 def test_regime_cli(capsys):

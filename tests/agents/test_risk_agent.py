@@ -222,11 +222,11 @@ def test_gate_verdicts_identical_whatever_llm_text_the_state_holds(gate_world, t
     ctx._risk_store = _FixedStore(RiskState())
     try:
         node = gate_node.make(ctx)
-        base = node(dict(state))["risk_gate"]
+        base = node(dict(state)).output.to_state()
         hostile = dict(state)
         hostile["narratives"] = {a: {"SP500": {"text": text, "accepted": True}, "_run": {"text": text}}
                                  for a in ("regime", "statistics", "ml_signal", "decision")}
-        got = node(hostile)["risk_gate"]
+        got = node(hostile).output.to_state()
         # everything but the wall-clock time of the verdicts (used to refuse a late approval)
         assert got.pop("checked_at") >= base.pop("checked_at")
         assert got == base

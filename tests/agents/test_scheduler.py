@@ -20,7 +20,7 @@ from agents.runtime.scheduler import (
     next_fire_times,
 )
 from analytics import ConfigError
-from integrations import Journal, TelegramSender
+from integrations import ScheduleStateStore, TelegramSender
 from tests.telegram_stub import TOKEN, BotApiStub
 
 
@@ -191,6 +191,43 @@ def test_a_job_that_never_fired_has_nothing_to_catch_up():
     assert svc.catch_up(lambda name: None) == [] and rec.calls == []
 
 
+def test_after_the_upgrade_the_catch_up_starts_from_the_fire_times_the_journal_held(tmp_path, capsys):
+    """A home from before the journal split: ``job_runs`` is in journal.sqlite (schema version 1)."""
+    import json
+    import sqlite3
+    from pathlib import Path
+
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    v1 = (Path(__file__).parents[1] / "integrations" / "journal_v1_schema.sql").read_text(encoding="utf-8")
+    conn = sqlite3.connect(home / "journal.sqlite", isolation_level=None)
+    conn.executescript(v1)
+    conn.execute("INSERT INTO schema_version VALUES (1, '2026-11-01T00:00:00+00:00')")
+    conn.execute("INSERT INTO job_runs (run_id, ts, job, scheduled_for, started_at, finished_at, status, detail) "
+                 "VALUES (NULL, ?, 'close', ?, ?, ?, 'ok', '{\"files\": [\"close.pdf\"]}')",
+                 ("2026-11-09T22:31:00.000000+00:00", "2026-11-09T22:30:00.000000+00:00",
+                  "2026-11-09T22:30:00.000000+00:00", "2026-11-09T22:31:00.000000+00:00"))
+    conn.close()
+    settings = Settings.model_validate({"home": str(home), "schedule": {"jobs": [_DAILY],
+                                                                         "misfire_grace_seconds": 3600}})
+    ex = JobExecutor(settings, Secrets.from_env({}), sender=None)
+    try:
+        svc = ScheduleService(settings, ex, clock=lambda: _utc(2026, 11, 13, 12))
+        out = svc.catch_up(ex.state().last_scheduled_fire)
+        # the moved history says Monday ran: Tue-Thu are missed (a job without history would do nothing)
+        assert [o.status for o in out] == ["missed"] and "3 fire time(s)" in out[0].error
+        assert [r["status"] for r in ex.state().job_runs("close")] == ["missed", "ok"]
+    finally:
+        ex.close()
+    cfg = tmp_path / "home.toml"
+    cfg.write_text(f"home = '{home}'\n")
+    assert main(["--config", str(cfg), "schedule", "--history", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [(r["status"], r["detail"]["files"]) for r in shown] == [("missed", []), ("ok", ["close.pdf"])]
+    with sqlite3.connect(home / "journal.sqlite") as conn:
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'job_runs'").fetchall() == []
+
+
 def test_disabled_jobs_are_not_scheduled():
     svc = ScheduleService(_settings([_DAILY, {**_DAILY, "name": "off", "enabled": False}]), _Recorder())
     assert list(svc.jobs) == ["close"]
@@ -266,9 +303,9 @@ def test_report_job_writes_the_pdf_and_sends_it_to_telegram(tmp_path, stub):
         assert sorted(int(p["chat_id"]) for p, _ in sent) == [42, 43]
         assert all(f["document"][1] == open(pdf, "rb").read() for _, f in sent)
         assert "close-report" in sent[0][0]["caption"]
-        rows = ex.journal().job_runs("close-report")
+        rows = ex.state().job_runs("close-report")
         assert rows[0]["status"] == "ok" and rows[0]["scheduled_for"].startswith("2026-11-10T22:30")
-        assert ex.journal().last_scheduled_fire("close-report").startswith("2026-11-10T22:30")
+        assert ex.state().last_scheduled_fire("close-report").startswith("2026-11-10T22:30")
         assert rows[0]["run_id"] == outcome.run_id
     finally:
         ex.close()
@@ -284,7 +321,7 @@ def test_failing_run_job_is_journaled_and_alerted(tmp_path, stub):
         (msg,) = stub.calls_to("sendMessage")
         assert msg[0]["chat_id"] == "42" and "bad-run" in msg[0]["text"] and "failed" in msg[0]["text"]
         assert TOKEN not in msg[0]["text"]
-        assert ex.journal().job_runs()[0]["status"] == "error"
+        assert ex.state().job_runs()[0]["status"] == "error"
     finally:
         ex.close()
 
@@ -358,8 +395,8 @@ def test_schedule_list_once_and_history(tmp_path, stub, capsys, monkeypatch):
     assert "no jobs configured" in capsys.readouterr().err
 
 
-def test_history_records_survive_in_the_journal(tmp_path):
-    j = Journal(tmp_path / "j.sqlite")
+def test_history_records_survive_in_the_schedule_state(tmp_path):
+    j = ScheduleStateStore(tmp_path / "schedule_state.sqlite")
     t = _utc(2026, 1, 2, 3)
     j.record_job_run("a", scheduled_for=t, started_at=t, finished_at=t + timedelta(seconds=5), status="ok",
                      detail={"files": ["x.pdf"]})
@@ -370,6 +407,8 @@ def test_history_records_survive_in_the_journal(tmp_path):
     with pytest.raises(ValueError):
         j.job_runs(limit=0)
     j.close()
+    with ScheduleStateStore(tmp_path / "schedule_state.sqlite") as again:  # durable: a restart catches up from it
+        assert again.last_scheduled_fire("a") == "2026-01-02T03:00:00.000000+00:00"
 
 
 def test_sender_errors_never_carry_the_token(httpserver):
@@ -438,11 +477,13 @@ def test_job_runs_never_hold_a_secret(tmp_path, httpserver, caplog, monkeypatch)
                              summary=f"summary {key}", deliveries=({"to": "telegram:42", "ok": False,
                                                                     "error": f"at /bot{TOKEN}/x"},),
                              error=f"error {TOKEN}"))
-        rows = ex.journal().job_runs("bad")
+        rows = ex.state().job_runs("bad")
     finally:
         ex.close()
     assert len(rows) == 2 and httpserver.log  # the failure alert was attempted
     assert rows[0]["detail"]["deliveries"][0]["error"] == "at /bot***/x"
-    for text in (str(rows), _our_logs(caplog), (home / "journal.sqlite").read_bytes().decode("utf-8", "replace")):
+    files = [p for p in home.iterdir() if p.name.startswith(("journal.sqlite", "schedule_state.sqlite"))]
+    assert any(p.name == "schedule_state.sqlite" for p in files)
+    for text in (str(rows), _our_logs(caplog), *(p.read_bytes().decode("utf-8", "replace") for p in files)):
         _token_free(text)
         assert key.lower() not in text.lower()

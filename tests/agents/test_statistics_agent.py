@@ -13,6 +13,7 @@ from statsmodels.tsa.stattools import adfuller
 
 from agents.cli import main
 from agents.config import Secrets, load_settings
+from agents.graph import SymbolError, state_update
 from agents.graph.nodes import statistics as stats_node
 from agents.services.context import AppContext, RunRequest
 from agents.services.statistics import statistics_report
@@ -55,15 +56,17 @@ def test_short_window_reports_per_test_errors_not_crashes():
 def test_node_alone_writes_its_key_and_narrative():
     ctx = AppContext(load_settings(), Secrets.from_env({}))
     state = {"request": RunRequest(("SP500", "NASDAQ"), as_of="2009-03-31").to_dict()}
-    out = stats_node.make(ctx)(state)
-    assert set(out["statistics"]) == {"SP500", "NASDAQ"}
-    mt = out["statistics"]["SP500"]["MT"]
+    update = stats_node.make(ctx)(state)
+    assert set(update.output.symbols) == {"SP500", "NASDAQ"}
+    mt = update.output.symbols["SP500"]["MT"].payload
     assert mt["end"].startswith("2009-03-31") and mt["bar"] == "1D"
-    assert "error" in out["statistics"]["SP500"]["US"]
-    text = out["narratives"]["statistics"]["SP500"]["text"]
+    assert isinstance(update.output.symbols["SP500"]["US"], SymbolError)
+    text = update.narratives["SP500"].text
     assert text.startswith("SP500:") and "ADF p" in text
-    assert out["errors"] == []
+    assert update.errors == ()
+    out = state_update("statistics", update)
     json.dumps(out)
+    assert set(out["statistics"]["SP500"]["US"]) == {"error"} and out["errors"] == []
 
 
 def test_stats_cli(capsys):

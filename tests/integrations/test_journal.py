@@ -388,18 +388,24 @@ def test_no_row_holds_a_registered_secret(tmp_path):
             j.record_llm_exchange("r1", "regime", "SP500", backend="openai", model="m", prompt="P",
                                   response=f"echo {SECRET}", accepted=False, rejected_numbers=[], latency_s=0.1,
                                   error=f"error: PermanentError: {SECRET}")
-            j.record_job_run("close", scheduled_for=None, started_at=datetime(2024, 1, 2, tzinfo=UTC),
-                             finished_at=datetime(2024, 1, 2, tzinfo=UTC), status="error",
-                             detail={"error": f"/bot{SECRET}/sendMessage"})
-            j.open_live_session("s1", {"feed": SECRET}, 1)
             j.record_live_event("s1", "feed_error", f"polygon: apiKey={SECRET}")
             j.finish_run("r1", "failed", summary={"why": SECRET}, error=f"RuntimeError: {SECRET}")
             shown = j.show_run("r1")
             assert shown["run"]["params"] == {"key": "***", "note": "x***y"}  # JSON stays valid
-            assert j.job_runs()[0]["detail"]["error"] == "/bot***/sendMessage"
         data = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("journal"))
         for secret in (SECRET, SECRET_WITH_QUOTE, json.dumps(SECRET_WITH_QUOTE)[1:-1]):
             assert secret.lower().encode() not in data.lower()
         assert b"***" in data
     finally:
         register_secrets((), replace=True)
+
+
+def test_latest_live_events_are_the_newest_of_one_session(journal):
+    # 'live status' shows the last five events: after more than a page (50) of events it
+    # used to show the oldest ones.
+    for k in range(60):
+        journal.record_live_event("s1", "bar", f"bar {k}")
+        journal.record_live_event("s2", "bar", f"other {k}")
+    latest = journal.latest_live_events("s1", 5)
+    assert [e["message"] for e in latest] == [f"bar {k}" for k in range(55, 60)]
+    assert journal.latest_live_events("nobody", 5) == []

@@ -287,7 +287,7 @@ def test_telegram_token_echoed_by_the_bot_api_reaches_no_job_run_history_or_log(
         assert "close" in shown.out
         assert_clean(" ".join(argv), shown.out + shown.err, TG_TOKEN, TG_SECRET)
     assert_clean("log records", caplog.text, TG_TOKEN, TG_SECRET)
-    with sqlite3.connect(home / "journal.sqlite") as conn:
+    with sqlite3.connect(home / "schedule_state.sqlite") as conn:
         rows = conn.execute("SELECT detail FROM job_runs").fetchall()
     assert rows and all("***" in r[0] for r in rows)
     for name, data in _home_bytes(home).items():

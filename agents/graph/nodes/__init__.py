@@ -1,7 +1,8 @@
 """One module per agent node. Each exposes ``make(ctx) -> node function``.
 
-A node returns only its own state key (plus ``narratives``/``errors`` through their
-reducers); ``agents.graph`` adds ``agents_ran`` and journals the output.
+A node reads the state through :class:`agents.graph.schema.RunState` and returns a
+:class:`agents.graph.schema.NodeUpdate`: its agent's typed output plus narratives and errors
+for the reducers; the wiring turns it into JSON, adds ``agents_ran`` and journals it.
 """
 
 __all__: list[str] = []

@@ -3,64 +3,62 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
+from agents.graph.schema import AgentError, AgentNarrative, RunState, SymbolError
 from agents.services.context import AppContext
 from agents.services.format import to_jsonable
 
-__all__ = ["narrate", "symbol_error", "per_symbol"]
+__all__ = ["narrate", "per_symbol"]
+
+R = TypeVar("R")
 
 
 def narrate(
     ctx: AppContext,
-    state: Mapping[str, Any],
+    run: RunState,
     agent: str,
     symbol: str | None,
     facts: Mapping[str, Any],
     template_text: str,
-) -> dict[str, Any]:
-    """Narrate ``facts`` with the run's narrator; returns the JSON for ``state['narratives']``."""
-    narrator = ctx.narrator(state["request"])
-    n = narrator.narrate(agent, to_jsonable(facts), template_text, run_id=state.get("run_id"), symbol=symbol)
-    return {
-        "text": n.text,
-        "backend": n.backend,
-        "accepted": n.accepted,
-        "fallback_reason": n.fallback_reason,
-        "rejected_numbers": list(n.rejected_numbers),
-    }
-
-
-def symbol_error(agent: str, symbol: str, exc: BaseException) -> dict[str, Any]:
-    """The ``errors`` entry for a result an agent could not produce."""
-    return {"agent": agent, "symbol": symbol, "error": f"{type(exc).__name__}: {exc}"}
+) -> AgentNarrative:
+    """Narrate ``facts`` with the run's narrator (the template text when no LLM may say it)."""
+    narrator = ctx.narrator(run.request_doc)
+    n = narrator.narrate(agent, to_jsonable(facts), template_text, run_id=run.run_id, symbol=symbol)
+    return AgentNarrative(n.text, n.backend, n.accepted, n.fallback_reason, tuple(n.rejected_numbers))
 
 
 def per_symbol(
     ctx: AppContext,
-    state: Mapping[str, Any],
+    run: RunState,
     agent: str,
-    compute: Callable[[str], dict[str, Any]],
-    facts: Callable[[dict[str, Any]], dict[str, Any]],
+    compute: Callable[[str], R],
+    facts: Callable[[Mapping[str, Any]], dict[str, Any]],
     template: Callable[[dict[str, Any]], str],
     errors: tuple[type[BaseException], ...],
-) -> dict[str, Any]:
-    """An analysis agent's state update: ``compute(symbol)`` for every symbol, narrated.
+) -> tuple[dict[str, R | SymbolError], dict[str, AgentNarrative], tuple[AgentError, ...]]:
+    """An analysis agent's results: ``compute(symbol)`` for every symbol, narrated.
 
-    A symbol whose computation raises one of ``errors`` gets ``{"error": ...}`` and an
-    entry in the run's ``errors``; the other symbols are unaffected.
+    ``compute`` returns a typed envelope (its ``payload`` is what ``facts`` reads). A symbol
+    whose computation raises one of ``errors`` gets a :class:`SymbolError` and an entry in
+    the run's errors; the other symbols are unaffected.
+
+    Returns
+    -------
+    results, narratives, errors
+        Per symbol; narratives only for the symbols with a result.
     """
-    results: dict[str, Any] = {}
-    narratives: dict[str, Any] = {}
-    failed: list[dict[str, Any]] = []
-    for symbol in state["request"]["symbols"]:
+    results: dict[str, R | SymbolError] = {}
+    narratives: dict[str, AgentNarrative] = {}
+    failed: list[AgentError] = []
+    for symbol in run.request.symbols:
         try:
             out = compute(symbol)
         except errors as exc:
-            results[symbol] = {"error": str(exc)}
-            failed.append(symbol_error(agent, symbol, exc))
+            results[symbol] = SymbolError(str(exc))
+            failed.append(AgentError.from_exception(agent, symbol, exc))
             continue
         results[symbol] = out
-        f = facts(out)
-        narratives[symbol] = narrate(ctx, state, agent, symbol, f, template(f))
-    return {agent: results, "narratives": {agent: narratives}, "errors": failed}
+        f = facts(out.payload)
+        narratives[symbol] = narrate(ctx, run, agent, symbol, f, template(f))
+    return results, narratives, tuple(failed)

@@ -12,11 +12,13 @@ order.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from agents.graph.nodes._common import narrate
+from agents.graph.schema import Execution, NodeUpdate, RejectedOrder, RunState, SentOrder
 from agents.services.context import AppContext
 from agents.services.risk import (
     journal_status,
@@ -24,101 +26,99 @@ from agents.services.risk import (
     portfolio_of,
     recheck_approved,
     reconcile,
-    regime_labels,
     risk_limits,
     run_clock,
     submit_approved,
 )
 from analytics import RegimeDeskError
-from analytics.risk_gate import ProposedOrder
 
 __all__ = ["make", "execution_template"]
 
 
-def execution_template(out: dict[str, Any]) -> str:
+def execution_template(out: Execution) -> str:
     """Deterministic prose for what was sent."""
-    sent = [o for os_ in out["symbols"].values() for o in os_]
+    sent = [o for os_ in out.symbols.values() for o in os_]
     if not sent:
         text = "No order was sent."
     else:
-        text = "Sent " + ", ".join(f"{o['side']} {o['qty']:g} {o['symbol']} ({o['status']})" for o in sent) + "."
-    if out.get("rejected"):
+        text = "Sent " + ", ".join(f"{o.side} {o.qty:g} {o.symbol} ({o.status})" for o in sent) + "."
+    if out.rejected:
         text += " Not sent, stopped by the check at sending: " + ", ".join(
-            f"{r['order']['side']} {r['order']['qty']:g} {r['order']['symbol']} ({', '.join(r['reasons'])})"
-            for r in out["rejected"]) + "."
-    if out["reconciled"]:
-        text += f" Reconciled {len(out['reconciled'])} order(s) left by an interrupted run."
+            f"{r.order.side} {r.order.qty:g} {r.order.symbol} ({', '.join(r.reasons)})"
+            for r in out.rejected) + "."
+    if out.reconciled:
+        text += f" Reconciled {len(out.reconciled)} order(s) left by an interrupted run."
     return text
 
 
-def _recheck(ctx: AppContext, state: dict[str, Any], broker, bars, approved) -> tuple:
+def _recheck(ctx: AppContext, run: RunState, broker, bars, approved) -> tuple:
     """The gate's verdicts again, against the risk state, silent feeds, bars and portfolio of
     this moment (see :func:`agents.services.risk.recheck_approved`)."""
     if not approved:
         return ()
-    request = state["request"]
+    symbols = run.request.symbols
     limits = risk_limits(ctx.settings)
     store = ctx.risk_store()
-    market = market_snapshot(bars, request["symbols"], run_clock(bars, request),
-                             regime_labels(state, request["symbols"]), feed_silent=store.silent_feeds(),
+    market = market_snapshot(bars, symbols, run_clock(bars, run.request_doc),
+                             run.mt_regime_labels(symbols), feed_silent=store.silent_feeds(),
                              check_market_open=limits.require_market_open)
     portfolio, _ = portfolio_of(broker, market.prices)
     return recheck_approved(store, approved, portfolio, market, limits,
-                            checked_at=state.get("risk_gate", {}).get("checked_at"),
+                            checked_at=None if run.risk_gate is None else run.risk_gate.checked_at,
                             now=pd.Timestamp.now(tz="UTC"),
                             max_age_seconds=ctx.settings.risk.max_approval_age_seconds)
 
 
 def make(ctx: AppContext):
-    def execution(state: dict[str, Any]) -> dict[str, Any]:
-        request = state["request"]
-        broker = ctx.broker(request)
+    def execution(state: Mapping[str, Any]) -> NodeUpdate:
+        run = RunState(state)
+        request = run.request
+        broker = ctx.broker(run.request_doc)
         if broker is None:
-            return {"execution": {"broker": "none", "symbols": {}, "reconciled": [],
-                                  "note": "no broker: orders are neither proposed nor sent"}}
-        if state.get("approval") and not state["approval"].get("approved"):
-            return {"execution": {"broker": request["broker"], "symbols": {}, "reconciled": [],
-                                  "note": "rejected by a person: nothing sent"}}
-        run_id = state["run_id"]
-        reconciled = reconcile(broker, ctx.journal, run_id, request["broker"])
-        bars = ctx.bars(request)
+            return NodeUpdate(Execution("none", {}, (), note="no broker: orders are neither proposed nor sent"))
+        if run.approval is not None and not run.approval.approved:
+            return NodeUpdate(Execution(request.broker, {}, (), note="rejected by a person: nothing sent"))
+        run_id = run.run_id
+        reconciled = reconcile(broker, ctx.journal, run_id, request.broker)
+        bars = ctx.bars(run.request_doc)
         if hasattr(broker, "process_bar"):  # paper broker: earlier orders fill at this bar's open
-            for sym in request["symbols"]:
+            for sym in request.symbols:
                 try:
                     frame = bars.get(sym, "MT").frame
                 except RegimeDeskError:
                     continue
                 for status in broker.process_bar(sym, frame.index[-1].isoformat(), float(frame["open"].iloc[-1])):
-                    journal_status(ctx.journal, run_id, request["broker"], status)
-        gate = state.get("risk_gate", {})
-        approved = [(ProposedOrder(**v["order"]), float(v["qty"]))
-                    for verdicts in gate.get("symbols", {}).values() for v in verdicts
-                    if v["action"] in ("approve", "trim") and v["qty"] > 0 and v["order"]["side"] != "cancel"]
+                    journal_status(ctx.journal, run_id, request.broker, status)
+        gate = run.risk_gate
+        approved = [(v.order, float(v.qty))
+                    for verdicts in (gate.symbols.values() if gate is not None else ()) for v in verdicts
+                    if v.action in ("approve", "trim") and v.qty > 0 and v.order.side != "cancel"]
         # An order already journaled went out before a crash (reconciled above): sending it again
         # under its id is a no-op at the broker. Every other one is checked again, now.
-        journaled = set(ctx.journal.latest_orders(request["broker"]))
+        journaled = set(ctx.journal.latest_orders(request.broker))
         fresh = [(o, q) for o, q in approved if o.client_order_id not in journaled]
         final = {id(o): q for o, q in approved}
-        rejected: list[dict[str, Any]] = []
-        for verdict, (o, _) in zip(_recheck(ctx, state, broker, bars, fresh), fresh, strict=True):
+        rejected: list[RejectedOrder] = []
+        for verdict, (o, _) in zip(_recheck(ctx, run, broker, bars, fresh), fresh, strict=True):
             final[id(o)] = verdict.qty
             ctx.journal.record_verdict(run_id, o.symbol, o.client_order_id, verdict.action, list(verdict.reasons),
                                        {**verdict.order.to_dict(), "approved_qty": verdict.qty,
                                         "stage": "execution"})
             if verdict.qty <= 0:
-                rejected.append({"order": verdict.order.to_dict(), "reasons": list(verdict.reasons)})
-        sent: dict[str, list[dict[str, Any]]] = {}
+                rejected.append(RejectedOrder(verdict.order, tuple(verdict.reasons)))
+        sent: dict[str, list[SentOrder]] = {}
         for order, _ in approved:
             qty = final[id(order)]
             if qty <= 0:
                 continue
             bar_time = bars.get(order.symbol, "MT").frame.index[-1].isoformat()
-            status = submit_approved(broker, ctx.journal, run_id, request["broker"], order, qty, bar_time)
-            sent.setdefault(order.symbol, []).append(status)
-        out = {"broker": request["broker"], "symbols": sent, "reconciled": reconciled, "rejected": rejected}
+            status = submit_approved(broker, ctx.journal, run_id, request.broker, order, qty, bar_time)
+            sent.setdefault(order.symbol, []).append(SentOrder.from_state(status))
+        out = Execution(request.broker, {s: tuple(os_) for s, os_ in sent.items()}, tuple(reconciled),
+                        tuple(rejected))
         facts = {"sent": sum(len(v) for v in sent.values()), "reconciled": len(reconciled),
                  "rejected": len(rejected)}
-        narrative = narrate(ctx, state, "execution", None, facts, execution_template(out))
-        return {"execution": out, "narratives": {"execution": {"_run": narrative}}}
+        narrative = narrate(ctx, run, "execution", None, facts, execution_template(out))
+        return NodeUpdate(out, {"_run": narrative})
 
     return execution

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from agents.config import TIMEFRAME_NAMES
+from agents.graph.schema import (
+    MarketData,
+    NodeUpdate,
+    RunState,
+    TimeframeBars,
+    TimeframeData,
+    TimeframeUnavailable,
+    Validation,
+)
 from agents.services.context import AppContext
 from analytics import RegimeDeskError
 
@@ -12,30 +22,23 @@ __all__ = ["make"]
 
 
 def make(ctx: AppContext):
-    def market_data(state: dict[str, Any]) -> dict[str, Any]:
-        store = ctx.bars(state["request"])
-        out: dict[str, Any] = {}
-        for symbol in state["request"]["symbols"]:
-            per_tf: dict[str, Any] = {}
+    def market_data(state: Mapping[str, Any]) -> NodeUpdate:
+        run = RunState(state)
+        store = ctx.bars(run.request_doc)
+        out: dict[str, dict[str, TimeframeData]] = {}
+        for symbol in run.request.symbols:
+            per_tf: dict[str, TimeframeData] = {}
             for tf in TIMEFRAME_NAMES:
                 bar = store.bar_of(tf)
                 try:
                     bars = store.get(symbol, tf)
                 except RegimeDeskError as exc:
-                    per_tf[tf] = {"bar": bar, "available": False, "reason": str(exc)}
+                    per_tf[tf] = TimeframeUnavailable(bar, str(exc))
                     continue
                 s = bars.summary()
-                per_tf[tf] = {
-                    "bar": bar,
-                    "available": True,
-                    "bars": s["bars"],
-                    "first": s["first"],
-                    "last": s["last"],
-                    "last_close": float(bars.frame["close"].iloc[-1]),
-                    "validation": s["validation"],
-                    "source": s["source"],
-                }
+                per_tf[tf] = TimeframeBars(bar, s["bars"], s["first"], s["last"], float(bars.frame["close"].iloc[-1]),
+                                           Validation.from_state(s["validation"]), s["source"])
             out[symbol] = per_tf
-        return {"market_data": out}
+        return NodeUpdate(MarketData(out))
 
     return market_data

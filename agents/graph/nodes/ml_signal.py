@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from agents.graph.nodes._common import per_symbol
+from agents.graph.schema import MlSignal, MlSignalOutput, NodeUpdate, RunState
 from agents.services.context import AppContext
 from agents.services.ml import current_signal
 from agents.services.regime import run_regimes
@@ -13,8 +15,8 @@ from analytics import RegimeDeskError
 __all__ = ["make", "ml_facts", "ml_template"]
 
 
-def ml_facts(sig: dict[str, Any]) -> dict[str, Any]:
-    """Compact facts for the narrator, rounded as they are shown."""
+def ml_facts(sig: Mapping[str, Any]) -> dict[str, Any]:
+    """Compact facts for the narrator from a signal's JSON, rounded as they are shown."""
     oos = sig["out_of_sample"]
     return {
         "symbol": sig["symbol"],
@@ -47,13 +49,16 @@ def ml_template(f: dict[str, Any]) -> str:
 
 
 def make(ctx: AppContext):
-    def ml_signal(state: dict[str, Any]) -> dict[str, Any]:
-        store = ctx.bars(state["request"])
-        return per_symbol(
-            ctx, state, "ml_signal",
-            lambda symbol: current_signal(store, symbol, ctx.settings, analysis=run_regimes(ctx, state["request"], symbol),
-                                          fit_cache=ctx.fit_cache()),
+    def ml_signal(state: Mapping[str, Any]) -> NodeUpdate:
+        run = RunState(state)
+        store = ctx.bars(run.request_doc)
+        results, narratives, errors = per_symbol(
+            ctx, run, "ml_signal",
+            lambda symbol: MlSignal(current_signal(store, symbol, ctx.settings,
+                                                   analysis=run_regimes(ctx, run.request_doc, symbol),
+                                                   fit_cache=ctx.fit_cache())),
             ml_facts, ml_template, (RegimeDeskError, ValueError),
         )
+        return NodeUpdate(MlSignalOutput(results), narratives, errors)
 
     return ml_signal

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from agents.config import TIMEFRAME_NAMES
 from agents.graph.nodes._common import per_symbol
+from agents.graph.schema import NodeUpdate, RegimeOutput, RegimeReport, RunState
 from agents.services.context import AppContext
 from agents.services.regime import regime_report, run_regimes
 from analytics import RegimeDeskError
@@ -14,8 +16,8 @@ from analytics import RegimeDeskError
 __all__ = ["make", "regime_facts", "regime_template"]
 
 
-def regime_facts(report: dict[str, Any]) -> dict[str, Any]:
-    """Compact facts for the narrator, rounded as they are shown."""
+def regime_facts(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Compact facts for the narrator from a regime report's JSON, rounded as they are shown."""
     facts: dict[str, Any] = {"symbol": report["symbol"], "method": report["method"]}
     for tf in TIMEFRAME_NAMES:
         r = report["timeframes"][tf]
@@ -56,11 +58,13 @@ def regime_template(facts: dict[str, Any]) -> str:
 
 
 def make(ctx: AppContext):
-    def regime(state: dict[str, Any]) -> dict[str, Any]:
-        return per_symbol(
-            ctx, state, "regime",
-            lambda symbol: regime_report(run_regimes(ctx, state["request"], symbol)),
+    def regime(state: Mapping[str, Any]) -> NodeUpdate:
+        run = RunState(state)
+        results, narratives, errors = per_symbol(
+            ctx, run, "regime",
+            lambda symbol: RegimeReport(regime_report(run_regimes(ctx, run.request_doc, symbol))),
             regime_facts, regime_template, (RegimeDeskError,),
         )
+        return NodeUpdate(RegimeOutput(results), narratives, errors)
 
     return regime

@@ -11,83 +11,82 @@ wall-clock time of the verdicts (``checked_at``) lets execution refuse a late ap
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
 from agents.graph.nodes._common import narrate
+from agents.graph.schema import GateVerdicts, NodeUpdate, RunState
 from agents.services.context import AppContext
 from agents.services.risk import (
     market_snapshot,
     portfolio_of,
-    regime_labels,
     risk_limits,
+    run_book,
     run_clock,
 )
-from analytics.risk_gate import ProposedOrder, evaluate
+from analytics.risk_gate import Verdict, evaluate
 
 __all__ = ["make", "gate_template"]
 
 
-def gate_template(out: dict[str, Any]) -> str:
+def gate_template(out: GateVerdicts) -> str:
     """Deterministic prose for the gate's result."""
     counts = {"approve": 0, "trim": 0, "reject": 0}
     reasons: set[str] = set()
-    for vs in out["symbols"].values():
+    for vs in out.symbols.values():
         for v in vs:
-            counts[v["action"]] += 1
-            reasons.update(v["reasons"])
-    text = (f"Trading state {out['trading_state']}. {counts['approve']} order(s) approved, {counts['trim']} trimmed, "
+            counts[v.action] += 1
+            reasons.update(v.reasons)
+    text = (f"Trading state {out.trading_state}. {counts['approve']} order(s) approved, {counts['trim']} trimmed, "
             f"{counts['reject']} rejected")
     text += f" (reasons: {', '.join(sorted(reasons))})." if reasons else "."
-    if out["events"]:
-        text += " Circuit breaker: " + "; ".join(out["events"]) + "."
+    if out.events:
+        text += " Circuit breaker: " + "; ".join(out.events) + "."
     return text
 
 
 def make(ctx: AppContext):
-    def risk_gate(state: dict[str, Any]) -> dict[str, Any]:
-        request = state["request"]
+    def risk_gate(state: Mapping[str, Any]) -> NodeUpdate:
+        run = RunState(state)
+        request, symbols = run.request_doc, run.request.symbols
         store_state = ctx.risk_store()
         broker = ctx.broker(request)
-        decision = state.get("decision", {}).get("symbols", {})
-        orders = [ProposedOrder(**o) for d in decision.values() for o in d.get("orders", [])]
+        orders = list(run.decision.proposed_orders) if run.decision is not None else []
         if broker is None:
             st = store_state.load()
-            out = {"trading_state": st.trading_state, "reason": st.reason, "events": [], "symbols": {},
-                   "note": "no broker: nothing to check"}
-            return {"risk_gate": out}
+            return NodeUpdate(GateVerdicts(st.trading_state, st.reason, (), {}, note="no broker: nothing to check"))
         bars = ctx.bars(request)
         now = run_clock(bars, request)
         limits = risk_limits(ctx.settings)
-        market = market_snapshot(bars, request["symbols"], now, regime_labels(state, request["symbols"]),
+        market = market_snapshot(bars, symbols, now, run.mt_regime_labels(symbols),
                                  check_market_open=limits.require_market_open)
-        portfolio, _ = portfolio_of(broker, market.prices)
+        portfolio, _ = portfolio_of(run_book(ctx, request, run.run_id), market.prices)
         silent: dict[str, Any] = {}
 
         def gate(st):
             # Inside the store's transaction: the silent feeds and the trading state are read,
             # and the new state written, with no other writer in between.
             silent.update(store_state.silent_feeds())
-            feed = {s: True for s in silent if s in request["symbols"]}
+            feed = {s: True for s in silent if s in symbols}
             return evaluate(orders, portfolio, replace(market, feed_silent=feed), limits, st)
 
         checked_at = pd.Timestamp.now(tz="UTC").isoformat()  # when the verdicts were given (wall clock)
         result = store_state.commit_gate(gate)
-        per_symbol: dict[str, list[dict[str, Any]]] = {s: [] for s in request["symbols"]}
+        per_symbol: dict[str, list[Verdict]] = {s: [] for s in symbols}
         for v in result.verdicts:
-            per_symbol.setdefault(v.order.symbol, []).append(v.to_dict())
-            if ctx.journal is not None and state.get("run_id"):
-                ctx.journal.record_verdict(state["run_id"], v.order.symbol, v.order.client_order_id, v.action,
+            per_symbol.setdefault(v.order.symbol, []).append(v)
+            if ctx.journal is not None and run.run_id:
+                ctx.journal.record_verdict(run.run_id, v.order.symbol, v.order.client_order_id, v.action,
                                            list(v.reasons), {**v.order.to_dict(), "approved_qty": v.qty})
-        out = {"trading_state": result.state.trading_state, "reason": result.state.reason,
-               "events": list(result.events), "now": now.isoformat(), "checked_at": checked_at,
-               "symbols": per_symbol,
-               "silent_feeds": sorted(s for s in silent if s in request["symbols"])}
-        facts = {"trading_state": out["trading_state"], "events": out["events"],
-                 "verdicts": {s: [v["action"] for v in vs] for s, vs in per_symbol.items()}}
-        narrative = narrate(ctx, state, "risk_gate", None, facts, gate_template(out))
-        return {"risk_gate": out, "narratives": {"risk_gate": {"_run": narrative}}}
+        out = GateVerdicts(result.state.trading_state, result.state.reason, tuple(result.events),
+                           {s: tuple(vs) for s, vs in per_symbol.items()}, now=now.isoformat(),
+                           checked_at=checked_at, silent_feeds=tuple(sorted(s for s in silent if s in symbols)))
+        facts = {"trading_state": out.trading_state, "events": list(out.events),
+                 "verdicts": {s: [v.action for v in vs] for s, vs in out.symbols.items()}}
+        narrative = narrate(ctx, run, "risk_gate", None, facts, gate_template(out))
+        return NodeUpdate(out, {"_run": narrative})
 
     return risk_gate

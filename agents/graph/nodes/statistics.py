@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from agents.config import TIMEFRAME_NAMES
-from agents.graph.nodes._common import narrate, symbol_error
+from agents.graph.nodes._common import narrate
+from agents.graph.schema import (
+    AgentError,
+    AgentNarrative,
+    NodeUpdate,
+    RunState,
+    StatisticsOutput,
+    StatisticsReport,
+    SymbolError,
+)
 from agents.services.context import AppContext
 from agents.services.statistics import statistics_report
 from analytics import RegimeDeskError
@@ -13,8 +23,8 @@ from analytics import RegimeDeskError
 __all__ = ["make", "statistics_facts", "statistics_template"]
 
 
-def statistics_facts(symbol: str, per_tf: dict[str, Any]) -> dict[str, Any]:
-    """The compact facts the narrator may use (rounded as they would be shown)."""
+def statistics_facts(symbol: str, per_tf: Mapping[str, Any]) -> dict[str, Any]:
+    """The compact facts the narrator may use, from the per-timeframe JSON (rounded as shown)."""
     facts: dict[str, Any] = {"symbol": symbol}
     for tf, rep in per_tf.items():
         if "error" in rep and len(rep) == 1:
@@ -62,27 +72,28 @@ def statistics_template(symbol: str, facts: dict[str, Any]) -> str:
 
 
 def make(ctx: AppContext):
-    def statistics(state: dict[str, Any]) -> dict[str, Any]:
-        store = ctx.bars(state["request"])
-        results: dict[str, Any] = {}
-        narratives: dict[str, Any] = {}
-        errors: list[dict[str, Any]] = []
-        for symbol in state["request"]["symbols"]:
-            per_tf: dict[str, Any] = {}
+    def statistics(state: Mapping[str, Any]) -> NodeUpdate:
+        run = RunState(state)
+        store = ctx.bars(run.request_doc)
+        results: dict[str, dict[str, StatisticsReport | SymbolError]] = {}
+        narratives: dict[str, AgentNarrative] = {}
+        errors: list[AgentError] = []
+        for symbol in run.request.symbols:
+            per_tf: dict[str, StatisticsReport | SymbolError] = {}
             for tf in TIMEFRAME_NAMES:
                 try:
                     bars = store.get(symbol, tf)
                     rep = statistics_report(bars.frame["close"], store.lookback(tf))
                 except RegimeDeskError as exc:
-                    per_tf[tf] = {"error": str(exc)}
+                    per_tf[tf] = SymbolError(str(exc))
                     continue
                 rep["bar"] = store.bar_of(tf)
-                per_tf[tf] = rep
+                per_tf[tf] = StatisticsReport(rep)
             results[symbol] = per_tf
-            if all("error" in r and len(r) == 1 for r in per_tf.values()):
-                errors.append(symbol_error("statistics", symbol, RegimeDeskError("no timeframe had data")))
-            facts = statistics_facts(symbol, per_tf)
-            narratives[symbol] = narrate(ctx, state, "statistics", symbol, facts, statistics_template(symbol, facts))
-        return {"statistics": results, "narratives": {"statistics": narratives}, "errors": errors}
+            if all(isinstance(r, SymbolError) for r in per_tf.values()):
+                errors.append(AgentError.from_exception("statistics", symbol, RegimeDeskError("no timeframe had data")))
+            facts = statistics_facts(symbol, {tf: r.to_state() for tf, r in per_tf.items()})
+            narratives[symbol] = narrate(ctx, run, "statistics", symbol, facts, statistics_template(symbol, facts))
+        return NodeUpdate(StatisticsOutput(results), narratives, tuple(errors))
 
     return statistics
