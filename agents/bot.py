@@ -31,6 +31,7 @@ from typing import Any
 from agents.config import Secrets, Settings
 from agents.services.context import as_of_clock
 from agents.services.format import format_value
+from agents.services.run_summary import order_line, run_brief_lines
 from integrations import (
     AccessPolicy,
     BotStateStore,
@@ -96,73 +97,9 @@ def _when(iso: str | None) -> str:
 # ------------------------------------------------------------------ run summaries
 
 
-def _order_line(verdict: Mapping[str, Any]) -> str:
-    order = verdict.get("order", {})
-    ref = order.get("reference_price")
-    price = f" @~{ref:,.2f}" if isinstance(ref, (int, float)) else ""
-    qty = verdict.get("qty", order.get("qty"))
-    action = verdict.get("action", "?")
-    text = f"  {str(order.get('side', '?')).upper()} {order.get('qty', 0):g}{price}: gate {action}"
-    if action == "trim":
-        text += f" to {qty:g}"
-    if verdict.get("reasons"):
-        text += f" ({', '.join(verdict['reasons'])})"
-    return text
-
-
-def _symbol_line(state: Mapping[str, Any], symbol: str) -> str:
-    parts = [symbol + ":"]
-    reg = state.get("regime", {}).get(symbol, {})
-    cons = reg.get("consensus") if isinstance(reg, dict) else None
-    if cons and cons.get("label"):
-        parts.append(f"{cons['label']} ({cons.get('family')}, p {format_value(cons.get('probability'))})")
-    sig = state.get("ml_signal", {}).get(symbol, {})
-    if isinstance(sig, dict) and sig.get("p_up") is not None:
-        parts.append(f"P(up) {sig['p_up']:.2f}")
-    dec = state.get("decision", {}).get("symbols", {}).get(symbol, {})
-    if isinstance(dec, dict) and dec.get("target_weight") is not None:
-        parts.append(f"target {dec['target_weight']:.0%} (now {dec.get('current_weight') or 0:.0%})")
-    return " ".join(parts)
-
-
 def run_brief(outcome) -> str:
-    """A short summary of a run (a :class:`~agents.runtime.runner.RunOutcome`) for a phone screen.
-
-    Per symbol the regime consensus, P(up) and target weight, each proposed order with the
-    gate's verdict and what the broker did with it, the trading state and any errors.
-    """
-    state = outcome.state
-    request = state.get("request", {})
-    broker = request.get("broker", "none")
-    lines = [f"Run {outcome.run_id}: {outcome.status} (broker {broker})"]
-    gate = state.get("risk_gate", {})
-    sent = {o.get("client_order_id"): o for os_ in state.get("execution", {}).get("symbols", {}).values() for o in os_}
-    for symbol in request.get("symbols", []):
-        lines.append(_symbol_line(state, symbol))
-        for v in gate.get("symbols", {}).get(symbol, []):
-            line = _order_line(v)
-            done = sent.get(v.get("order", {}).get("client_order_id"))
-            if done:
-                px = done.get("avg_fill_price")
-                line += f" -> {done.get('status')}" + (f" {done.get('filled_qty', 0):g} @ {px:,.2f}" if px else "")
-            lines.append(line)
-    if gate.get("trading_state"):
-        lines.append(f"Trading state {gate['trading_state']}" + (f": {gate['reason']}" if gate.get("reason") else ""))
-    for event in gate.get("events", []):
-        lines.append(f"Circuit breaker: {event}")
-    note = state.get("execution", {}).get("note")
-    if note:
-        lines.append(f"Execution: {note}")
-    approval = state.get("approval")
-    if approval:
-        lines.append(f"{'Approved' if approval.get('approved') else 'Rejected'} by {approval.get('by')}")
-    for err in state.get("errors", [])[:3]:
-        lines.append(f"! {err.get('agent')} {err.get('symbol', '')}: {str(err.get('error'))[:120]}")
-    pdf = state.get("report", {}).get("pdf")
-    if pdf and pdf.get("error"):
-        lines.append(f"Report NOT written: {pdf['error'][:200]}")
-    lines.append(f"Thread {outcome.thread_id}")
-    return _lines(lines)
+    """:func:`agents.services.run_summary.run_brief_lines`, cut to a phone screen."""
+    return _lines(run_brief_lines(outcome))
 
 
 def flatten_text(res) -> str:
@@ -205,7 +142,7 @@ def approval_text(pending: Mapping[str, Any], broker: str) -> str:
         if not verdicts:
             lines.append("  no order proposed")
         for v in verdicts:
-            lines.append(_order_line(v))
+            lines.append(order_line(v))
             n_orders += 1
     lines.append(f"Trading state {gate.get('trading_state', '?')}")
     for event in gate.get("events", []):

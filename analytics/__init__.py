@@ -132,6 +132,7 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         RegimeDeskError,
         RegimeDeskWarning,
     )
+    from analytics.serialise import json_safe
     from analytics.timeframes import TIMEFRAME_TABLE, AnalysisTimeframe
     from analytics.validation import (
         VALIDATION_RULES,
@@ -156,6 +157,8 @@ __all__ = [
     "empty_bars",
     "resample_bars",
     "shown",
+    # the JSON sanitiser
+    "json_safe",
     # validation
     "VALIDATION_RULES",
     "ValidationPolicy",
@@ -312,6 +315,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "ConfigError", "DataQualityWarning", "DataValidationError", "EstimationWarning",
         "InsufficientDataError", "RegimeDeskError", "RegimeDeskWarning",
     ),
+    "analytics.serialise": ("json_safe",),
     "analytics.timeframes": ("TIMEFRAME_TABLE", "AnalysisTimeframe"),
     "analytics.validation": (
         "VALIDATION_RULES", "ValidationIssue", "ValidationPolicy", "ValidationReport",

@@ -12,6 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from analytics.errors import InsufficientDataError
+from analytics.serialise import json_safe
 
 # Reason codes attached to every rolling output position. "ok" means the value is a number.
 REASON_OK = "ok"
@@ -109,29 +110,12 @@ def frozen_mapping(d: Mapping[str, float]) -> Mapping[str, float]:
     return MappingProxyType({k: float(v) for k, v in d.items()})
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        f = float(value)
-        return f if np.isfinite(f) else None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
 class ResultMixin:
     """``to_dict()`` for frozen results: plain JSON-serialisable values (NaN -> None)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            f.name: _jsonable(getattr(self, f.name))
+            f.name: json_safe(getattr(self, f.name))
             for f in dataclasses.fields(self)  # type: ignore[arg-type]
             if f.name != "index"
         }

@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         JournalError,
         RunRecord,
         UnknownRunError,
-        json_safe,
     )
     from integrations._live_bars import LIVE_SOURCE_PREFIX, LiveBarStore, StoredBarSource
     from integrations._llm import KEYLESS_API_KEY, LLMReply, LLMTimeoutError, OpenAIChat
@@ -148,7 +147,6 @@ __all__ = [
     "RunRecord",
     "JournalError",
     "UnknownRunError",
-    "json_safe",
     "JOURNAL_SCHEMA_VERSION",
     "LiveStateStore",
     "ScheduleStateStore",
@@ -225,7 +223,6 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "integrations._feeds": ("FEED_NAMES", "BarBatch", "Feed", "PollingFeed", "ReplayFeed"),
     "integrations._journal": (
         "JOURNAL_SCHEMA_VERSION", "Journal", "JournalError", "RunRecord", "UnknownRunError",
-        "json_safe",
     ),
     "integrations._live_bars": ("LIVE_SOURCE_PREFIX", "LiveBarStore", "StoredBarSource"),
     "integrations._llm": ("KEYLESS_API_KEY", "LLMReply", "LLMTimeoutError", "OpenAIChat"),

@@ -27,20 +27,19 @@ A last safety net for credentials: every text written (inserted or updated) goes
 from __future__ import annotations
 
 import dataclasses
-import enum
 import hashlib
 import json
 import math
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
-from decimal import Decimal
-from pathlib import Path, PurePath
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from analytics import json_safe
 from integrations._errors import IntegrationError
 from integrations._redact import redact
 from integrations._sqlite import apply_schema, open_database
@@ -206,60 +205,6 @@ class RunRecord:
         out["symbols"] = list(self.symbols)
         return out
 
-
-
-def json_safe(value: Any) -> Any:
-    """Convert ``value`` into plain JSON types, with NaN and infinities as ``None``.
-
-    Parameters
-    ----------
-    value : object
-        Mappings (keys become ``str``), sequences, sets (sorted by their JSON text), dataclass
-        instances, numpy scalars and arrays, ``datetime``/``date`` (ISO-8601), ``Decimal``,
-        ``Enum`` (its value), paths, and the JSON scalars.
-
-    Returns
-    -------
-    object
-        Something ``json.dumps(..., allow_nan=False)`` accepts.
-
-    Raises
-    ------
-    TypeError
-        For any other type, naming it (a journal row must be readable later, so nothing is
-        silently turned into its ``repr``).
-    """
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating, Decimal)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return json_safe(value.value)
-    if isinstance(value, PurePath):
-        return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: json_safe(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return [json_safe(v) for v in value.tolist()]
-    if isinstance(value, (set, frozenset)):
-        items = [json_safe(v) for v in value]
-        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
-    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
-        return [json_safe(v) for v in value]
-    raise TypeError(f"cannot store a value of type {type(value).__name__} as JSON")
 
 
 def _dumps(value: Any) -> str:

@@ -8,7 +8,8 @@ import os
 import re
 import tempfile
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -90,6 +91,10 @@ class Bars:
         Validation of the source bars (before any weekly resampling).
     cached : bool
         True when the answer came from the Parquet cache.
+    known : mapping
+        Issues of ``report`` the source knows to be real features of its data, as
+        ``(rule, timestamp) -> explanation`` (e.g. a real market crash flagged as a jump).
+        They are not warned about; ``data show`` lists them.
     """
 
     symbol: str
@@ -98,6 +103,11 @@ class Bars:
     frame: pd.DataFrame
     report: ValidationReport
     cached: bool = False
+    known: Mapping[tuple[str, str | None], str] = field(default_factory=dict)
+
+    def known_notes(self) -> list[str]:
+        """The explanations of the known issues present in :attr:`report`, in bar order."""
+        return [self.known[(i.rule, i.timestamp)] for i in self.report.issues if (i.rule, i.timestamp) in self.known]
 
     def summary(self) -> dict[str, object]:
         """JSON-ready description: symbol, source, first/last timestamp, bar count, validation."""
@@ -115,6 +125,7 @@ class Bars:
                 "counts": self.report.counts(),
             },
             "cached": self.cached,
+            **({"known_flags": notes} if (notes := self.known_notes()) else {}),
         }
 
 
@@ -224,7 +235,7 @@ class MarketData:
         frame = self._weekly(daily.frame, base, tf, t_now)
         if frame.empty:
             raise NoDataError(f"no {tf} bars for {daily.symbol} from {self.source.name} between the beginning and now")
-        return Bars(daily.symbol, daily.source, str(tf), frame, daily.report, daily.cached)
+        return Bars(daily.symbol, daily.source, str(tf), frame, daily.report, daily.cached, daily.known)
 
     def bars(
         self,
@@ -295,7 +306,8 @@ class MarketData:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataQualityWarning)
             frame, report = validate_bars(raw, self._policy_for(base))
-        if report.issues:
+        known = self.source.known_issues(name)
+        if any((i.rule, i.timestamp) not in known for i in report.issues):
             warnings.warn(f"{name} {base} from {self.source.name}: {report.summary()}", DataQualityWarning, stacklevel=2)
         if tf.unit == "W":
             frame = self._weekly(frame, base, tf, t_now)
@@ -305,4 +317,4 @@ class MarketData:
             lo = t_start.date() if t_start is not None else "the beginning"
             hi = t_end.date() if t_end is not None else "now"
             raise NoDataError(f"no {tf} bars for {name} from {self.source.name} between {lo} and {hi}")
-        return Bars(name, self.source.name, str(tf), frame, report, cached)
+        return Bars(name, self.source.name, str(tf), frame, report, cached, known)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -75,6 +76,11 @@ class BarSource(ABC):
         """The symbol as the source names it."""
         return symbol.strip().upper()
 
+    def known_issues(self, symbol: str) -> Mapping[tuple[str, str | None], str]:
+        """Validation flags that are real features of this source's data for ``symbol``:
+        ``(rule, ISO timestamp) -> explanation``. They are reported, not warned about."""
+        return {}
+
     def check_credentials(self) -> None:
         """Raise :class:`MissingCredentialsError` now if :meth:`fetch` would for want of a key.
 
@@ -102,6 +108,16 @@ def _session_dates(stamps: pd.DatetimeIndex, tz: str = _NY) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(local.tz_localize(None).normalize()).tz_localize("UTC")
 
 
+#: The bundled series' validation flags that are real market moves, checked by eye against the
+#: index's history: said once by ``data show``, not warned about by every command.
+_BUILTIN_KNOWN: dict[str, dict[tuple[str, str | None], str]] = {
+    "SP500": {
+        ("jump", "2018-02-05T00:00:00+00:00"):
+            "jump on 2018-02-05 is real: the S&P 500 fell 4.1% in the volatility spike of February 2018",
+    },
+}
+
+
 class BuiltinSource(BarSource):
     """Daily S&P 500 and NASDAQ Composite OHLCV, 1999-01-04 .. 2018-12-31, from ``arch.data``.
 
@@ -119,6 +135,9 @@ class BuiltinSource(BarSource):
 
     def offers(self) -> str:
         return "daily bars only (weekly built from daily); no intraday bars"
+
+    def known_issues(self, symbol: str) -> Mapping[tuple[str, str | None], str]:
+        return _BUILTIN_KNOWN.get(self.canonical_symbol(symbol), {})
 
     def canonical_symbol(self, symbol: str) -> str:
         key = symbol.strip().upper()

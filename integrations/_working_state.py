@@ -21,7 +21,7 @@ twice and then drops the tables. Stop live sessions and the scheduler before upg
 older process still running would lose its tables under it (and fail loudly).
 
 Both stores share the journal's conventions: WAL, ISO-8601 UTC timestamps, JSON columns through
-:func:`integrations.json_safe`, and every text written goes through :func:`integrations.redact`.
+:func:`analytics.json_safe`, and every text written goes through :func:`integrations.redact`.
 """
 
 from __future__ import annotations

@@ -78,6 +78,7 @@ def _show(args: argparse.Namespace, ctx) -> int:
             ("bars", f"{summary['bars']:,}"),
             ("last close", f"{bars.frame['close'].iloc[-1]:,.2f}"),
             ("validation", summary["validation"]["summary"]),
+            *(("known", note) for note in summary.get("known_flags", [])),
             ("cached", "yes" if summary["cached"] else "no"),
         ],
     )

@@ -116,7 +116,9 @@ def _backtest(args: argparse.Namespace, ctx) -> int:
     rep = backtest_policy(store, symbol, ctx.settings, policy, cost_bps=args.costs_bps, start=args.start,
                           progress=ProgressBar())
     if args.json:
-        print_json({**rep, "as_of": args.end, "as_of_effective": store.as_of_effective})
+        # Per-bar series as plain value lists, aligned with the window's bars.
+        series = {"equity": {k: v.tolist() for k, v in rep["equity"].items()}, "weights": rep["weights"].tolist()}
+        print_json({**rep, **series, "as_of": args.end, "as_of_effective": store.as_of_effective})
         return 0
     w = rep["window"]
     print(f"{symbol} {policy} policy vs buy-and-hold, {w['start'][:10]} to {w['end'][:10]} ({w['bars']} bars), "

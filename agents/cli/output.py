@@ -41,11 +41,11 @@ class ProgressBar:
 
 def print_json(value: Any, stream=None) -> None:
     """Print ``value`` as indented, strict JSON."""
-    # imported when a command prints JSON, not at start-up (it loads pandas)
-    from agents.services.format import to_jsonable
+    # imported when a command prints JSON, not at start-up (it loads numpy)
+    from analytics import json_safe
 
     stream = stream or sys.stdout
-    stream.write(json.dumps(to_jsonable(value), indent=2, allow_nan=False) + "\n")
+    stream.write(json.dumps(json_safe(value), indent=2, allow_nan=False) + "\n")
 
 
 def print_fields(title: str, fields: Iterable[tuple[str, Any]], stream=None) -> None:

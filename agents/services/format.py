@@ -1,17 +1,11 @@
-"""Number formatting shared by every front door and the report, and the JSON sanitiser."""
+"""Number formatting shared by every front door and the report (JSON: ``analytics.json_safe``)."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Iterable, Mapping
-from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-__all__ = ["METRIC_ROWS", "format_metric", "format_value", "is_missing", "to_jsonable"]
+__all__ = ["METRIC_ROWS", "format_metric", "format_value", "is_missing"]
 
 #: Performance metrics shown by ``backtest`` and the report: (key, label, kind).
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -49,29 +43,3 @@ def format_metric(v: Any, kind: str) -> str:
     if kind == "int":
         return str(int(v))
     return f"{v:.2f}"
-
-
-def to_jsonable(value: Any) -> Any:
-    """Convert results to plain JSON types: NaN/inf become null, times ISO strings."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    if isinstance(value, (datetime, date)):  # pandas.Timestamp is a datetime
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        if hasattr(value, "to_dict"):
-            return to_jsonable(value.to_dict())
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return [to_jsonable(v) for v in value.tolist()]
-    if isinstance(value, Iterable):
-        return [to_jsonable(v) for v in value]
-    return str(value)

@@ -30,7 +30,8 @@ from importlib import resources
 from typing import Any
 
 from agents.config import LLMConfig, Secrets
-from integrations import IntegrationError, Journal, LLMTimeoutError, OpenAIChat, json_safe
+from analytics import json_safe
+from integrations import IntegrationError, Journal, LLMTimeoutError, OpenAIChat
 
 __all__ = [
     "Narrative",
@@ -1016,7 +1017,7 @@ class Narrator:
             Unknown agent.
         TypeError
             ``facts`` not a mapping or ``template_text`` not a string; with the ``openai``
-            backend also a fact of a type :func:`integrations._journal.json_safe` cannot
+            backend also a fact of a type :func:`analytics.json_safe` cannot
             convert to JSON.
         JournalError
             The exchange could not be journaled (e.g. ``run_id`` was never started).

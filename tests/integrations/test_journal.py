@@ -8,7 +8,6 @@ import math
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +20,6 @@ from integrations._journal import (
     JournalError,
     RunRecord,
     UnknownRunError,
-    json_safe,
 )
 
 
@@ -279,38 +277,6 @@ def test_nan_and_infinity_become_null(journal):
     }
     raw = sqlite3.connect(journal.path).execute("SELECT output FROM agent_outputs").fetchone()[0]
     assert "NaN" not in raw and "Infinity" not in raw
-
-
-def test_json_safe_converts_common_types():
-    from dataclasses import dataclass
-    from enum import Enum
-
-    class Side(Enum):
-        BUY = "buy"
-
-    @dataclass(frozen=True)
-    class Result:
-        stat: float
-        lags: tuple[int, ...]
-
-    value = {
-        1: Side.BUY,
-        "when": datetime(2024, 1, 1, 12, tzinfo=timezone(timedelta(hours=2))),
-        "res": Result(math.nan, (2, 4)),
-        "arr": np.array([1.5, np.nan]),
-        "path": Path("/x/y"),
-        "tags": {"b", "a"},
-    }
-    assert json_safe(value) == {
-        "1": "buy",
-        "when": "2024-01-01T10:00:00+00:00",
-        "res": {"stat": None, "lags": [2, 4]},
-        "arr": [1.5, None],
-        "path": "/x/y",
-        "tags": ["a", "b"],
-    }
-    with pytest.raises(TypeError, match="bytes"):
-        json_safe(b"raw")
 
 
 # ----------------------------------------------------------------------------- durability

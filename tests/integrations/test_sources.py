@@ -388,3 +388,32 @@ def test_weekly_from_refuses_other_bars():
     with pytest.raises(ValueError, match="resampled from daily bars, not 1W"):
         md.weekly_from(weekly)
 
+
+
+def test_known_flags_of_the_bundled_data_are_noted_not_warned():
+    # The SP500 jump of 2018-02-05 is a real move: commands do not warn about it on every run,
+    # 'data show' says it once. Any other issue still warns.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bars = MarketData(BuiltinSource()).bars("SP500")
+        weekly = MarketData(BuiltinSource()).bars("SP500", "1W")
+    assert [w for w in caught if issubclass(w.category, DataQualityWarning)] == []
+    assert bars.report.counts() == {"jump": 1}  # still reported
+    assert bars.summary()["known_flags"] == weekly.known_notes() == [
+        "jump on 2018-02-05 is real: the S&P 500 fell 4.1% in the volatility spike of February 2018"
+    ]
+    assert "known_flags" not in MarketData(BuiltinSource()).bars("NASDAQ").summary()
+
+
+def test_an_unknown_flag_still_warns(tmp_path):
+    idx = pd.bdate_range("2020-01-01", periods=300)
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(1).normal(0, 0.01, len(idx))))
+    close[200:] *= 0.8  # a 20% one-day drop nobody has vouched for
+    frame = pd.DataFrame({"date": idx.strftime("%Y-%m-%d"), "open": close, "high": close * 1.001,
+                          "low": close * 0.999, "close": close, "volume": 1e6})
+    frame.to_csv(tmp_path / "XYZ.csv", index=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bars = MarketData(FileSource(tmp_path)).bars("XYZ", now=NOW)
+    assert bars.report.counts().get("jump") and bars.known_notes() == []
+    assert any(issubclass(w.category, DataQualityWarning) and "jump" in str(w.message) for w in caught)

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from agents.graph.schema import AgentError, AgentNarrative, RunState, SymbolError
 from agents.services.context import AppContext
-from agents.services.format import to_jsonable
+from analytics import json_safe
 
 __all__ = ["narrate", "per_symbol"]
 
@@ -24,7 +24,7 @@ def narrate(
 ) -> AgentNarrative:
     """Narrate ``facts`` with the run's narrator (the template text when no LLM may say it)."""
     narrator = ctx.narrator(run.request_doc)
-    n = narrator.narrate(agent, to_jsonable(facts), template_text, run_id=run.run_id, symbol=symbol)
+    n = narrator.narrate(agent, json_safe(facts), template_text, run_id=run.run_id, symbol=symbol)
     return AgentNarrative(n.text, n.backend, n.accepted, n.fallback_reason, tuple(n.rejected_numbers))
 
 
