@@ -7,15 +7,23 @@ STAMP  := $(VENV)/.installed
 .PHONY: install run test lint bench clean
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	@echo "==> creating the virtual environment $(VENV) with $$($(PYTHON) --version)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "==> upgrading pip"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@echo "==> installing RegimeDesk and its dependencies (pandas, statsmodels, arch, hmmlearn,"
+	@echo "    scikit-learn, xgboost, langgraph, openai, alpaca-py, polygon, telegram, reportlab and"
+	@echo "    the test tools): about 100 packages, 1 GB installed; a few minutes the first time"
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
 	touch $(STAMP)
+	@echo "==> installed: $(BIN)/regimedesk"
 
 install: $(STAMP)
 
 run: $(STAMP)
+	@echo "==> regimedesk run SP500 (embedded data, no keys). The first run trains and stores the SP500"
+	@echo "    model and fits every regime model: about 20-30 s; later runs reuse them (a few seconds)."
 	$(BIN)/regimedesk run SP500
 
 test: $(STAMP)

@@ -227,6 +227,9 @@ def usable_model(store, symbol: str, settings: Settings, *, analysis: RegimeAnal
         if not settings.ml.auto_train:
             raise
         note = f"trained a new model: {exc}"
+        if progress is not None:
+            why = "the stored one is stale" if isinstance(exc, StaleModelError) else "none stored yet"
+            progress(f"training the {symbol} XGBoost model ({why}; stored and reused by later runs)", 0, 0)
     model = train_model(store, symbol, settings, analysis=analysis, progress=progress, dataset=dataset,
                         fit_cache=fit_cache)
     return model, note

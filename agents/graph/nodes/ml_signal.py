@@ -9,6 +9,7 @@ from agents.graph.nodes._common import per_symbol
 from agents.graph.schema import MlSignal, MlSignalOutput, NodeUpdate, RunState
 from agents.services.context import AppContext
 from agents.services.ml import current_signal
+from agents.services.progress import status_progress
 from agents.services.regime import run_regimes
 from analytics import RegimeDeskError
 
@@ -56,7 +57,8 @@ def make(ctx: AppContext):
             ctx, run, "ml_signal",
             lambda symbol: MlSignal(current_signal(store, symbol, ctx.settings,
                                                    analysis=run_regimes(ctx, run.request_doc, symbol),
-                                                   fit_cache=ctx.fit_cache())),
+                                                   fit_cache=ctx.fit_cache(),
+                                                   progress=status_progress(ctx.status, f"ml_signal {symbol}"))),
             ml_facts, ml_template, (RegimeDeskError, ValueError),
         )
         return NodeUpdate(MlSignalOutput(results), narratives, errors)
