@@ -16,12 +16,13 @@ integrations). One module per workflow:
 ``run_summary``  the plain-text summary of a run, for every front door
 ``narrator``     LLM words checked against the numbers from code
 ``fitcache``     fitted regime parameters kept between runs
-``format``       number formatting and the one JSON sanitiser
+``format``       number formatting for people
+``progress``     status lines with an estimate of the time left for long steps
 
 The package ``__init__`` imports nothing, so a light command pays only for what it uses.
 """
 
 __all__ = [
-    "context", "data", "emergency", "export", "fitcache", "format", "ml", "narrator", "regime",
-    "report", "risk", "run_summary", "statistics",
+    "context", "data", "emergency", "export", "fitcache", "format", "ml", "narrator", "progress",
+    "regime", "report", "risk", "run_summary", "statistics",
 ]
