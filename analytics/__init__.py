@@ -100,6 +100,14 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         multi_timeframe_regimes,
         regime_consensus,
     )
+    from analytics._tearsheet import (
+        DrawdownPeriod,
+        RollingPerformance,
+        drawdown_periods,
+        monthly_returns,
+        rolling_performance,
+        yearly_returns,
+    )
     from analytics._var import (
         ChristoffersenResult,
         KupiecResult,
@@ -171,6 +179,13 @@ __all__ = [
     "PerformanceMetrics",
     "performance_metrics",
     "run_backtest",
+    # tearsheet statistics
+    "DrawdownPeriod",
+    "RollingPerformance",
+    "drawdown_periods",
+    "monthly_returns",
+    "rolling_performance",
+    "yearly_returns",
     # value at risk
     "VaRResult",
     "VaRBacktestResult",
@@ -299,6 +314,10 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "analytics._regime_mtf": (
         "DEFAULT_TIMEFRAME_SPECS", "TIMEFRAMES", "MultiTimeframeRegime", "RegimeConflict",
         "TimeframeRegime", "TimeframeSpec", "multi_timeframe_regimes", "regime_consensus",
+    ),
+    "analytics._tearsheet": (
+        "DrawdownPeriod", "RollingPerformance", "drawdown_periods", "monthly_returns",
+        "rolling_performance", "yearly_returns",
     ),
     "analytics._var": (
         "ChristoffersenResult", "KupiecResult", "VaRBacktestResult", "VaRResult", "basel_zone",

@@ -173,6 +173,12 @@ class MarkovSwitchingRegime:
                     res = mod.fit(start_params=start, disp=False, **kw)
             except (ValueError, np.linalg.LinAlgError, FloatingPointError):
                 return None
+            except RuntimeError as exc:
+                # statsmodels gives up when an optimiser step makes the transition matrix
+                # degenerate (no steady state): a failed start, like a singular Hessian.
+                if "Steady-state" not in str(exc):
+                    raise
+                return None
             params = np.asarray(res.params, dtype=float)
             llf = float(res.llf)
             if not (np.all(np.isfinite(params)) and np.isfinite(llf)) or np.any(params[-k:] <= 0):

@@ -11,9 +11,12 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         CHART_DPI,
         CHART_WIDTH_INCHES,
         equity_drawdown_chart,
+        exposure_chart,
         importance_chart,
+        monthly_returns_heatmap,
         price_regime_chart,
         reliability_chart,
+        rolling_performance_chart,
         var_backtest_chart,
     )
     from integrations._errors import (
@@ -74,11 +77,15 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
     from integrations._retry import call_with_retry
     from integrations._sources import (
         BUILTIN_SYMBOLS,
+        CELL_RULES,
         AlpacaSource,
+        BarFileInspection,
+        BarFileIssue,
         BarSource,
         BuiltinSource,
         FileSource,
         PolygonSource,
+        inspect_bar_file,
         read_bar_file,
     )
     from integrations._sqlite import apply_schema, open_database
@@ -130,6 +137,10 @@ __all__ = [
     "PolygonSource",
     "AlpacaSource",
     "read_bar_file",
+    "inspect_bar_file",
+    "BarFileInspection",
+    "BarFileIssue",
+    "CELL_RULES",
     "BUILTIN_SYMBOLS",
     "BarBatch",
     "BarCache",
@@ -204,6 +215,9 @@ __all__ = [
     "reliability_chart",
     "importance_chart",
     "var_backtest_chart",
+    "monthly_returns_heatmap",
+    "rolling_performance_chart",
+    "exposure_chart",
     "CHART_WIDTH_INCHES",
     "CHART_DPI",
 ]
@@ -214,7 +228,8 @@ __all__ = [
 _SOURCES: dict[str, tuple[str, ...]] = {
     "integrations._charts": (
         "CHART_DPI", "CHART_WIDTH_INCHES", "equity_drawdown_chart", "importance_chart",
-        "price_regime_chart", "reliability_chart", "var_backtest_chart",
+        "price_regime_chart", "reliability_chart", "var_backtest_chart", "monthly_returns_heatmap",
+        "rolling_performance_chart", "exposure_chart",
     ),
     "integrations._errors": (
         "IntegrationError", "MissingCredentialsError", "NoDataError", "PermanentError",
@@ -243,7 +258,8 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "integrations._retry": ("call_with_retry",),
     "integrations._sources": (
         "BUILTIN_SYMBOLS", "AlpacaSource", "BarSource", "BuiltinSource", "FileSource",
-        "PolygonSource", "read_bar_file",
+        "PolygonSource", "read_bar_file", "inspect_bar_file", "BarFileInspection", "BarFileIssue",
+        "CELL_RULES",
     ),
     "integrations._sqlite": ("apply_schema", "open_database"),
     "integrations._telegram": (

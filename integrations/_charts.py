@@ -34,6 +34,9 @@ __all__ = [
     "reliability_chart",
     "importance_chart",
     "var_backtest_chart",
+    "monthly_returns_heatmap",
+    "rolling_performance_chart",
+    "exposure_chart",
     "CHART_WIDTH_INCHES",
     "CHART_DPI",
 ]
@@ -217,6 +220,43 @@ def _family_key(value: object) -> str | None:
     return None
 
 
+def _family_keys(family: Sequence[object], n: int) -> list[str | None]:
+    families = list(family)
+    if len(families) != n:
+        raise ValueError(f"family has {len(families)} values but dates has {n}")
+    return [_family_key(f) for f in families]
+
+
+def _shade_regimes(axes: Sequence[Axes], index: pd.DatetimeIndex,
+                   keys: Sequence[str | None]) -> list[Any]:
+    """Shade contiguous regime runs behind every axis; returns one legend handle per family."""
+    n = len(index)
+    # Each run reaches the next bar so adjacent runs touch.
+    x = mdates.date2num(index.to_pydatetime())
+    if n > 1:
+        edges = np.append(x, x[-1] + (x[-1] - x[-2]))
+    else:
+        edges = np.array([x[0] - 0.5, x[0] + 0.5])
+    runs: dict[str | None, list[tuple[float, float]]] = {}
+    start = 0
+    for i in range(1, n + 1):
+        if i == n or keys[i] != keys[start]:
+            runs.setdefault(keys[start], []).append(
+                (edges[start], edges[i] - edges[start])
+            )
+            start = i
+    handles: list[Any] = []
+    for key in ("risk_off", "risk_on", None):
+        if key not in runs:
+            continue
+        colour, label = _SHADE[key]
+        for target in axes:
+            target.broken_barh(runs[key], (0, 1), facecolors=colour, edgecolors="none",
+                               transform=target.get_xaxis_transform(), zorder=0)
+        handles.append(Patch(facecolor=colour, edgecolor="none", label=label))
+    return handles
+
+
 def price_regime_chart(
     dates: pd.DatetimeIndex,
     close: Sequence[float],
@@ -256,10 +296,7 @@ def price_regime_chart(
     n = len(index)
     prices = _floats(close, "close", n)
     _check_log_series(prices, "close")
-    families = list(family)
-    if len(families) != n:
-        raise ValueError(f"family has {len(families)} values but dates has {n}")
-    keys = [_family_key(f) for f in families]
+    keys = _family_keys(family, n)
     prob = None
     if risk_off_probability is not None:
         prob = _floats(risk_off_probability, "risk_off_probability", n)
@@ -272,30 +309,7 @@ def price_regime_chart(
     else:
         fig, axes = _new_figure(4.4, nrows=2, height_ratios=(3, 1))
     ax = axes[0]
-
-    # Shade contiguous runs; each run reaches the next bar so adjacent runs touch.
-    x = mdates.date2num(index.to_pydatetime())
-    if n > 1:
-        edges = np.append(x, x[-1] + (x[-1] - x[-2]))
-    else:
-        edges = np.array([x[0] - 0.5, x[0] + 0.5])
-    runs: dict[str | None, list[tuple[float, float]]] = {}
-    start = 0
-    for i in range(1, n + 1):
-        if i == n or keys[i] != keys[start]:
-            runs.setdefault(keys[start], []).append(
-                (edges[start], edges[i] - edges[start])
-            )
-            start = i
-    handles: list[Any] = []
-    for key in ("risk_off", "risk_on", None):
-        if key not in runs:
-            continue
-        colour, label = _SHADE[key]
-        for target in axes:
-            target.broken_barh(runs[key], (0, 1), facecolors=colour, edgecolors="none",
-                               transform=target.get_xaxis_transform(), zorder=0)
-        handles.append(Patch(facecolor=colour, edgecolor="none", label=label))
+    handles = _shade_regimes(axes, index, keys)
 
     (line,) = ax.plot(index, prices, color=_NAVY, linewidth=0.9, label="close", zorder=3)
     _log_axis(ax, prices)
@@ -334,6 +348,7 @@ def equity_drawdown_chart(
     *,
     strategy_label: str = "strategy",
     benchmark_label: str = "buy and hold",
+    family: Sequence[str | None] | None = None,
     title: str = "",
 ) -> bytes:
     """Equity curves (rebased to 1, log scale) above their drawdowns in percent.
@@ -347,6 +362,9 @@ def equity_drawdown_chart(
         is a gap.
     strategy_label, benchmark_label : str
         Legend entries.
+    family : sequence of str or None, shape (n,), optional
+        Regime family per bar; when given, both panels are shaded as in
+        :func:`price_regime_chart`.
     title : str, default ""
         Chart title.
 
@@ -368,15 +386,18 @@ def equity_drawdown_chart(
     _check_log_series(strat, "strategy")
     _check_log_series(bench, "benchmark")
     strat, bench = _rebase(strat), _rebase(bench)
+    keys = None if family is None else _family_keys(family, n)
 
     fig, (ax, dax) = _new_figure(4.4, nrows=2, height_ratios=(2.2, 1))
+    shades = [] if keys is None else _shade_regimes((ax, dax), index, keys)
     ax.plot(index, bench, color=_GREY, linewidth=0.9, label=benchmark_label, zorder=2)
     ax.plot(index, strat, color=_NAVY, linewidth=1.0, label=strategy_label, zorder=3)
     ax.axhline(1.0, color="#9AA3AD", linewidth=0.6, zorder=1)
     _log_axis(ax, strat, bench)
     ax.set_ylabel("growth of 1 (log scale)")
     _title(ax, title)
-    _legend(ax)
+    lines, _ = ax.get_legend_handles_labels()
+    _legend(ax, handles=[*lines, *shades], ncols=1 if not shades else min(3, len(lines) + len(shades)))
     ax.tick_params(labelbottom=False)
 
     dd_s = _drawdown(strat) * 100
@@ -579,5 +600,195 @@ def var_backtest_chart(
     _title(ax, title)
     # Below the axis: returns fill the whole plot area, so any inside spot hides data.
     _legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=3, frameon=False)
+    _format_dates(ax, index)
+    return _to_png(fig)
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def monthly_returns_heatmap(table: pd.DataFrame, *, title: str = "") -> bytes:
+    """Calendar heatmap of monthly returns: one row per year, one column per month.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Index: years; columns: months 1..12 (missing columns are added as empty); values:
+        returns as fractions. NaN cells are left blank. This is the shape
+        :func:`analytics.monthly_returns` returns.
+    title : str, default ""
+        Chart title.
+
+    Returns
+    -------
+    bytes
+        PNG image, 7 inches wide at 150 dpi; the height grows with the number of years.
+        Each cell shows its return in percent; the colour scale (red loss, green gain) is
+        symmetric around zero.
+
+    Raises
+    ------
+    ValueError
+        If ``table`` has no rows, a column outside 1..12 or no finite value.
+    """
+    if not isinstance(table, pd.DataFrame) or table.empty:
+        raise ValueError("table must be a non-empty DataFrame")
+    try:
+        months = [int(c) for c in table.columns]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"table columns must be month numbers: {exc}") from exc
+    if any(not 1 <= m <= 12 for m in months):
+        raise ValueError("table columns must be month numbers 1..12")
+    grid = table.set_axis(months, axis=1).reindex(columns=range(1, 13)).astype(float)
+    values = grid.to_numpy() * 100
+    finite = np.isfinite(values)
+    if not finite.any():
+        raise ValueError("table has no finite values")
+    limit = float(np.percentile(np.abs(values[finite]), 95)) or 1.0
+    years = [str(y) for y in grid.index]
+
+    fig, (ax,) = _new_figure(0.9 + 0.24 * len(years))
+    ax.grid(False)
+    masked = np.ma.masked_invalid(values)
+    ax.imshow(masked, cmap="RdYlGn", vmin=-limit, vmax=limit, aspect="auto",
+              interpolation="nearest")
+    for i, j in zip(*np.nonzero(finite), strict=True):
+        v = values[i, j]
+        # Dark text on the pale middle of the scale, white on the saturated ends.
+        colour = "white" if abs(v) > 0.6 * limit else _INK
+        label = f"{v:.1f}"
+        ax.text(j, i, "0.0" if label == "-0.0" else label, ha="center", va="center", fontsize=6.5, color=colour)
+    ax.set_xticks(range(12), labels=_MONTHS)
+    ax.set_yticks(range(len(years)), labels=years)
+    ax.tick_params(length=0)
+    ax.xaxis.tick_top()
+    for side in ("left", "bottom"):
+        ax.spines[side].set_visible(False)
+    _title(ax, title)
+    return _to_png(fig)
+
+
+def rolling_performance_chart(
+    dates: pd.DatetimeIndex,
+    sharpe: Sequence[float],
+    volatility: Sequence[float],
+    *,
+    benchmark_sharpe: Sequence[float] | None = None,
+    benchmark_volatility: Sequence[float] | None = None,
+    strategy_label: str = "strategy",
+    benchmark_label: str = "buy and hold",
+    title: str = "",
+) -> bytes:
+    """Rolling Sharpe ratio (upper panel) and rolling annualised volatility (lower panel).
+
+    Parameters
+    ----------
+    dates : pandas.DatetimeIndex, shape (n,)
+        Dates, increasing.
+    sharpe, volatility : sequence of float, shape (n,)
+        The strategy's rolling Sharpe ratio and volatility (a fraction, 0.2 = 20 %); NaN
+        before the first full window is a gap.
+    benchmark_sharpe, benchmark_volatility : sequence of float, shape (n,), optional
+        The benchmark's, drawn in grey.
+    strategy_label, benchmark_label : str
+        Legend entries.
+    title : str, default ""
+        Chart title.
+
+    Returns
+    -------
+    bytes
+        PNG image, 7 inches wide at 150 dpi.
+
+    Raises
+    ------
+    ValueError
+        If ``dates`` is empty or unsorted, or a length differs from ``dates``.
+    """
+    index = _dates(dates)
+    n = len(index)
+    s_sharpe = _floats(sharpe, "sharpe", n)
+    s_vol = _floats(volatility, "volatility", n)
+    b_sharpe = None if benchmark_sharpe is None else _floats(benchmark_sharpe, "benchmark_sharpe", n)
+    b_vol = None if benchmark_volatility is None else _floats(benchmark_volatility, "benchmark_volatility", n)
+
+    fig, (ax, vax) = _new_figure(4.0, nrows=2, height_ratios=(1, 1))
+    if b_sharpe is not None:
+        ax.plot(index, b_sharpe, color=_GREY, linewidth=0.8, label=benchmark_label, zorder=2)
+    ax.plot(index, s_sharpe, color=_NAVY, linewidth=0.9, label=strategy_label, zorder=3)
+    ax.axhline(0, color="#9AA3AD", linewidth=0.6, zorder=1)
+    ax.set_ylabel("Sharpe ratio")
+    ax.tick_params(labelbottom=False)
+    _title(ax, title)
+    _legend(ax, ncols=2)
+    if b_vol is not None:
+        vax.plot(index, b_vol * 100, color=_GREY, linewidth=0.8, zorder=2)
+    vax.plot(index, s_vol * 100, color=_NAVY, linewidth=0.9, zorder=3)
+    vax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+    vax.set_ylabel("volatility (ann.)")
+    vax.set_ylim(bottom=0)
+    _format_dates(vax, index)
+    return _to_png(fig)
+
+
+def exposure_chart(
+    dates: pd.DatetimeIndex,
+    weights: Sequence[float],
+    *,
+    average: Sequence[float] | None = None,
+    average_label: str = "trailing average",
+    family: Sequence[str | None] | None = None,
+    title: str = "",
+) -> bytes:
+    """Weight held over time, optionally with its trailing average and regime shading.
+
+    Parameters
+    ----------
+    dates : pandas.DatetimeIndex, shape (n,)
+        Dates, increasing.
+    weights : sequence of float, shape (n,)
+        Weight held over each bar (1 = fully invested); drawn as a step line in percent.
+    average : sequence of float, shape (n,), optional
+        A smoothed exposure (e.g. the trailing mean of ``|weight|``), drawn on top.
+    average_label : str
+        Its legend entry.
+    family : sequence of str or None, shape (n,), optional
+        Regime family per bar for background shading, as in :func:`price_regime_chart`.
+    title : str, default ""
+        Chart title.
+
+    Returns
+    -------
+    bytes
+        PNG image, 7 inches wide at 150 dpi.
+
+    Raises
+    ------
+    ValueError
+        If ``dates`` is empty or unsorted, or a length differs from ``dates``.
+    """
+    index = _dates(dates)
+    n = len(index)
+    w = _floats(weights, "weights", n)
+    avg = None if average is None else _floats(average, "average", n)
+    keys = None if family is None else _family_keys(family, n)
+
+    fig, (ax,) = _new_figure(2.6)
+    shades = [] if keys is None else _shade_regimes((ax,), index, keys)
+    ax.step(index, w * 100, where="post", color=_NAVY, linewidth=0.7, label="weight held", zorder=3)
+    if avg is not None:
+        ax.plot(index, avg * 100, color=_ORANGE, linewidth=1.1, label=average_label, zorder=4)
+    ax.axhline(0, color="#9AA3AD", linewidth=0.6, zorder=1)
+    ax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+    ax.set_ylabel("exposure")
+    finite = w[np.isfinite(w)]
+    low = min(0.0, float(finite.min()) * 100) if finite.size else 0.0
+    high = max(100.0, float(finite.max()) * 100) if finite.size else 100.0
+    ax.set_ylim(low - 5, high + 5)
+    _title(ax, title)
+    lines, _ = ax.get_legend_handles_labels()
+    # Below the axis: the weight fills the panel from 0 to 100 %.
+    _legend(ax, handles=[*lines, *shades], loc="upper center", bbox_to_anchor=(0.5, -0.12),
+            ncols=len(lines) + len(shades), frameon=False)
     _format_dates(ax, index)
     return _to_png(fig)

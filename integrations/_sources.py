@@ -9,10 +9,16 @@ bars, validates and caches.
 
 from __future__ import annotations
 
+import bz2
+import csv
+import gzip
 import importlib.util
 import logging
+import lzma
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -21,6 +27,8 @@ import pandas as pd
 
 from analytics import shown
 from analytics.bars import BAR_COLUMNS, Timeframe, empty_bars
+from analytics.errors import DataQualityWarning
+from analytics.validation import VALIDATION_RULES, ValidationPolicy, ValidationReport, validate_bars
 from integrations._errors import (
     MissingCredentialsError,
     NoDataError,
@@ -37,6 +45,10 @@ __all__ = [
     "PolygonSource",
     "AlpacaSource",
     "read_bar_file",
+    "inspect_bar_file",
+    "BarFileIssue",
+    "BarFileInspection",
+    "CELL_RULES",
     "BUILTIN_SYMBOLS",
 ]
 
@@ -215,18 +227,47 @@ def _rows_text(rows: np.ndarray, limit: int = 5) -> str:
     return f"row{'s' if rows.size > 1 else ''} {listed}{more}"
 
 
-def _epoch_index(arr: np.ndarray, what: str) -> pd.DatetimeIndex:
+#: Rules of the cells :func:`inspect_bar_file` reports before validation: a time that cannot be
+#: read, and a price or volume that is not a number. Both are errors: the row cannot be used.
+CELL_RULES: tuple[str, ...] = ("bad_timestamp", "non_numeric")
+_CELL_RANK = {rule: k for k, rule in enumerate((*CELL_RULES, *VALIDATION_RULES))}
+#: File suffixes whose compression the line counter reads (pandas infers the same ones).
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+@dataclass(frozen=True)
+class _BadCell:
+    rule: str
+    row: int
+    column: str
+    message: str
+
+
+@dataclass(frozen=True)
+class _ParsedTable:
+    """A raw table read cell by cell: UTC times (NaT where bad or missing), float columns
+    (NaN where bad or empty), the bad cells, and the rows that are empty throughout."""
+
+    index: pd.DatetimeIndex
+    cols: dict[str, np.ndarray]
+    bad: tuple[_BadCell, ...]
+    blank: np.ndarray
+
+
+def _epoch_index(arr: np.ndarray, what: str, rows: np.ndarray | None = None) -> pd.DatetimeIndex:
     """Epoch numbers to UTC times, in the one unit the bulk of the column is in.
 
     Each value's magnitude names the only unit in which it is a time between 1970 and
     2100 (seconds below 4.1e9, milliseconds below 4.1e12, microseconds below 4.1e15,
     nanoseconds below 4.1e18; the ranges do not overlap). The column's unit is the one most
     values have; a value of another unit, negative or beyond every range is an error naming
-    its rows (0-based data rows) rather than a silently re-dated bar.
+    its rows (0-based data rows; ``rows`` maps positions in ``arr`` to them) rather than a
+    silently re-dated bar.
     """
+    rows = np.arange(arr.size) if rows is None else rows
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
-        raise PermanentError(f"{what}: timestamp missing or not finite in {_rows_text(bad)}")
+        raise PermanentError(f"{what}: timestamp missing or not finite in {_rows_text(rows[bad])}")
     classes = np.full(arr.shape, -1)
     with np.errstate(invalid="ignore"):
         for k, (_, ns_per) in enumerate(_EPOCH_UNITS):
@@ -236,14 +277,14 @@ def _epoch_index(arr: np.ndarray, what: str) -> pd.DatetimeIndex:
     if known.size == 0:
         raise PermanentError(
             f"{what}: no timestamp is an epoch time between 1970 and 2100 in s, ms, us or ns "
-            f"(first value {arr[0]:g}, {_rows_text(np.arange(arr.size))})"
+            f"(first value {arr[0]:g}, {_rows_text(rows)})"
         )
     k = int(np.bincount(known).argmax())
     unit, ns_per = _EPOCH_UNITS[k]
     off = np.flatnonzero(classes != k)
     if off.size:
         raise PermanentError(
-            f"{what}: timestamps are epoch {unit} but {_rows_text(off)} "
+            f"{what}: timestamps are epoch {unit} but {_rows_text(rows[off])} "
             f"({', '.join(f'{v:g}' for v in arr[off[:3]])}{', ...' if off.size > 3 else ''}) "
             f"{'are not times' if off.size > 1 else 'is not a time'} in {unit} between 1970 and 2100 "
             "(out of range or another unit)"
@@ -252,18 +293,150 @@ def _epoch_index(arr: np.ndarray, what: str) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(nanos.astype("int64"), unit="ns", utc=True))
 
 
-def _to_utc_index(values: pd.Series | pd.Index, timezone: str, what: str) -> pd.DatetimeIndex:
+def _missing(values: pd.Series) -> np.ndarray:
+    """Cells that are empty: NaN/None, or text of blanks only."""
+    empty = values.isna().to_numpy(dtype=bool, copy=True)
+    if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+        text = values.astype("string").str.strip()
+        empty |= (text == "").fillna(True).to_numpy(dtype=bool)
+    return empty
+
+
+def _timestamp_cells(
+    values: pd.Series, timezone: str, what: str, blank: np.ndarray
+) -> tuple[pd.DatetimeIndex, list[_BadCell]]:
+    """The timestamp column as UTC times, NaT where a cell is bad or empty, and the bad cells.
+
+    An empty cell in a row empty throughout is not reported here (validation drops such a bar);
+    one in a row with prices is. Structural problems (true/false values, timezone offsets that
+    differ between rows, epoch numbers of another unit) raise: they concern the column, not a cell.
+    """
+    column = str(values.name)
     if pd.api.types.is_bool_dtype(values):
         raise PermanentError(f"{what}: the timestamp column holds true/false values, not times")
+    bad: list[_BadCell] = []
     if pd.api.types.is_numeric_dtype(values):
-        return _epoch_index(np.asarray(values, dtype="float64"), what)
+        arr = np.asarray(values, dtype="float64")
+        ok = np.isfinite(arr)
+        nanos = np.full(arr.size, np.iinfo("int64").min, dtype="int64")  # the int64 of NaT
+        if ok.any():
+            nanos[ok] = _epoch_index(arr[ok], what, np.flatnonzero(ok)).as_unit("ns").asi8
+        index = pd.DatetimeIndex(nanos.view("datetime64[ns]")).tz_localize("UTC")
+        bad_rows = np.flatnonzero(~ok & ~blank)
+        bad += [_BadCell("bad_timestamp", int(r), column, "timestamp missing or not a finite number")
+                for r in bad_rows]
+        return index, bad
     try:
-        idx = pd.DatetimeIndex(pd.to_datetime(values, format="mixed"))
+        # the cell-wise twin of to_datetime(format="mixed"): good cells parse the same
+        index = pd.DatetimeIndex(pd.to_datetime(values, format="mixed", errors="coerce"))
     except (ValueError, TypeError) as exc:
         raise PermanentError(f"{what}: cannot parse timestamps ({exc})") from None
-    if idx.tz is None:
-        idx = idx.tz_localize(timezone, ambiguous="raise", nonexistent="raise")
-    return idx.tz_convert("UTC")
+    unparsed = np.asarray(index.isna())
+    if index.tz is None:
+        index = index.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+    not_local = np.asarray(index.isna()) & ~unparsed
+    index = index.tz_convert("UTC")
+    wrong = np.flatnonzero((unparsed | not_local) & ~blank)
+    empty = _missing(values.iloc[wrong])
+    for r, is_empty in zip(wrong, empty, strict=True):
+        if is_empty:
+            msg = "timestamp missing"
+        elif not_local[r]:
+            msg = (f"{shown(str(values.iloc[r]))} is not one local time in {timezone} "
+                   "(skipped or repeated at a daylight-saving change)")
+        else:
+            msg = f"cannot parse timestamp {shown(str(values.iloc[r]))}"
+        bad.append(_BadCell("bad_timestamp", int(r), column, msg))
+    return index, bad
+
+
+def _number_cells(values: pd.Series) -> tuple[np.ndarray, list[_BadCell]]:
+    """A price/volume column as floats, NaN where a cell is empty or not a number, and the
+    cells that are not numbers (empty ones are left to validation's non_finite rule)."""
+    try:
+        return pd.to_numeric(values, errors="raise").to_numpy(dtype="float64"), []
+    except (ValueError, TypeError):
+        pass
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+    wrong = np.flatnonzero(np.isnan(numbers) & ~_missing(values))
+    column = str(values.name)
+    return numbers, [
+        _BadCell("non_numeric", int(r), column, f"not a number: {shown(str(values.iloc[r]))}")
+        for r in wrong
+    ]
+
+
+def _parse_table(raw: pd.DataFrame, timezone: str, where: str) -> _ParsedTable:
+    """Read every cell of a raw table; raise only for problems of the whole file."""
+    lower = {str(c).strip().lower(): c for c in raw.columns}
+    ts_col = None
+    if not isinstance(raw.index, pd.DatetimeIndex):
+        ts_col = next((lower[n] for n in _TS_NAMES if n in lower), None)
+        if ts_col is None:
+            raise PermanentError(
+                f"{where}: no timestamp column (looked for {', '.join(_TS_NAMES)}, any case)"
+            )
+    sources: dict[str, object] = {}
+    for canon, names in _ALIASES.items():
+        col = next((lower[n] for n in names if n in lower), None)
+        if col is None:
+            raise PermanentError(f"{where}: missing column {canon!r} (columns: {list(raw.columns)})")
+        sources[canon] = col
+    # rows empty throughout (trailing ",,,,," lines): kept for validation to drop, as always
+    blank = np.logical_and.reduce([raw[c].isna().to_numpy() for c in sources.values()])
+
+    bad: list[_BadCell] = []
+    if ts_col is None:
+        index = raw.index if raw.index.tz is not None else raw.index.tz_localize(timezone)
+        index = index.tz_convert("UTC")
+    else:
+        blank[blank] = _missing(raw[ts_col][blank])
+        index, bad = _timestamp_cells(raw[ts_col], timezone, where, blank)
+
+    cols: dict[str, np.ndarray] = {}
+    for canon, col in sources.items():
+        cols[canon], wrong = _number_cells(raw[col])
+        bad += wrong
+    adj = next((lower[n] for n in _ADJ_NAMES if n in lower), None)
+    if adj is not None:
+        factor = pd.to_numeric(raw[adj], errors="coerce").to_numpy(float) / cols["close"]
+        for k in ("open", "high", "low", "close"):
+            cols[k] = cols[k] * factor
+        cols["volume"] = cols["volume"] / factor
+    bad.sort(key=lambda b: (b.row, _CELL_RANK[b.rule]))
+    return _ParsedTable(pd.DatetimeIndex(index).as_unit("ns"), cols, tuple(bad), blank)
+
+
+def _csv_lines(path: Path, n_rows: int) -> np.ndarray | None:
+    """The 1-based line of the file on which each data row starts (the header is line 1 when
+    the file does not begin with blank lines), or None when that cannot be told.
+
+    pandas skips blank lines and lets a quoted cell span lines, so the row number alone does not
+    give the line; the csv module reads the same records and counts lines. When the two do not
+    agree on the number of rows (an unusual dialect, an unknown compression) no lines are given.
+    """
+    opener = _OPENERS.get(path.suffix.lower(), open)
+    starts: list[int] = []
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+            reader = csv.reader(fh)
+            done = 0
+            for record in reader:
+                start, done = done + 1, reader.line_num
+                if len(record) <= 1 and not "".join(record).strip():
+                    continue  # a blank line, which pandas skips
+                starts.append(start)
+    except (OSError, csv.Error, EOFError, lzma.LZMAError, ValueError):
+        return None
+    if len(starts) != n_rows + 1:
+        return None
+    return np.asarray(starts[1:], dtype="int64")
+
+
+def _cell_text(cell: _BadCell, lines: np.ndarray | None) -> str:
+    place = (f"line {int(lines[cell.row])} (data row {cell.row})" if lines is not None
+             else f"data row {cell.row}")
+    return f"{place}, column {shown(cell.column)}: {cell.message}"
 
 
 def read_bar_file(path: str | Path, timezone: str = "UTC") -> pd.DataFrame:
@@ -285,20 +458,191 @@ def read_bar_file(path: str | Path, timezone: str = "UTC") -> pd.DataFrame:
     value that is not (out of range, or another unit) is an error naming its rows.
     With an ``adj close`` column OHLC are scaled by ``adj close / close`` and volume divided by
     it, as for the builtin data. Rows keep the file's order: validation reports problems.
+    A row empty throughout is kept (NaN prices, no time) for validation to drop. This reader
+    stops at the first bad cell; :func:`inspect_bar_file` lists every one.
 
     Raises
     ------
     PermanentError
         Unreadable or malformed file (also a path the system refuses: too long, a
-        directory, no permission), or implausible/mixed-unit epoch timestamps (the message
-        names the file, cut to :data:`PATH_SHOWN_CHARS` characters, the problem and the rows).
+        directory, no permission), implausible/mixed-unit epoch timestamps, a timestamp
+        that cannot be read or a price/volume that is not a number (the message names the
+        file, cut to :data:`PATH_SHOWN_CHARS` characters, the problem and the rows; for a bad
+        cell of a CSV file also its line).
     """
     path = Path(path)
     where = _path_text(path)
     try:
-        return _read_bar_file(path, timezone, where)
+        raw = _read_raw(path, where)
+        table = _parse_table(raw, timezone, where)
+        if table.bad:
+            lines = _csv_lines(path, len(raw)) if _is_csv(path) else None
+            more = len(table.bad) - 1
+            tail = (f" ({more} more bad cell{'s' if more != 1 else ''}; "
+                    "`regimedesk data check` lists every problem)") if more else ""
+            raise PermanentError(f"{where}: {_cell_text(table.bad[0], lines)}{tail}")
     except OSError as exc:  # a name too long, a directory, no permission ...: never the raw path
         raise PermanentError(f"{where}: cannot read file ({exc.strerror or type(exc).__name__})") from None
+    return _frame(table.index, table.cols)
+
+
+@dataclass(frozen=True)
+class BarFileIssue:
+    """One problem of a bar file, located in the file.
+
+    ``row`` is the 0-based data row (the first row under the header is 0); ``line`` is the
+    1-based line of a CSV file as an editor counts it (the header is line 1), None for Parquet
+    or when the lines cannot be told; ``column`` is the file's column name for a bad cell, None
+    for a rule about the whole bar. ``action`` is ``'error'``, ``'repaired'`` or ``'flagged'``.
+    """
+
+    rule: str
+    row: int
+    line: int | None
+    column: str | None
+    timestamp: str | None
+    message: str
+    action: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "rule": self.rule,
+            "row": self.row,
+            "line": self.line,
+            "column": self.column,
+            "timestamp": self.timestamp,
+            "message": self.message,
+            "action": self.action,
+        }
+
+
+@dataclass(frozen=True)
+class BarFileInspection:
+    """Outcome of :func:`inspect_bar_file`.
+
+    Attributes
+    ----------
+    path : str
+        The file, as shown in messages.
+    n_rows : int
+        Data rows in the file.
+    frame : DataFrame
+        The rows whose cells all parsed, as canonical unvalidated bars.
+    report : ValidationReport
+        Validation of ``frame``; its rows are positions in ``frame``, not in the file.
+    issues : tuple of BarFileIssue
+        Every bad cell and every validation issue, located in the file, in file order.
+    has_lines : bool
+        Whether ``line`` is known (a CSV file whose lines could be counted).
+    """
+
+    path: str
+    n_rows: int
+    frame: pd.DataFrame
+    report: ValidationReport
+    issues: tuple[BarFileIssue, ...]
+    has_lines: bool
+
+    @property
+    def errors(self) -> tuple[BarFileIssue, ...]:
+        return tuple(i for i in self.issues if i.action == "error")
+
+    @property
+    def ok(self) -> bool:
+        """True when the file is usable: no bad cell and no rule with policy ``error`` broken."""
+        return not self.errors
+
+    def counts(self) -> dict[str, int]:
+        """Number of issues per rule (rules without issues omitted), in rule order."""
+        out: dict[str, int] = {}
+        for issue in sorted(self.issues, key=lambda i: _CELL_RANK.get(i.rule, len(_CELL_RANK))):
+            out[issue.rule] = out.get(issue.rule, 0) + 1
+        return out
+
+    def summary(self) -> str:
+        """One line for a person."""
+        unread = self.n_rows - len(self.frame)
+        rows = f"{self.n_rows} rows" + (f" ({unread} unreadable)" if unread else "")
+        if not self.issues:
+            return f"ok: {rows}, {self.report.n_output} bars, no issues"
+        parts = ", ".join(f"{k}={v}" for k, v in self.counts().items())
+        state = "FAILED" if self.errors else "ok with repairs/flags"
+        return f"{state}: {rows}, {self.report.n_output} bars out; issues: {parts}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "file": self.path,
+            "ok": self.ok,
+            "n_rows": self.n_rows,
+            "n_input": len(self.frame),
+            "n_output": self.report.n_output,
+            "counts": self.counts(),
+            "issues": [i.to_dict() for i in self.issues],
+        }
+
+
+def inspect_bar_file(
+    path: str | Path, timezone: str = "UTC", policy: ValidationPolicy | None = None
+) -> BarFileInspection:
+    """Read a bar file like :func:`read_bar_file`, but list every problem instead of stopping.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.csv`` (optionally compressed) or ``.parquet`` file.
+    timezone : str, default 'UTC'
+        Time zone of naive timestamps.
+    policy : ValidationPolicy, optional
+        Validation policies for the rows that parse; defaults to ``ValidationPolicy()``.
+
+    Returns
+    -------
+    BarFileInspection
+        The bad cells (a timestamp that cannot be read, a price or volume that is not a
+        number: errors, the row left out) and the validation issues of the remaining rows
+        (order, duplicates, non-finite, high/low, gaps, jumps ...), each with its data row, its
+        CSV line and, for a cell, its column. No :class:`DataQualityWarning` is emitted: the
+        inspection is the report.
+
+    Raises
+    ------
+    PermanentError
+        When the file as a whole cannot be read: missing, unreadable, of another type, no
+        timestamp or price column, or an epoch timestamp column of mixed or implausible units.
+    """
+    path = Path(path)
+    where = _path_text(path)
+    try:
+        raw = _read_raw(path, where)
+        table = _parse_table(raw, timezone, where)
+        lines = _csv_lines(path, len(raw)) if _is_csv(path) else None
+    except OSError as exc:
+        raise PermanentError(f"{where}: cannot read file ({exc.strerror or type(exc).__name__})") from None
+    n = len(raw)
+    keep = np.ones(n, dtype=bool)
+    keep[[b.row for b in table.bad]] = False
+    rows = np.flatnonzero(keep)
+    frame = _frame(table.index[keep], {k: v[keep] for k, v in table.cols.items()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        _, report = validate_bars(frame, policy, raise_on_error=False)
+
+    def line(row: int) -> int | None:
+        return None if lines is None else int(lines[row])
+
+    issues = [  # a bad price still has a readable time, which helps find the row
+        BarFileIssue(b.rule, b.row, line(b.row), b.column, _stamp_text(table.index[b.row]), b.message, "error")
+        for b in table.bad
+    ]
+    for i in report.issues:
+        row = int(rows[i.row])
+        issues.append(BarFileIssue(i.rule, row, line(row), None, i.timestamp, i.message, i.action))
+    issues.sort(key=lambda i: (i.row, _CELL_RANK.get(i.rule, len(_CELL_RANK))))
+    return BarFileInspection(where, n, frame, report, tuple(issues), lines is not None)
+
+
+def _stamp_text(stamp: pd.Timestamp) -> str | None:
+    return None if pd.isna(stamp) else stamp.isoformat()
 
 
 def _path_text(path: str | Path) -> str:
@@ -308,7 +652,12 @@ def _path_text(path: str | Path) -> str:
     return text if len(text) <= PATH_SHOWN_CHARS else shown(text, PATH_SHOWN_CHARS)
 
 
-def _read_bar_file(path: Path, timezone: str, where: str) -> pd.DataFrame:
+def _is_csv(path: Path) -> bool:
+    suffixes = "".join(path.suffixes).lower()
+    return not (suffixes.endswith(".parquet") or suffixes.endswith(".pq"))
+
+
+def _read_raw(path: Path, where: str) -> pd.DataFrame:
     if not path.exists():
         raise PermanentError(f"{where}: no such file")
     suffixes = "".join(path.suffixes).lower()
@@ -325,35 +674,7 @@ def _read_bar_file(path: Path, timezone: str, where: str) -> pd.DataFrame:
         raise PermanentError(f"{where}: cannot read file ({type(exc).__name__}: {exc})") from None
     if raw.empty:
         raise PermanentError(f"{where}: file has no rows")
-    lower = {str(c).strip().lower(): c for c in raw.columns}
-
-    if isinstance(raw.index, pd.DatetimeIndex):
-        index = raw.index if raw.index.tz is not None else raw.index.tz_localize(timezone)
-        index = index.tz_convert("UTC")
-    else:
-        ts_col = next((lower[n] for n in _TS_NAMES if n in lower), None)
-        if ts_col is None:
-            raise PermanentError(
-                f"{where}: no timestamp column (looked for {', '.join(_TS_NAMES)}, any case)"
-            )
-        index = _to_utc_index(raw[ts_col], timezone, where)
-
-    cols: dict[str, np.ndarray] = {}
-    for canon, names in _ALIASES.items():
-        col = next((lower[n] for n in names if n in lower), None)
-        if col is None:
-            raise PermanentError(f"{where}: missing column {canon!r} (columns: {list(raw.columns)})")
-        try:
-            cols[canon] = pd.to_numeric(raw[col], errors="raise").to_numpy(dtype="float64")
-        except (ValueError, TypeError):
-            raise PermanentError(f"{where}: column {col!r} is not numeric") from None
-    adj = next((lower[n] for n in _ADJ_NAMES if n in lower), None)
-    if adj is not None:
-        factor = pd.to_numeric(raw[adj], errors="coerce").to_numpy(float) / cols["close"]
-        for k in ("open", "high", "low", "close"):
-            cols[k] = cols[k] * factor
-        cols["volume"] = cols["volume"] / factor
-    return _frame(pd.DatetimeIndex(index).as_unit("ns"), cols)
+    return raw
 
 
 class FileSource(BarSource):

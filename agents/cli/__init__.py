@@ -25,6 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agents.cli.helptext import HelpFormatter, examples
 from agents.cli.options import CommandParser
 from agents.paths import HomePaths
 from analytics import RegimeDeskError, RegimeDeskWarning
@@ -32,7 +33,7 @@ from analytics import RegimeDeskError, RegimeDeskWarning
 if TYPE_CHECKING:
     from agents.config import Secrets, Settings
 
-__all__ = ["main", "build_parser", "Context"]
+__all__ = ["main", "build_parser", "Context", "version"]
 
 log = logging.getLogger("regimedesk")
 
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     """
     from agents.cli import (
         bot,
+        completion,
         config,
         data,
         export,
@@ -80,14 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
         stats,
     )
 
-    parser = CommandParser(
+    parser = _Parser(
         prog="regimedesk",
         description=(
             "RegimeDesk: market-regime detection and trading decisions from a graph of "
             "deterministic quantitative agents. Works offline on embedded SP500/NASDAQ daily "
             "data (1999-2018); network sources, brokers and LLMs switch on by configuration."
         ),
-        epilog="Run 'regimedesk COMMAND --help' for a command's options.",
+        epilog=(
+            "Run 'regimedesk COMMAND --help' for a command's options and examples.\n\n"
+            + examples("regimedesk run SP500",
+                       "regimedesk regime NASDAQ --history",
+                       "regimedesk risk status")
+        ),
     )
     parser.add_argument(
         "--config",
@@ -95,11 +102,62 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration file (default: $REGIMEDESK_CONFIG, then ./regimedesk.toml)",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
+    parser.add_argument("--version", action=_VersionAction, help="print 'regimedesk VERSION' and exit")
+    # nested subparsers default to the parent's class, so every parser gets _Parser's formatter
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in (run, regime, stats, ml, export, report, schedule, live, risk,
-                   data, config, bot):
+                   data, config, bot, completion):
         module.register(sub)
     return parser
+
+
+class _Parser(CommandParser):
+    """The parser of every command: help keeps the indented lines of descriptions and the
+    ``examples:`` epilogs as written (:class:`agents.cli.helptext.HelpFormatter`)."""
+
+    def __init__(self, *args, formatter_class: type[argparse.HelpFormatter] = HelpFormatter,
+                 **kwargs) -> None:
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
+def version() -> str:
+    """RegimeDesk's version: the installed distribution's, else ``pyproject.toml``'s.
+
+    The second case is a source tree run without an install (``python -m agents.cli``).
+
+    Returns
+    -------
+    str
+        The version, e.g. ``"0.1.0"``; ``"unknown"`` when neither source says.
+    """
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("regimedesk")
+    except PackageNotFoundError:
+        pass
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return "unknown"
+    return str(project.get("version", "unknown")) if project.get("name") == "regimedesk" else "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: like argparse's, but the version is looked up only when asked for
+    (reading the distribution's metadata costs start-up time on every other command)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        sys.stdout.write(f"regimedesk {version()}\n")
+        parser.exit(0)
 
 
 _SHOWN: set[str] = set()

@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 
+from agents.cli.helptext import examples
 from agents.cli.output import print_json
 
 __all__ = ["register"]
@@ -38,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "succeeds it exits with one line on stderr and code 1 (at once if the token is refused). See docs/telegram.md."
         ),
     )
+    p.epilog = examples("regimedesk bot --check", "regimedesk bot", "regimedesk bot --no-alerts")
     p.add_argument("--check", action="store_true",
                    help="check the configuration and token, print the allow-lists, and exit without connecting")
     p.add_argument("--no-alerts", dest="no_alerts", action="store_true",

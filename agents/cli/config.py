@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from agents.cli.helptext import examples
 from agents.cli.options import output_file, write_failed
 from agents.cli.output import print_json
 from analytics import ConfigError
@@ -18,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "config",
         help="show or create the configuration",
         description="Show the effective configuration or write a commented template.",
+        epilog=examples("regimedesk config show", "regimedesk config init"),
     )
     csub = cfg.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
     cfg.set_defaults(handler=lambda a, c: (cfg.print_help(), 2)[1])
@@ -30,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "value, the risk-gate checks it switches off, and for each secret environment "
             "variable only whether it is set."
         ),
+        epilog=examples("regimedesk config show", "regimedesk --config prod.toml config show --json"),
     )
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(handler=_show)
@@ -38,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "init",
         help="write a commented regimedesk.toml with the defaults",
         description="Write a commented configuration template whose values are the defaults.",
+        epilog=examples("regimedesk config init", "regimedesk config init ~/regimedesk.toml --force"),
     )
     init.add_argument("path", nargs="?", default="regimedesk.toml", help="where to write (default ./regimedesk.toml)")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from agents.cli.helptext import examples
 from agents.cli.options import date_option, output_dir, output_file, write_failed
 from agents.cli.output import ProgressBar, print_json
 from analytics import InsufficientDataError
@@ -53,7 +54,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    exp = sub.add_parser("export", help="export causal signals as CSV, or with a QuantConnect algorithm")
+    exp = sub.add_parser("export", help="export causal signals as CSV, or with a QuantConnect algorithm",
+                         epilog=examples("regimedesk export csv SP500 --out signals.csv",
+                                         "regimedesk export quantconnect SP500 NASDAQ --out qc-project"))
     exp.set_defaults(handler=lambda a, c: (exp.print_help(), 2)[1])
     exp.fill_later(_subcommands)
 
@@ -85,6 +88,8 @@ def _subcommands(exp: argparse.ArgumentParser) -> None:
             "URL, or the Object Store (for QuantConnect Cloud). " + rows
         ),
     )
+    qc.epilog = examples("regimedesk export quantconnect SP500 --out qc-project",
+                         "regimedesk export quantconnect SP500 NASDAQ --out qc-project --data-source object-store")
     _common(qc)
     qc.add_argument("--out", required=True, metavar="DIR",
                     help="directory for the project files (created if missing; checked before the export starts)")
@@ -105,6 +110,7 @@ def _subcommands(exp: argparse.ArgumentParser) -> None:
         help="the signal CSV for any platform",
         description="Write the signal CSV to --out FILE (default: standard output). " + rows,
     )
+    c.epilog = examples("regimedesk export csv SP500", "regimedesk export csv SP500 NASDAQ --out signals.csv")
     _common(c)
     c.add_argument("--out", metavar="FILE",
                    help=f"CSV file to write ('-' or omitted: standard output); a directory (an existing one, or a "

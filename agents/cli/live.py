@@ -7,6 +7,7 @@ import signal
 import sys
 from datetime import UTC, datetime
 
+from agents.cli.helptext import examples
 from agents.cli.output import print_json
 
 __all__ = ["register"]
@@ -43,11 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "One process per session: a second 'live' for a running session exits with status 1.\n"
             "No bar within twice the timeframe (on the NYSE calendar, holidays and half days\n"
             "included) marks the feed silent: the gate rejects new orders (feed_silent) and an alert\n"
-            "is journaled. Ctrl-C / SIGTERM finish the current bar.\n\n"
-            "  regimedesk live SP500 NASDAQ --feed replay --broker paper --start 2018-06-01\n"
-            "  regimedesk live SPY --feed alpaca --timeframe 5Min --broker paper\n"
-            "  regimedesk live status"
+            "is journaled. Ctrl-C / SIGTERM finish the current bar."
         ),
+        epilog=examples("regimedesk live SP500 NASDAQ --feed replay --broker paper --start 2018-06-01",
+                        "regimedesk live SPY --feed alpaca --timeframe 5Min --broker paper",
+                        "regimedesk live status"),
     )
     p.add_argument("symbols", nargs="+", metavar="SYMBOL",
                    help="symbols to trade, or the single word 'status' to show the live sessions")

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from agents.cli.helptext import examples
 from agents.cli.options import add_symbol_options, bar_store, date_option
 from agents.cli.output import ProgressBar, print_json, print_table
 from analytics import InsufficientDataError
@@ -28,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Takes about half a minute for 20 years of daily bars."
         ),
     )
+    p.epilog = examples("regimedesk train SP500", "regimedesk train NASDAQ --as-of 2016-12-30 --json")
     p.fill_later(add_symbol_options)
     p.set_defaults(handler=_train)
 
@@ -43,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "where the policy first has validated parameters (or --start, if later)."
         ),
     )
+    b.epilog = examples("regimedesk backtest SP500",
+                        "regimedesk backtest NASDAQ --start 2010-01-01 --costs-bps 5",
+                        "regimedesk backtest SP500 --end 2015-12-31 --json")
     b.fill_later(_backtest_options)
     b.set_defaults(handler=_backtest)
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["CommandParser", "add_symbol_options", "bar_store", "OutputPathError", "output_file", "output_dir",
-           "write_failed", "date_option"]
+           "write_failed", "date_option", "bar_length"]
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -223,3 +223,52 @@ def date_option(text: str | None, option: str) -> pd.Timestamp | None:
     if pd.isna(ts):
         raise ValueError(f"{option}: {shown(text)} is not a date")
     return ts
+
+
+#: Bar lengths named in messages; a source may take other multiples (30Min, 2H) too.
+_COMMON_BAR_LENGTHS = ("1Min", "5Min", "15Min", "1H", "1D", "1W")
+
+
+def bar_length(text: str, source, option: str = "--timeframe") -> str:
+    """The bar length ``text`` (``--timeframe``) checked against what ``source`` delivers.
+
+    Parameters
+    ----------
+    text : str
+        E.g. ``1D``, ``1W``, ``5Min`` (case-insensitive).
+    source : integrations BarSource
+        The source that will load the bars (``MarketData.source``).
+    option : str
+        The option's name for messages.
+
+    Returns
+    -------
+    str
+        The canonical spelling (``'1D'``).
+
+    Raises
+    ------
+    ValueError
+        ``text`` is not a bar length, or not one the source has; the message names the bar
+        lengths the source has (weekly bars count when it has daily ones: they are built).
+    """
+    from analytics import Timeframe, shown
+
+    def has(tf: Timeframe) -> bool:
+        return bool(source.supports(Timeframe(1, "D") if tf.unit == "W" else tf))
+
+    offered = [name for name in _COMMON_BAR_LENGTHS if has(Timeframe.parse(name))]
+    listing = ", ".join(offered[:-1]) + f" or {offered[-1]}" if len(offered) > 1 else "".join(offered)
+    multiples = " (any number of minutes or hours)" if has(Timeframe(7, "Min")) and has(Timeframe(7, "H")) else ""
+    use = (f"the {source.name} source has {listing} bars{multiples}" if offered
+           else f"the {source.name} source has {source.offers()}")
+    try:
+        tf = Timeframe.parse(text)
+    except ValueError as exc:
+        # Timeframe refuses unreadable text ("not understood") and well-formed lengths no
+        # source has (2D: sessions are not calendar days); both get the source's list here.
+        what = "not understood" if "not understood" in str(exc) else "is not available"
+        raise ValueError(f"{option} {shown(text)} {what}; {use}") from None
+    if not has(tf):
+        raise ValueError(f"{option} {shown(text)} is not available; {use}")
+    return str(tf)

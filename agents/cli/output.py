@@ -1,13 +1,32 @@
-"""Printing for the command line: JSON for machines, aligned text for people."""
+"""Printing for the command line: JSON for machines, aligned text for people.
+
+On a terminal, tables and field lists are drawn with ``rich`` (a styled header, trading
+states and regime families in colour). Piped or redirected output, ``NO_COLOR`` (any
+non-empty value) or ``REGIMEDESK_COLOR=never`` give the plain aligned text, byte for byte
+what scripts and tests read; ``REGIMEDESK_COLOR=always`` draws with rich even into a pipe.
+``--json`` never goes through here.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["print_json", "print_table", "print_fields", "ProgressBar"]
+__all__ = ["print_json", "print_table", "print_fields", "ProgressBar", "COLOR_VARIABLE", "use_rich"]
+
+#: ``always``, ``never`` or ``auto`` (the default: rich on a terminal only).
+COLOR_VARIABLE = "REGIMEDESK_COLOR"
+
+#: Cell values drawn in colour: trading states and regime labels / families.
+_STYLES = {
+    "ACTIVE": "bold green", "REDUCING": "bold yellow", "HALTED": "bold red",
+    "calm": "green", "bull": "green", "risk_on": "green",
+    "bear": "red", "high_volatility": "magenta", "risk_off": "red",
+    "unavailable": "dim",
+}
 
 
 class ProgressBar:
@@ -48,10 +67,56 @@ def print_json(value: Any, stream=None) -> None:
     stream.write(json.dumps(json_safe(value), indent=2, allow_nan=False) + "\n")
 
 
+def use_rich(stream) -> bool:
+    """Whether human output to ``stream`` is drawn with rich.
+
+    ``NO_COLOR`` (non-empty) or ``REGIMEDESK_COLOR=never``: no; ``REGIMEDESK_COLOR=always``:
+    yes; otherwise only when ``stream`` is a terminal.
+    """
+    if os.environ.get("NO_COLOR"):
+        return False
+    mode = os.environ.get(COLOR_VARIABLE, "auto").strip().lower()
+    if mode == "never":
+        return False
+    if mode == "always":
+        return True
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _console(stream):
+    # imported only when drawing: --help and piped output never load rich
+    from rich.console import Console
+
+    # markup/emoji/highlight off: cell text such as "[x]" or ":warning:" is data, not markup
+    return Console(file=stream, force_terminal=True, markup=False, emoji=False, highlight=False,
+                   soft_wrap=False)
+
+
+def _cell(value: Any):
+    from rich.text import Text
+
+    text = str(value)
+    return Text(text, style=_STYLES.get(text, ""))
+
+
 def print_fields(title: str, fields: Iterable[tuple[str, Any]], stream=None) -> None:
-    """A heading and aligned ``name  value`` lines."""
+    """A heading and aligned ``name  value`` lines (a rich grid on a terminal)."""
     stream = stream or sys.stdout
     rows = list(fields)
+    if use_rich(stream):
+        from rich.padding import Padding
+        from rich.table import Table
+        from rich.text import Text
+
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="cyan", no_wrap=True)
+        grid.add_column()
+        for key, val in rows:
+            grid.add_row(Text(str(key)), _cell(val))
+        console = _console(stream)
+        console.print(Text(title, style="bold"))
+        console.print(Padding(grid, (0, 0, 0, 2), expand=False))  # indented under the title, as in plain text
+        return
     width = max((len(k) for k, _ in rows), default=0)
     stream.write(title + "\n")
     for key, val in rows:
@@ -59,9 +124,19 @@ def print_fields(title: str, fields: Iterable[tuple[str, Any]], stream=None) -> 
 
 
 def print_table(headers: list[str], rows: Iterable[Iterable[Any]], stream=None) -> None:
-    """A plain text table with left-aligned columns."""
+    """A plain text table with left-aligned columns (a rich table on a terminal)."""
     stream = stream or sys.stdout
     body = [[str(c) for c in r] for r in rows]
+    if use_rich(stream):
+        from rich.table import Table
+
+        table = Table(header_style="bold cyan", show_edge=False, pad_edge=False)
+        for header in headers:
+            table.add_column(str(header), overflow="fold")
+        for r in body:
+            table.add_row(*(_cell(c) for c in r))
+        _console(stream).print(table)
+        return
     widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(headers)]
     stream.write("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip() + "\n")
     for r in body:

@@ -6,12 +6,18 @@ import argparse
 import logging
 import sys
 
+from agents.cli.helptext import examples
 from agents.cli.options import add_symbol_options, bar_store
 from agents.cli.output import print_json, print_table
 
 # Services (and with them the regime models) are imported when the command runs, not at start-up.
 
-__all__ = ["register"]
+__all__ = ["register", "HELD_MARK", "HELD_LEGEND"]
+
+#: Marks a history cell whose regime is held by the persistence rule.
+HELD_MARK = "*"
+HELD_LEGEND = (f"{HELD_MARK} held by the persistence rule: a switch needs several bars of evidence, and the most "
+               "probable state already had another label (--json gives it as most_probable_label)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "markov (~30 s), ensemble (all three, majority vote)."
         ),
     )
+    p.epilog = examples("regimedesk regime SP500",
+                        "regimedesk regime NASDAQ --method garch --history",
+                        "regimedesk regime SP500 --as-of 2008-10-15 --json")
     p.fill_later(_options)
     p.set_defaults(handler=_regime)
 
@@ -37,8 +46,15 @@ def _options(p: argparse.ArgumentParser) -> None:
 
     add_symbol_options(p)
     p.add_argument("--method", choices=METHODS, default="hmm", help="regime model (default hmm)")
-    p.add_argument("--history", action="store_true", help="print the causal regime path per timeframe")
+    p.add_argument("--history", action="store_true",
+                   help=f"print the causal regime path per timeframe ({HELD_MARK}: label held by the "
+                        "persistence rule; --json adds the most probable state)")
     p.add_argument("--seed", type=int, default=0, help="seed of the model fits (default 0)")
+
+
+def _history_cell(row: dict) -> str:
+    mark = HELD_MARK if row["held_by_persistence"] else ""
+    return f"{row['label']} {row['probability']:.2f}{mark}"
 
 
 def _regime(args: argparse.Namespace, ctx) -> int:
@@ -63,9 +79,11 @@ def _regime(args: argparse.Namespace, ctx) -> int:
             cells = []
             for tf in tfs:
                 r = lookup[tf].get(d)
-                cells.append(f"{r['label']} {r['probability']:.2f}" if r else "")
+                cells.append(_history_cell(r) if r else "")
             rows.append([d[:10], *cells])
         print_table(["date", *tfs], rows)
+        if any(r["held_by_persistence"] for rs in history.values() for r in rs):
+            print(f"\n{HELD_LEGEND}")
         return 0
     if args.json:
         print_json({**report, "as_of": args.as_of, "as_of_effective": store.as_of_effective})

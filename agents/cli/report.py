@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from agents.cli.helptext import examples
 from agents.cli.run import add_report_options, report_path, start_run
 
 # Services are imported when the command runs, not at start-up.
@@ -26,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "paper --report FILE.pdf'."
         ),
     )
+    p.epilog = examples("regimedesk report SP500 --out report.pdf",
+                        "regimedesk report SP500 NASDAQ --out reports/ --no-backtest",
+                        "regimedesk report SP500 --as-of 2012-06-29 --out mid-2012.pdf")
     p.fill_later(_options)
     p.set_defaults(handler=_report)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from agents.cli.helptext import examples
 from agents.cli.options import bar_store
 from agents.cli.output import print_fields, print_json, print_table
 
@@ -23,9 +24,26 @@ def register(sub: argparse._SubParsersAction) -> None:
             "breakers move it to REDUCING or HALTED by themselves; only a person moves it back "
             "with 'resume'. 'var' backtests one-day VaR forecasts of a symbol."
         ),
+        epilog=examples("regimedesk risk status", "regimedesk risk halt --reason 'news' --cancel-open",
+                        "regimedesk risk var SP500 --backtest"),
     )
     rsub = risk.add_subparsers(dest="risk_command", required=True, metavar="COMMAND")
-    st = rsub.add_parser("status", help="trading state, why, and recent changes")
+    st = rsub.add_parser(
+        "status",
+        help="trading state, why, and recent changes",
+        description=(
+            "Show the risk gate's persisted state:\n\n"
+            "  trading state           ACTIVE, REDUCING or HALTED (see 'regimedesk risk --help')\n"
+            "  reason                  why it is in that state (a breaker's message or --reason)\n"
+            "  day                     the trading day the daily-loss breaker measures from\n"
+            "  peak equity             highest equity seen, for the drawdown breaker\n"
+            "  recent approved orders  orders the gate passed lately (order-rate limit)\n"
+            "  silent live feeds       feeds with no bar in time; new orders are rejected\n"
+            "  checks switched off     gate checks the configuration disables, with the setting\n\n"
+            "Then the history of state changes, newest first: when, from, to, by whom, why."
+        ),
+        epilog=examples("regimedesk risk status", "regimedesk risk status --json"),
+    )
     st.add_argument("--json", action="store_true", help="print JSON")
     st.set_defaults(handler=_status)
     for name, to, text in (("halt", "HALTED", "reject every new order (kill switch)"),
@@ -35,7 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name == "halt":
             description += (" Orders already at the broker and positions stay unless --cancel-open is given "
                             "(then every open order is cancelled too); 'risk flatten' also closes the positions.")
-        p = rsub.add_parser(name, help=text, description=description)
+        p = rsub.add_parser(name, help=text, description=description,
+                            epilog=examples(f"regimedesk risk {name}",
+                                            f"regimedesk risk {name} --reason 'checked the book'",
+                                            *(["regimedesk risk halt --cancel-open --broker paper"]
+                                              if name == "halt" else [])))
         p.add_argument("--reason", default=f"set by hand ({name})", help="why (kept in the history)")
         if name == "halt":
             p.add_argument("--cancel-open", dest="cancel_open", action="store_true",
@@ -55,6 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "deterministic client order id, so running flatten again sends nothing twice. Trading stays "
             "HALTED until 'risk resume'. Exit code 1 when a position could not be given a closing order."
         ),
+        epilog=examples("regimedesk risk flatten", "regimedesk risk flatten --broker alpaca --yes --reason 'outage'"),
     )
     fl.add_argument("--broker", choices=("paper", "alpaca"), default="paper", help="default paper")
     fl.add_argument("--reason", default="emergency flatten", help="why (kept in the history)")
@@ -72,6 +95,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "proportion-of-failures test, the Christoffersen independence and conditional "
             "coverage tests, and the Basel traffic-light zone of the last 250 days."
         ),
+        epilog=examples("regimedesk risk var SP500 --backtest",
+                        "regimedesk risk var NASDAQ --backtest --level 0.975 --method historical --json"),
     )
     var.add_argument("symbol", help="ticker, or SP500 / NASDAQ for the builtin source")
     var.add_argument("--backtest", action="store_true", help="run the backtest (the only mode so far)")
@@ -86,7 +111,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     for name, helptext in (("positions", "positions, cash and equity at the broker"),
                            ("orders", "orders at the broker (open ones by default)")):
-        p = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
+        p = sub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".",
+                           epilog=examples(f"regimedesk {name}", f"regimedesk {name} --broker alpaca --json"))
         p.add_argument("--broker", choices=("paper", "alpaca"), default="paper", help="default paper")
         p.add_argument("--json", action="store_true", help="print JSON")
         if name == "orders":

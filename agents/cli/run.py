@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any
 
+from agents.cli.helptext import examples
 from agents.cli.options import output_file
 from agents.cli.output import print_json, print_table
 from agents.services.run_summary import run_summary_text
@@ -28,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "stdout. Every run is checkpointed under a thread id and journaled."
         ),
     )
+    run.epilog = examples("regimedesk run SP500",
+                          "regimedesk run SP500 NASDAQ --as-of 2015-06-30 --json",
+                          "regimedesk run SP500 --broker paper --approve")
     run.fill_later(_run_options)
     run.set_defaults(handler=_run)
 
@@ -36,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             name,
             help=f"{name} the orders of a run waiting for approval",
             description=f"Resume a run stopped at the approval step and {name} its proposed orders.",
+            epilog=examples(f"regimedesk {name} THREAD",
+                            f"regimedesk {name} THREAD --note 'checked the sizes'"),
         )
         p.add_argument("thread", metavar="THREAD", help="thread id printed by 'regimedesk run --approve'")
         p.add_argument("--note", default="", help="free text stored with the answer")
@@ -46,14 +52,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         "journal",
         help="list runs and show everything a run recorded",
         description="Read the SQLite journal: runs, agent outputs, LLM exchanges, decisions, verdicts, orders, fills.",
+        epilog=examples("regimedesk journal list", "regimedesk journal show RUN_ID"),
     )
     jsub = journal.add_subparsers(dest="journal_command", metavar="SUBCOMMAND")
     journal.set_defaults(handler=lambda a, c: (journal.print_help(), 2)[1])
-    jl = jsub.add_parser("list", help="the latest runs", description="List the latest runs, newest first.")
+    jl = jsub.add_parser("list", help="the latest runs", description="List the latest runs, newest first.",
+                         epilog=examples("regimedesk journal list", "regimedesk journal list --limit 5 --json"))
     jl.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     jl.add_argument("--json", action="store_true", help="print JSON")
     jl.set_defaults(handler=_journal_list)
-    js = jsub.add_parser("show", help="everything one run recorded", description="Show one run's journal entries.")
+    js = jsub.add_parser(
+        "show",
+        help="everything one run recorded",
+        description=(
+            "Show what one run recorded in the journal. The first line gives the run's status, "
+            "when it started and finished; then how many entries of each kind it has:\n\n"
+            "  agent_outputs  results of the analysis agents (regime, statistics, ML signal)\n"
+            "  llm_exchanges  narrator calls; each is listed with accepted or the reason it\n"
+            "                 was rejected (e.g. numbers not in the agents' output), and latency\n"
+            "  decisions      target positions the decision node chose per symbol\n"
+            "  verdicts       the risk gate's answer per proposed order (approve/trim/reject)\n"
+            "  orders         orders sent to the broker, under their client order ids\n"
+            "  fills          executions the broker reported\n\n"
+            "--json prints every entry in full. RUN_ID is in 'regimedesk journal list'."
+        ),
+        epilog=examples("regimedesk journal show RUN_ID", "regimedesk journal show RUN_ID --json"),
+    )
     js.add_argument("run_id", metavar="RUN_ID")
     js.add_argument("--json", action="store_true", help="print JSON")
     js.set_defaults(handler=_journal_show)

@@ -8,6 +8,7 @@ import sys
 import threading
 from datetime import UTC, datetime
 
+from agents.cli.helptext import examples
 from agents.cli.output import print_json, print_table
 
 __all__ = ["register"]
@@ -28,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "SIGTERM, which let the current job finish."
         ),
     )
+    p.epilog = examples("regimedesk schedule --list", "regimedesk schedule --once JOB",
+                        "regimedesk schedule")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--list", action="store_true", help="show the jobs and their next fire times, then exit")
     mode.add_argument("--once", metavar="JOB", help="run one job now, deliver its result, then exit")

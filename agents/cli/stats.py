@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from agents.cli.helptext import examples
 from agents.cli.options import add_symbol_options, bar_store
 from agents.cli.output import print_json
 from analytics import RegimeDeskError
@@ -26,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "same length and needs at least 100 bars."
         ),
     )
+    p.epilog = examples("regimedesk stats SP500",
+                        "regimedesk stats NASDAQ --horizon MT --window 500",
+                        "regimedesk stats SP500 --as-of 2010-12-31 --json")
     p.fill_later(_options)
     p.set_defaults(handler=_stats)
 
@@ -34,8 +38,20 @@ def _options(p: argparse.ArgumentParser) -> None:
     from agents.config import TIMEFRAME_NAMES
 
     add_symbol_options(p)
-    p.add_argument("--timeframe", choices=TIMEFRAME_NAMES, help="one timeframe (default: all)")
-    p.add_argument("--window", type=int, help="bars to use (default: the timeframe's lookback)")
+    p.add_argument("--horizon", choices=TIMEFRAME_NAMES,
+                   help="one analysis horizon: LT weekly, MT or ST daily, US intraday (default: all)")
+    # --timeframe is a bar length (1D, 1W, 5Min) in every other command; the old spelling here
+    # fails with a pointer instead of argparse's bare "unrecognized arguments".
+    p.add_argument("--timeframe", action=_RenamedOption, help=argparse.SUPPRESS)
+    p.add_argument("--window", type=int, help="bars to use (default: the horizon's lookback)")
+
+
+class _RenamedOption(argparse.Action):
+    """``stats --timeframe LT`` from before the rename: a usage error naming ``--horizon``."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        parser.error(f"{option_string} is a bar length (1D, 1W, 5Min) in regimedesk; "
+                     "stats takes the horizon as --horizon LT|MT|ST|US")
 
 
 def _stats(args: argparse.Namespace, ctx) -> int:
@@ -45,7 +61,7 @@ def _stats(args: argparse.Namespace, ctx) -> int:
     if args.window is not None and args.window < 20:
         raise ValueError("--window must be >= 20")
     store, symbol = bar_store(args, ctx)
-    timeframes = [args.timeframe] if args.timeframe else list(TIMEFRAME_NAMES)
+    timeframes = [args.horizon] if args.horizon else list(TIMEFRAME_NAMES)
     out: dict[str, Any] = {"symbol": symbol, "as_of": args.as_of, "as_of_effective": store.as_of_effective,
                            "timeframes": {}}
     for tf in timeframes:
@@ -53,7 +69,7 @@ def _stats(args: argparse.Namespace, ctx) -> int:
             bars = store.get(symbol, tf)
             rep = statistics_report(bars.frame["close"], args.window or store.lookback(tf))
         except RegimeDeskError as exc:
-            if args.timeframe:
+            if args.horizon:
                 raise
             out["timeframes"][tf] = {"bar": store.bar_of(tf), "error": str(exc)}
             continue

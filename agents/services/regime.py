@@ -63,6 +63,10 @@ class _Path:
     dates: pd.DatetimeIndex
     labels: np.ndarray
     probability: np.ndarray  # filtered probability of the reported state (ensemble: of its family)
+    # What the same model reports without the persistence rule: the most probable state's
+    # label and probability (ensemble: the same vote over the methods' raw labels).
+    raw_labels: np.ndarray
+    raw_probability: np.ndarray
     risk_off: np.ndarray  # filtered probability of the risk-off family per bar
     family_probabilities: dict[str, float]
     expected_duration: float | None
@@ -92,7 +96,8 @@ def _returns(close: pd.Series) -> pd.Series:
 
 
 def _path_from_result(res: RegimeResult) -> _Path:
-    probs = res.probabilities[np.arange(len(res.dates)), res.persistent_states]
+    rows = np.arange(len(res.dates))
+    probs = res.probabilities[rows, res.persistent_states]
     lp = res.label_probabilities().iloc[-1]
     fam = {"risk_on": 0.0, "risk_off": 0.0}
     for lab, p in lp.items():
@@ -103,6 +108,8 @@ def _path_from_result(res: RegimeResult) -> _Path:
         dates=res.dates,
         labels=np.asarray(res.labels),
         probability=np.asarray(probs, dtype=float),
+        raw_labels=np.asarray(res.raw_labels).astype(str),
+        raw_probability=np.asarray(res.probabilities[rows, res.states], dtype=float),
         risk_off=risk_off.to_numpy(dtype=float),
         family_probabilities=fam,
         expected_duration=float(res.expected_durations[res.current_state]),
@@ -114,20 +121,11 @@ def _path_from_result(res: RegimeResult) -> _Path:
     )
 
 
-def _ensemble(results: dict[str, RegimeResult]) -> _Path:
-    dates = results["hmm"].dates
-    for r in results.values():
-        dates = dates.intersection(r.dates)
-    labels_by, risk_off_by = {}, {}
-    for m, r in results.items():
-        keep = r.dates.isin(dates)
-        labels_by[m] = np.asarray(r.labels)[keep]
-        lp = r.label_probabilities().loc[dates]
-        risk_off_by[m] = lp[[c for c in lp.columns if REGIME_FAMILIES[c] == "risk_off"]].sum(axis=1).to_numpy()
-    n = len(dates)
+def _vote(labels_by: dict[str, np.ndarray], p_off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ensemble label and probability per bar from the three methods' labels (see module doc)."""
+    n = len(p_off)
     off_votes = sum((np.array([REGIME_FAMILIES[x] for x in labels_by[m]]) == "risk_off").astype(int) for m in _BASE)
     family = np.where(off_votes >= 2, "risk_off", "risk_on")
-    p_off = np.mean([risk_off_by[m] for m in _BASE], axis=0)
     prob = np.where(family == "risk_off", p_off, 1.0 - p_off)
     labels = np.empty(n, dtype=object)
     for i in range(n):
@@ -135,12 +133,32 @@ def _ensemble(results: dict[str, RegimeResult]) -> _Path:
         counts = Counter(votes)
         top = max(counts.values())
         labels[i] = next(v for v in votes if counts[v] == top)
+    return labels, prob
+
+
+def _ensemble(results: dict[str, RegimeResult]) -> _Path:
+    dates = results["hmm"].dates
+    for r in results.values():
+        dates = dates.intersection(r.dates)
+    labels_by, raw_by, risk_off_by = {}, {}, {}
+    for m, r in results.items():
+        keep = r.dates.isin(dates)
+        labels_by[m] = np.asarray(r.labels)[keep]
+        raw_by[m] = np.asarray(r.raw_labels)[keep]
+        lp = r.label_probabilities().loc[dates]
+        risk_off_by[m] = lp[[c for c in lp.columns if REGIME_FAMILIES[c] == "risk_off"]].sum(axis=1).to_numpy()
+    n = len(dates)
+    p_off = np.mean([risk_off_by[m] for m in _BASE], axis=0)
+    labels, prob = _vote(labels_by, p_off)
+    raw_labels, raw_prob = _vote(raw_by, p_off)
     switches = int(np.count_nonzero(labels[1:] != labels[:-1]))
     years = n / 252.0 if n else float("nan")
     return _Path(
         dates=dates,
         labels=labels.astype(str),
         probability=prob,
+        raw_labels=raw_labels.astype(str),
+        raw_probability=raw_prob,
         risk_off=p_off,
         family_probabilities={"risk_on": float(1 - p_off[-1]), "risk_off": float(p_off[-1])},
         expected_duration=None,
@@ -266,14 +284,31 @@ def regime_report(analysis: RegimeAnalysis) -> dict[str, Any]:
 
 
 def regime_history(analysis: RegimeAnalysis) -> dict[str, list[dict[str, Any]]]:
-    """The causal regime path per timeframe: ``[{date, label, probability}, ...]``."""
+    """The causal regime path per timeframe, one row per bar.
+
+    Each row is ``{date, label, probability, held_by_persistence, most_probable_label,
+    most_probable_probability}``. ``label`` is the reported regime: a switch needs several
+    bars of evidence (the persistence rule), so on some bars the model's most probable state
+    already has another label; there ``held_by_persistence`` is true and the two
+    ``most_probable_*`` fields name that state and its filtered probability. On every other
+    row they repeat ``label``'s. For the ensemble, "most probable" is the same vote over the
+    methods' labels without the persistence rule, with its family's probability.
+
+    Returns
+    -------
+    dict of str to list of dict
+        Timeframe -> rows, oldest first; timeframes without a path are left out.
+    """
     out: dict[str, list[dict[str, Any]]] = {}
     for tf, path in analysis.paths.items():
         if path is None:
             continue
         out[tf] = [
-            {"date": d.isoformat(), "label": str(lab), "probability": float(p)}
-            for d, lab, p in zip(path.dates, path.labels, path.probability, strict=True)
+            {"date": d.isoformat(), "label": str(lab), "probability": float(p),
+             "held_by_persistence": bool(lab != raw), "most_probable_label": str(raw),
+             "most_probable_probability": float(raw_p)}
+            for d, lab, p, raw, raw_p in zip(path.dates, path.labels, path.probability, path.raw_labels,
+                                              path.raw_probability, strict=True)
         ]
     return out
 

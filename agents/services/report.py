@@ -18,10 +18,17 @@ import pandas as pd
 from agents.config import TIMEFRAME_NAMES
 from agents.services.context import AppContext
 from agents.services.format import METRIC_ROWS, format_metric, format_value, is_missing
-from agents.services.ml import backtest_policy, model_store
+from agents.services.ml import backtest_config, backtest_policy, model_store
 from agents.services.regime import consensus_path, risk_off_path, run_regimes
 from agents.services.risk import symbol_var_backtest
-from analytics import TIMEFRAME_TABLE, RegimeDeskError
+from analytics import (
+    TIMEFRAME_TABLE,
+    RegimeDeskError,
+    drawdown_periods,
+    monthly_returns,
+    rolling_performance,
+    yearly_returns,
+)
 from integrations import (
     Figure,
     Paragraph,
@@ -30,17 +37,24 @@ from integrations import (
     Section,
     Table,
     equity_drawdown_chart,
+    exposure_chart,
     importance_chart,
+    monthly_returns_heatmap,
     price_regime_chart,
     reliability_chart,
     render_pdf,
+    rolling_performance_chart,
     var_backtest_chart,
 )
 
-__all__ = ["write_report", "build_document", "VAR_WINDOW"]
+__all__ = ["write_report", "build_document", "VAR_WINDOW", "ROLLING_WINDOW", "WORST_DRAWDOWNS"]
 
 #: Trailing window (days) of the report's VaR backtest, as ``regimedesk risk var``'s default.
 VAR_WINDOW = 500
+#: Bars in the backtest's rolling Sharpe, volatility and exposure windows (six months).
+ROLLING_WINDOW = 126
+#: Rows of the backtest's drawdown table.
+WORST_DRAWDOWNS = 5
 
 Status = Callable[[str], None]
 
@@ -189,7 +203,8 @@ def _summary(state: Mapping[str, Any]) -> Section:
 # ---------------------------------------------------------------- per-symbol sections
 
 
-def _regime_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str, years: float) -> list[Any]:
+def _regime_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str, years: float,
+                   since: pd.Timestamp | None = None) -> list[Any]:
 
     reg = state.get("regime", {}).get(sym)
     if not reg or "error" in reg:
@@ -227,6 +242,15 @@ def _regime_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str, years: f
         blocks.append(Paragraph(f"Price chart unavailable: {exc}", "note"))
         return blocks
     start = frame.index[-1] - pd.Timedelta(days=int(365.25 * years))
+    if since is not None and since < start:
+        # The backtest's whole window, so its crises (2008) are seen shaded, not only recent years.
+        full = frame.loc[frame.index >= since]
+        png = price_regime_chart(full.index, full["close"].to_numpy(float),
+                                 list(consensus_path(analysis, full.index).to_numpy()),
+                                 title=f"{sym}: daily close (log scale) over the backtest window")
+        blocks.append(Figure(png, caption=(
+            f"The regime consensus over the whole backtest window ({full.index[0]:%Y-%m-%d} to "
+            f"{full.index[-1]:%Y-%m-%d}); the same causal shading as the chart below.")))
     window = frame.loc[frame.index >= start]
     family = consensus_path(analysis, window.index)
     risk_off = risk_off_path(analysis, "MT", window.index)
@@ -279,7 +303,11 @@ def _statistics_blocks(state: Mapping[str, Any], sym: str) -> list[Any]:
                         if "nobs" in st.get(tf, {}))
     return [Table(("TF", "Test", "Statistic", "p-value", "Reading"), tuple(rows),
                   col_widths=(0.45, 1.2, 2.1, 1.1, 3.6), numeric_cols=(3,),
-                  caption=f"Windows: {windows}. Significance level 5%.")]
+                  caption=f"Windows: {windows}. Significance level 5%. Market character p-values are "
+                          "Monte Carlo p-values against simulated random walks of the same length: "
+                          "'trend' is the share of random walks with at least the sample's trending "
+                          "evidence (Hurst, variance ratios), 'm.r.' the same for mean-reverting evidence "
+                          "(Hurst, variance ratios, ADF); a small value rejects the random walk on that side.")]
 
 
 def _ml_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str) -> list[Any]:
@@ -299,10 +327,17 @@ def _ml_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str) -> list[Any]
                       "only on earlier bars, purged by the label horizon plus an embargo). AUC 0.5 and a "
                       "Brier score no better than the base rate mean no skill."),
     ]
-    if ml.get("top_contributions"):
-        blocks.append(Table(("Feature", "Contribution to the log-odds of this forecast"),
-                            tuple((k, _num(v, 4)) for k, v in ml["top_contributions"].items()),
-                            col_widths=(2, 3), numeric_cols=(1,)))
+    if "top_contributions" in ml:
+        # A contribution that prints as 0.0000 explains nothing: it is not a "largest" one.
+        shown = [(k, v) for k, v in (ml["top_contributions"] or {}).items()
+                 if not is_missing(v) and round(float(v), 4) != 0]
+        if shown:
+            blocks.append(Table(("Feature", "Contribution to the log-odds of this forecast"),
+                                tuple((k, _num(v, 4)) for k, v in shown),
+                                col_widths=(2, 3), numeric_cols=(1,)))
+        else:
+            blocks.append(Paragraph("Largest contributions to the log-odds of this forecast: none (every "
+                                    "feature's contribution is zero).", "note"))
     if ml.get("model_note"):
         blocks.append(Paragraph(ml["model_note"], "note"))
     try:
@@ -315,26 +350,111 @@ def _ml_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str) -> list[Any]
         blocks.append(Figure(reliability_chart(rel, title=f"{sym}: calibration out of sample"), width=0.62,
                              caption="Mean forecast against observed frequency per forecast bin; on the "
                                      "diagonal the probabilities mean what they say."))
-    if meta.get("gain_importance"):
-        blocks.append(Figure(importance_chart(meta["gain_importance"], title=f"{sym}: feature importance (gain)"),
-                             width=0.8, caption="XGBoost gain importance of the stored model."))
+    gain = meta.get("gain_importance") or {}
+    if gain:
+        nonzero = {k: v for k, v in gain.items() if not is_missing(v) and float(v) != 0}
+        zero = len(gain) - len(nonzero)
+        not_shown = (f" {zero} of the {len(gain)} features have zero importance (the model never splits "
+                     "on them) and are not shown." if zero else "")
+        if nonzero:
+            top = min(12, len(nonzero))
+            more = f" The {top} largest of {len(nonzero)} are shown." if len(nonzero) > top else ""
+            blocks.append(Figure(importance_chart(nonzero, top=top, title=f"{sym}: feature importance (gain)"),
+                                 width=0.8, caption="XGBoost gain importance of the stored model." + more + not_shown))
+        else:
+            blocks.append(Paragraph("Feature importance: every feature has zero gain importance (the stored "
+                                    "model makes no split).", "note"))
     return blocks
 
 
-def _backtest_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str, status: Status) -> list[Any]:
-
+def _backtest_report(ctx: AppContext, state: Mapping[str, Any], sym: str, status: Status) -> dict[str, Any] | str:
+    """The walk-forward backtest of the configured policy, or why there is none."""
     policy = ctx.settings.decision.policy
     status(f"report: walk-forward backtest of the {policy} policy on {sym}")
     try:
         # The run's regimes and the fit cache's fold outcomes: the backtest re-uses the
         # walk-forward the run's model was validated with instead of refitting every fold.
-        rep = backtest_policy(ctx.bars(state["request"]), sym, ctx.settings, policy,
-                              analysis=run_regimes(ctx, state["request"], sym), fit_cache=ctx.fit_cache())
+        return backtest_policy(ctx.bars(state["request"]), sym, ctx.settings, policy,
+                               analysis=run_regimes(ctx, state["request"], sym), fit_cache=ctx.fit_cache())
     except RegimeDeskError as exc:
-        return [Paragraph(f"No backtest: {exc}", "note")]
+        return str(exc)
+
+
+def _bar_returns(equity: pd.Series) -> pd.Series:
+    # The first bar of the equity is the close the first decision was taken at: no return.
+    return (equity / equity.shift(1) - 1.0).iloc[1:]
+
+
+def _drawdown_rows(returns: pd.Series) -> tuple[tuple[str, ...], ...]:
+    return tuple((str(i), f"{p.start:%Y-%m-%d}", f"{p.trough:%Y-%m-%d}",
+                  f"{p.recovery:%Y-%m-%d}" if p.recovery is not None else "not recovered",
+                  _pct(p.depth), f"{p.length:,}")
+                 for i, p in enumerate(drawdown_periods(returns, top=WORST_DRAWDOWNS), start=1))
+
+
+def _tearsheet_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str, rep: Mapping[str, Any],
+                      family: list[Any] | None) -> list[Any]:
+    policy = rep["policy"]
+    eq, bh = rep["equity"]["strategy"], rep["equity"]["buy_and_hold"]
+    r_s, r_b = _bar_returns(eq), _bar_returns(bh)
+    weights = rep["weights"].iloc[1:]
+    fam = None if family is None else family[1:]
+    ppy = backtest_config(ctx.settings).periods_per_year
+    ys, yb = yearly_returns(r_s), yearly_returns(r_b)
+    blocks: list[Any] = [
+        Table(("Year", f"{policy} policy", "Buy and hold", "Difference"),
+              tuple((str(y), _pct(ys[y]), _pct(yb[y]), _pct(ys[y] - yb[y]).replace("-0.0%", "0.0%"))
+                    for y in ys.index),
+              col_widths=(1, 1.3, 1.3, 1.3), numeric_cols=(1, 2, 3),
+              caption=f"Calendar-year net returns compounded from the bar returns; the first row starts "
+                      f"with the backtest window on {r_s.index[0]:%Y-%m-%d}, the last ends on "
+                      f"{r_s.index[-1]:%Y-%m-%d}."),
+        Figure(monthly_returns_heatmap(monthly_returns(r_s), title=f"{sym}: monthly returns of the {policy} "
+                                                                    "policy (%)"),
+               caption="Each cell compounds the policy's net returns over one calendar month; blank cells "
+                       "are outside the backtest window. The colour scale is symmetric around zero."),
+    ]
+    rows = _drawdown_rows(r_s)
+    if rows:
+        blocks.append(Table(("#", "Start", "Trough", "Recovery", "Depth", "Length (bars)"), rows,
+                            col_widths=(0.4, 1.2, 1.2, 1.3, 0.9, 1.1), numeric_cols=(0, 4, 5),
+                            caption=f"The {len(rows)} deepest drawdowns of the {policy} policy: start = first "
+                                    "bar below the previous equity peak, recovery = first bar back at it, "
+                                    "length = bars spent below it (to the last bar when not recovered)."))
+    else:
+        blocks.append(Paragraph(f"The {policy} policy never fell below a previous equity peak.", "note"))
+    roll_s = rolling_performance(r_s, weights, window=ROLLING_WINDOW, periods_per_year=ppy)
+    roll_b = rolling_performance(r_b, window=ROLLING_WINDOW, periods_per_year=ppy)
+    blocks.append(Figure(
+        rolling_performance_chart(r_s.index, roll_s.sharpe.to_numpy(float), roll_s.volatility.to_numpy(float),
+                                  benchmark_sharpe=roll_b.sharpe.to_numpy(float),
+                                  benchmark_volatility=roll_b.volatility.to_numpy(float),
+                                  strategy_label=f"{policy} policy",
+                                  title=f"{sym}: rolling {ROLLING_WINDOW}-bar Sharpe ratio and volatility"),
+        caption=f"Annualised Sharpe ratio (no risk-free rate) and volatility over the trailing {ROLLING_WINDOW} "
+                "bars (six months), against buy-and-hold; a window with no variation (out of the market) has "
+                "no Sharpe ratio."))
+    blocks.append(Figure(
+        exposure_chart(weights.index, weights.to_numpy(float), average=roll_s.exposure.to_numpy(float),
+                       average_label=f"{ROLLING_WINDOW}-bar average", family=fam,
+                       title=f"{sym}: exposure of the {policy} policy"),
+        caption=f"Weight held over each bar (decided at the previous close) and its trailing {ROLLING_WINDOW}-bar "
+                f"mean; average weight held {_pct(float(weights.abs().mean()))} (the metrics table's exposure "
+                "is the share of bars with any position). Shading: regime consensus."))
+    return blocks
+
+
+def _backtest_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str, rep: Mapping[str, Any] | str) -> list[Any]:
+    if isinstance(rep, str):
+        return [Paragraph(f"No backtest: {rep}", "note")]
+    policy = rep["policy"]
     w = rep["window"]
     s, h = rep["metrics"]["strategy"], rep["metrics"]["buy_and_hold"]
     eq, bh = rep["equity"]["strategy"], rep["equity"]["buy_and_hold"]
+    try:
+        family: list[Any] | None = list(consensus_path(run_regimes(ctx, state["request"], sym), eq.index).to_numpy())
+    except RegimeDeskError:
+        family = None
     return [
         Table(("Metric", f"{policy} policy", "Buy and hold"),
               tuple((label, format_metric(s[k], kind), format_metric(h[k], kind)) for k, label, kind in METRIC_ROWS),
@@ -343,9 +463,12 @@ def _backtest_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str, status
                       f"{rep['costs']['cost_bps']:g} bps + slippage {rep['costs']['slippage_bps']:g} bps per unit "
                       f"traded. Decisions at each close trade at the next open; parameters re-chosen "
                       f"{rep['reselections']} times from past bars only."),
-        Figure(equity_drawdown_chart(eq.index, eq.to_numpy(float), bh.to_numpy(float),
+        Figure(equity_drawdown_chart(eq.index, eq.to_numpy(float), bh.to_numpy(float), family=family,
                                      strategy_label=f"{policy} policy", title=f"{sym}: walk-forward backtest"),
-               caption="Equity (log scale, rebased to 1) and drawdown against buy-and-hold over the same bars."),
+               caption="Equity (log scale, rebased to 1) and drawdown against buy-and-hold over the same bars"
+                       + ("; shading: the regime consensus at each bar, as in the price charts." if family
+                          else ".")),
+        *_tearsheet_blocks(ctx, state, sym, rep, family),
     ]
 
 
@@ -410,13 +533,17 @@ def _decision_blocks(state: Mapping[str, Any], sym: str) -> list[Any]:
 
 def _symbol_section(ctx: AppContext, state: Mapping[str, Any], sym: str, backtest: bool, status: Status) -> Section:
     status(f"report: {sym}")
-    blocks: list[Any] = [Paragraph("Regimes", "subheading"), *_regime_blocks(ctx, state, sym, ctx.settings.report.chart_years)]
+    # The backtest first: its window sets the span of the long regime chart.
+    bt = _backtest_report(ctx, state, sym, status) if backtest else None
+    since = bt["equity"]["strategy"].index[1] if isinstance(bt, Mapping) else None
+    blocks: list[Any] = [Paragraph("Regimes", "subheading"),
+                         *_regime_blocks(ctx, state, sym, ctx.settings.report.chart_years, since)]
     p = _narrative(state, "regime", sym)
     blocks += [p] if p else []
     blocks += [Paragraph("Statistics", "subheading"), *_statistics_blocks(state, sym)]
     blocks += [Paragraph("ML signal", "subheading"), *_ml_blocks(ctx, state, sym)]
-    if backtest:
-        blocks += [Paragraph("Walk-forward backtest", "subheading"), *_backtest_blocks(ctx, state, sym, status)]
+    if bt is not None:
+        blocks += [Paragraph("Walk-forward backtest", "subheading"), *_backtest_blocks(ctx, state, sym, bt)]
     blocks += [Paragraph("Value at risk", "subheading"), *_var_blocks(ctx, state, sym)]
     blocks += [Paragraph("Decision, risk gate and orders", "subheading"), *_decision_blocks(state, sym)]
     blocks += _errors_for(state, sym)

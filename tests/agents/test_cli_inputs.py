@@ -118,7 +118,7 @@ def test_as_of_before_the_first_bar_is_an_error(capsys, argv):
 
 
 def test_as_of_after_the_last_bar_says_so_and_reports_the_effective_date(capsys):
-    code, out, err = run(capsys, "stats", "SP500", "--timeframe", "MT", "--as-of", "2030-01-01", "--json")
+    code, out, err = run(capsys, "stats", "SP500", "--horizon", "MT", "--as-of", "2030-01-01", "--json")
     assert code == 0
     notes = [ln for ln in err.splitlines() if "--as-of" in ln]
     assert notes == ["warning: --as-of '2030-01-01' is after the last bar (SP500 2018-12-31): "
@@ -126,7 +126,7 @@ def test_as_of_after_the_last_bar_says_so_and_reports_the_effective_date(capsys)
     doc = json.loads(out)
     assert doc["as_of"] == "2030-01-01" and doc["as_of_effective"].startswith("2018-12-31")
     # inside the data: no warning, the effective date is the last bar by then
-    code, out, err = run(capsys, "stats", "SP500", "--timeframe", "MT", "--as-of", "2010-06-05", "--json")
+    code, out, err = run(capsys, "stats", "SP500", "--horizon", "MT", "--as-of", "2010-06-05", "--json")
     assert code == 0 and "--as-of" not in err
     assert json.loads(out)["as_of_effective"].startswith("2010-06-04")
 
@@ -352,7 +352,7 @@ def test_as_of_after_the_last_bar_gives_the_numbers_of_the_last_bar(capsys):
         code, out, _ = run(capsys, "stats", "SP500", "--as-of", as_of, "--json")
         assert code == 0
         docs[as_of] = json.loads(out)
-        code, out, _ = run(capsys, "stats", "SP500", "--as-of", as_of, "--timeframe", "MT")
+        code, out, _ = run(capsys, "stats", "SP500", "--as-of", as_of, "--horizon", "MT")
         assert code == 0
         headers[as_of] = out.splitlines()[0]
     assert docs["2030-01-01"]["as_of"] == "2030-01-01"
@@ -512,3 +512,118 @@ def test_a_report_that_fails_while_writing_is_one_line_naming_the_users_path(cap
     assert lines == [f"regimedesk: error: the report was not written to {target}: "
                      "cannot write (No such file or directory)"]
     assert ".tmp" not in err + out
+
+
+# ----------------------------------------------------------------------------- issue 23: run dates, bar lengths
+
+
+def test_run_as_of_after_the_data_warns_once_and_decides_as_of_the_last_bar(capsys, monkeypatch):
+    import agents.cli
+
+    # the CLI says each data warning once per process; earlier tests in this process said it
+    monkeypatch.setattr(agents.cli, "_SHOWN", set())
+    docs, errs = {}, {}
+    for as_of in ("2030-01-01", "2018-12-31"):
+        code, out, err = run(capsys, "run", "SP500", "--as-of", as_of, "--json")
+        assert code == 0, err
+        docs[as_of], errs[as_of] = json.loads(out), err
+    assert [ln for ln in errs["2030-01-01"].splitlines() if "warning" in ln] == [
+        "warning: --as-of '2030-01-01' is after the last bar (SP500 2018-12-31): running as of 2018-12-31"]
+    assert "warning" not in errs["2018-12-31"]
+    late, last = docs["2030-01-01"], docs["2018-12-31"]
+    assert late["request"]["as_of"] == "2030-01-01"
+    assert late["request"]["as_of_effective"] == last["request"]["as_of_effective"] == "2018-12-31T00:00:00+00:00"
+    # the same decisions, verdicts and numbers; only the run's identity (and whether the ML
+    # model was trained in this run or found stored) may differ
+    for key in ("market_data", "regime", "statistics", "decision", "risk_gate", "execution", "errors", "status"):
+        assert late[key] == last[key], key
+    for doc in (late, last):
+        doc["ml_signal"]["SP500"].pop("model_note", None)
+    assert late["ml_signal"] == last["ml_signal"]
+    assert late["decision"] and late["ml_signal"]["SP500"]["as_of"].startswith("2018-12-31")
+
+
+def test_run_as_of_before_the_data_is_one_line_before_any_work(capsys):
+    code, out, err = run(capsys, "run", "SP500", "--as-of", "1990-01-01")
+    assert code == 1 and out == ""
+    assert one_line(err) == ("regimedesk: error: --as-of '1990-01-01': no bars of SP500 at or before that date "
+                             "(the data start on 1999-01-04)")
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("2D", "--timeframe '2D' is not available; the builtin source has 1D or 1W bars"),
+        ("2W", "--timeframe '2W' is not available; the builtin source has 1D or 1W bars"),
+        ("1H", "--timeframe '1H' is not available; the builtin source has 1D or 1W bars"),
+        ("5Min", "--timeframe '5Min' is not available; the builtin source has 1D or 1W bars"),
+        ("3Q", "--timeframe '3Q' not understood; the builtin source has 1D or 1W bars"),
+    ],
+)
+def test_data_show_names_the_bar_lengths_of_the_source(capsys, value, needle):
+    code, out, err = run(capsys, "data", "show", "SP500", "--timeframe", value)
+    assert code == 2 and out == ""
+    assert one_line(err) == f"regimedesk: error: {needle}"
+
+
+def test_data_show_bar_lengths_of_a_network_source_are_checked_before_any_request(capsys, monkeypatch):
+    monkeypatch.setenv("ALPACA_API_KEY", "k")
+    monkeypatch.setenv("ALPACA_SECRET_KEY", "s")
+    code, out, err = run(capsys, "data", "show", "SPY", "--source", "alpaca", "--timeframe", "2D")
+    assert code == 2 and out == ""
+    assert one_line(err) == ("regimedesk: error: --timeframe '2D' is not available; the alpaca source has "
+                             "1Min, 5Min, 15Min, 1H, 1D or 1W bars (any number of minutes or hours)")
+
+
+def test_data_show_accepts_the_bar_lengths_it_names(capsys):
+    for value, shown_as in (("1d", "1D"), ("1W", "1W")):
+        code, out, _ = run(capsys, "data", "show", "SP500", "--timeframe", value, "--json")
+        assert code == 0 and json.loads(out)["timeframe"] == shown_as
+
+
+def _command_parsers(parser, prefix=()):
+    """Every (sub)command parser under ``parser``, its help filled in."""
+    import argparse
+
+    parser.format_help()  # runs fill_later, which adds the command's options
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _command_parsers(sub, (*prefix, name))
+
+
+def test_timeframe_means_a_bar_length_in_every_command():
+    import argparse
+
+    from agents.config import TIMEFRAME_NAMES
+    from analytics import Timeframe
+
+    with_timeframe, with_horizon = set(), set()
+    for path, parser in _command_parsers(build_parser()):
+        for action in parser._actions:
+            if "--timeframe" in action.option_strings and action.help != argparse.SUPPRESS:
+                with_timeframe.add(path)
+                assert "bar length" in action.help, path
+                for choice in action.choices or ():
+                    Timeframe.parse(choice)  # every choice is a bar length
+            if action.choices is not None and set(action.choices) == set(TIMEFRAME_NAMES):
+                with_horizon.add(path)
+                assert action.option_strings == ["--horizon"], path
+    assert with_timeframe == {("data", "show"), ("live",)}
+    assert with_horizon == {("stats",)}
+
+
+def test_stats_horizon_and_the_old_spelling(capsys):
+    code, out, _ = run(capsys, "stats", "SP500", "--horizon", "MT", "--as-of", "2010-06-04", "--json")
+    assert code == 0 and list(json.loads(out)["timeframes"]) == ["MT"]
+    with pytest.raises(SystemExit) as exc:
+        main(["stats", "SP500", "--timeframe", "MT"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == ("regimedesk stats: error: --timeframe is a bar length (1D, 1W, 5Min) in "
+                                   "regimedesk; stats takes the horizon as --horizon LT|MT|ST|US")
+    with pytest.raises(SystemExit):
+        main(["stats", "--help"])
+    text = capsys.readouterr().out
+    assert "--horizon {LT,MT,ST,US}" in text and "--timeframe" not in text

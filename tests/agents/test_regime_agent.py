@@ -99,3 +99,78 @@ def test_regime_cli(capsys):
     assert main(["regime", "NOPE"]) == 1
     with pytest.raises(SystemExit):
         main(["regime", "SP500", "--method", "magic"])
+
+
+def test_history_marks_the_bars_held_by_the_persistence_rule(crisis):
+    """On the real SP500 path some bars report a label the most probable state does not have;
+    exactly those carry ``held_by_persistence`` (checked against the model's own argmax)."""
+    import numpy as np
+
+    from analytics import DEFAULT_TIMEFRAME_SPECS, detect_regimes
+
+    hist = regime_history(crisis)
+    for rows in hist.values():
+        for r in rows:
+            assert r["held_by_persistence"] is (r["label"] != r["most_probable_label"])
+            # the most probable state is at least as probable as the one reported
+            assert r["most_probable_probability"] >= r["probability"] - 1e-12
+    held = [r for rows in hist.values() for r in rows if r["held_by_persistence"]]
+    assert len(held) >= 10
+    assert all(r["most_probable_probability"] > r["probability"] for r in held)
+
+    # independently: the MT argmax label per bar from the walk-forward result itself
+    spec = DEFAULT_TIMEFRAME_SPECS["MT"]
+    close = _store("2008-12-31").get("SP500", "MT").frame["close"]
+    res = detect_regimes(np.log(close.astype(float)).diff().iloc[1:], "garch", min_train=spec.min_train,
+                         refit_every=spec.refit_every, max_train=spec.max_train,
+                         persistence=spec.persistence, periods_per_year=spec.periods_per_year, seed=0)
+    argmax = res.probabilities.argmax(axis=1)
+    top = [res.fits[f].state_labels[s] for f, s in zip(res.fit_index, argmax, strict=True)]
+    mt = hist["MT"]
+    assert [r["date"] for r in mt] == [d.isoformat() for d in res.dates]
+    assert [r["most_probable_label"] for r in mt] == top
+    assert [r["held_by_persistence"] for r in mt] == [str(lab) != t for lab, t in zip(res.labels, top, strict=True)]
+    assert sum(r["held_by_persistence"] for r in mt) > 0
+    assert np.allclose([r["most_probable_probability"] for r in mt], res.probabilities.max(axis=1))
+
+
+def test_history_text_marks_held_rows_and_explains_them_once(capsys, monkeypatch):
+    from agents.cli.regime import HELD_LEGEND, HELD_MARK
+
+    argv = ["regime", "SP500", "--method", "garch", "--as-of", "2004-12-31", "--history"]
+    assert main([*argv, "--json"]) == 0
+    hist = json.loads(capsys.readouterr().out)["history"]
+    n_held = sum(r["held_by_persistence"] for rows in hist.values() for r in rows)
+    assert n_held > 0
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count(HELD_MARK) == n_held + 1  # each held cell, and the legend
+    assert out.rstrip().splitlines()[-1] == HELD_LEGEND and out.count(HELD_LEGEND) == 1
+    first = next((tf, r) for tf, rows in hist.items() for r in rows if r["held_by_persistence"])
+    line = next(ln for ln in out.splitlines() if ln.startswith(first[1]["date"][:10]))
+    assert f"{first[1]['label']} {first[1]['probability']:.2f}{HELD_MARK}" in line
+
+    # a history without held bars has no marks and no legend
+    import agents.services.regime as service
+
+    real = service.regime_history
+
+    def unheld(analysis):
+        return {tf: [{**r, "label": r["most_probable_label"], "held_by_persistence": False} for r in rows]
+                for tf, rows in real(analysis).items()}
+
+    monkeypatch.setattr(service, "regime_history", unheld)
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert HELD_MARK not in out and HELD_LEGEND not in out
+    assert out.splitlines()[-1].startswith("2004-12-31")
+
+
+def test_markov_regimes_survive_a_degenerate_optimiser_step(tmp_path, monkeypatch, capsys):
+    # As of 2003-12-31 a BFGS step of one Markov refit made statsmodels' transition matrix
+    # degenerate ("Steady-state probabilities could not be constructed", a RuntimeError): the
+    # command died with an internal error. Such a start now counts as a failed start.
+    monkeypatch.setenv("REGIMEDESK_HOME", str(tmp_path))
+    assert main(["regime", "SP500", "--method", "markov", "--as-of", "2003-12-31", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["timeframes"]["MT"]["label"] in {"calm", "volatile", "turbulent", "crisis"}

@@ -70,9 +70,10 @@ def test_report_has_the_expected_pages_text_and_charts(sp500_report):
     n = len(pages)
     for i, page in enumerate(pages[1:], start=2):
         assert f"page {i} of {n}" in page
-    # charts: price/regime, calibration, importance, equity/drawdown, VaR
+    # charts: price/regime over the backtest window and the last years, calibration, importance,
+    # equity/drawdown, monthly heatmap, rolling Sharpe/volatility, exposure, VaR
     images = sum(len(p.images) for p in reader.pages)
-    assert images == pdf["figures"] == 5
+    assert images == pdf["figures"] == 9
 
 
 def test_report_numbers_are_the_runs_numbers(sp500_report):
@@ -164,3 +165,80 @@ def test_a_report_that_cannot_be_written_fails_the_command_but_keeps_the_run(tmp
     assert main(["journal", "list", "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)
     assert runs[0]["status"] == "completed"  # the run's results are journaled regardless
+
+
+def _pcts(cells: str) -> list[float]:
+    return [float(x) / 100 for x in re.findall(r"(-?\d+\.\d)%", cells)]
+
+
+def test_report_backtest_tearsheet_tables_agree_with_the_metrics(sp500_report):
+    path, _ = sp500_report
+    text = _flat(" ".join(_pages(path)))
+    total_s, total_b = _pcts(re.search(r"Total return (\S+) (\S+)", text).group(0))
+    years = re.findall(r"\b(20\d\d) (-?\d+\.\d%) (-?\d+\.\d%) (-?\d+\.\d%)", text)
+    first = int(re.search(r"starts with the backtest window on (\d{4})-", text).group(1))
+    assert 2000 < first < 2010 and [int(y[0]) for y in years] == list(range(first, 2019))
+    # the calendar years compound to the window's total return (cells are rounded to 0.1%)
+    growth_s = growth_b = 1.0
+    for _, s, b, d in years:
+        (rs,), (rb,), (rd,) = _pcts(s), _pcts(b), _pcts(d)
+        growth_s, growth_b = growth_s * (1 + rs), growth_b * (1 + rb)
+        assert rd == pytest.approx(rs - rb, abs=0.0011)
+    assert growth_s - 1 == pytest.approx(total_s, abs=0.02)
+    assert growth_b - 1 == pytest.approx(total_b, abs=0.02)
+    # the deepest drawdown is the metrics' max drawdown; the longest is its duration
+    max_dd = _pcts(re.search(r"Max drawdown (\S+)", text).group(1))[0]
+    duration = int(re.search(r"Max DD duration \(bars\) ([\d,]+)", text).group(1).replace(",", ""))
+    rows = re.findall(r"\b([1-5]) (\d{4}-\d\d-\d\d) (\d{4}-\d\d-\d\d) (\d{4}-\d\d-\d\d|not recovered) "
+                      r"(-\d+\.\d)% ([\d,]+)", text)
+    assert [r[0] for r in rows] == ["1", "2", "3", "4", "5"]
+    depths = [float(r[4]) / 100 for r in rows]
+    assert depths[0] == pytest.approx(max_dd, abs=1e-9) and depths == sorted(depths)
+    assert duration >= max(int(r[5].replace(",", "")) for r in rows)  # the longest may not be a deepest
+    for r in rows:
+        assert r[1] <= r[2] and (r[3] == "not recovered" or r[2] < r[3])
+    assert "volatility over the trailing 126 bars" in text and "its trailing 126-bar mean" in text
+    assert "over the whole backtest window" in text and "shading: the regime consensus at each bar" in text
+    assert "Monte Carlo p-values against simulated random walks" in text
+
+
+def test_report_hides_zero_importances_and_contributions(sp500_report, tmp_path):
+    path, state = sp500_report
+    text = _flat(" ".join(_pages(path)))
+    from agents.config import load_settings
+    from agents.services.ml import model_store
+
+    ml = state["ml_signal"]["SP500"]
+    home = path.parent.parent / "home"
+    settings = load_settings(path.parent.parent / "fast.toml", env={"REGIMEDESK_HOME": str(home)})
+    gain = model_store(settings).load("SP500", ml["model_version"]).metadata["gain_importance"]
+    zero = sum(1 for v in gain.values() if v == 0)
+    if zero:
+        assert f"{zero} of the {len(gain)} features have zero importance" in text
+    else:
+        assert "have zero importance" not in text
+    for name, value in ml["top_contributions"].items():
+        if round(value, 4) == 0:
+            assert f"{name} 0.0000" not in text and f"{name} -0.0000" not in text
+
+
+def test_ml_blocks_say_none_when_every_contribution_is_zero(tmp_path):
+    from types import SimpleNamespace
+
+    from agents.config import load_settings
+    from agents.services.report import _ml_blocks
+    from integrations import Paragraph, Table
+
+    settings = load_settings(None, env={"REGIMEDESK_HOME": str(tmp_path)})
+    ml = {"horizon_bars": 5, "p_up": 0.5, "direction": "up", "confidence": 0.0, "model_version": "v0001",
+          "model_train_end": "2018-12-31", "model_age_days": 0,
+          "out_of_sample": {"n": 10, "auc": 0.5, "brier": 0.25, "brier_climatology": 0.25,
+                            "accuracy": 0.5, "base_rate": 0.5}}
+    state = {"ml_signal": {"X": {**ml, "top_contributions": {"a": 0.0, "b": 0.0}}}}
+    blocks = _ml_blocks(SimpleNamespace(settings=settings), state, "X")
+    assert not [b for b in blocks if isinstance(b, Table) and b.header[0] == "Feature"]
+    assert any(isinstance(b, Paragraph) and "contributions" in b.text and ": none" in b.text for b in blocks)
+    state = {"ml_signal": {"X": {**ml, "top_contributions": {"a": 0.5, "b": 0.0, "c": -0.00001}}}}
+    (table,) = [b for b in _ml_blocks(SimpleNamespace(settings=settings), state, "X")
+                if isinstance(b, Table) and b.header[0] == "Feature"]
+    assert table.rows == (("a", "0.5000"),)

@@ -95,6 +95,36 @@ def test_data_show_imports_pandas_only(tmp_path):
     assert heavy(doc) == {"pandas"}  # the bundled data is read without importing arch
 
 
+def _pyproject_version() -> str:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+
+
+def test_version_prints_the_version_and_imports_no_heavy_library(tmp_path):
+    doc, proc = probe(tmp_path, _RUN_MAIN.format(args=["--version"]))
+    assert doc["code"] == 0, proc.stderr
+    assert proc.stdout == f"regimedesk {_pyproject_version()}\n" and proc.stderr == ""
+    assert heavy(doc) == set()
+    assert "pydantic" not in doc["top"]
+
+
+def test_version_falls_back_to_pyproject_in_a_source_tree(monkeypatch, capsys):
+    import importlib.metadata
+
+    from agents.cli import version
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert version() == _pyproject_version()
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"regimedesk {_pyproject_version()}\n"
+
+
 @pytest.mark.parametrize("stored", [False, True], ids=["fresh home", "stored state"])
 def test_risk_status_imports_no_heavy_library(tmp_path, stored):
     if stored:
@@ -119,7 +149,7 @@ def test_a_command_help_shows_options_added_when_it_is_used(capsys):
     args = build_parser().parse_args(["export", "csv", "SP500", "--policy", "combined", "--source", "file"])
     assert (args.export_command, args.symbols, args.policy, args.source) == ("csv", ["SP500"], "combined", "file")
     with pytest.raises(SystemExit) as exc:
-        build_parser().parse_args(["stats", "SP500", "--timeframe", "XX"])
+        build_parser().parse_args(["stats", "SP500", "--horizon", "XX"])
     assert exc.value.code == 2
     assert "invalid choice: 'XX' (choose from 'LT', 'MT', 'ST', 'US')" in capsys.readouterr().err
 

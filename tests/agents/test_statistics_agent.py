@@ -70,14 +70,14 @@ def test_node_alone_writes_its_key_and_narrative():
 
 
 def test_stats_cli(capsys):
-    assert main(["stats", "NASDAQ", "--timeframe", "MT", "--as-of", "2015-12-31", "--json"]) == 0
+    assert main(["stats", "NASDAQ", "--horizon", "MT", "--as-of", "2015-12-31", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     mt = doc["timeframes"]["MT"]
     assert mt["nobs"] == 252 and 0 <= mt["adf"]["pvalue"] <= 1
     assert mt["character"]["character"] in ("trending", "mean_reverting", "random_walk")
-    assert main(["stats", "SP500", "--timeframe", "LT"]) == 0
+    assert main(["stats", "SP500", "--horizon", "LT"]) == 0
     out = capsys.readouterr().out
     assert "Variance ratio" in out and "->" in out
-    assert main(["stats", "SP500", "--timeframe", "US"]) == 1
+    assert main(["stats", "SP500", "--horizon", "US"]) == 1
     assert "no intraday bars" in capsys.readouterr().err
     assert main(["stats", "SP500", "--window", "5"]) == 2

@@ -131,8 +131,10 @@ def test_epoch_milliseconds(tmp_path):
     [
         ("a,b\n1,2\n", "no timestamp column"),
         ("date,open,high,low,close\n2020-01-01,1,2,0.5,1\n", "missing column 'volume'"),
-        ("date,open,high,low,close,volume\nnot-a-date,1,2,0.5,1,3\n", "cannot parse timestamps"),
-        ("date,open,high,low,close,volume\n2020-01-01,x,2,0.5,1,3\n", "not numeric"),
+        ("date,open,high,low,close,volume\nnot-a-date,1,2,0.5,1,3\n",
+         r"line 2 \(data row 0\), column 'date': cannot parse timestamp 'not-a-date'$"),
+        ("date,open,high,low,close,volume\n2020-01-01,x,2,0.5,1,3\n",
+         r"line 2 \(data row 0\), column 'open': not a number: 'x'$"),
         ("date,open,high,low,close,volume\n", "no rows"),
     ],
 )
