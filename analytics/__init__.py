@@ -3,8 +3,9 @@
 ``analytics`` imports no other RegimeDesk package and performs no I/O.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from analytics.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/test_import_graph.py
     from analytics._adf import (
@@ -341,18 +342,4 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "validate_bars",
     ),
 }
-_MODULE_OF: dict[str, str] = {name: module for module, names in _SOURCES.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    """Import the submodule that defines ``name`` on first access (PEP 562)."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups do not come here again
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _SOURCES, globals())

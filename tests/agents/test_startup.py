@@ -172,10 +172,11 @@ def test_importing_one_name_imports_its_submodule_only(tmp_path, statement, load
 
 @pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
 def test_every_public_name_resolves_to_its_definition(package):
-    assert set(package._MODULE_OF) == set(package.__all__)
+    module_of = {name: module for module, names in package._SOURCES.items() for name in names}
+    assert set(module_of) == set(package.__all__)
     assert len(package.__all__) == len(set(package.__all__))
     for name in package.__all__:
-        module = importlib.import_module(package._MODULE_OF[name])
+        module = importlib.import_module(module_of[name])
         assert getattr(package, name) is getattr(module, name), name
     assert set(package.__all__) <= set(dir(package))
     with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
