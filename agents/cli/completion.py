@@ -173,6 +173,15 @@ _regimedesk() {{
         if [[ -n "$REPLY" ]]; then compadd -- ${{=REPLY}}; else _files; fi
         return
     fi
+    if [[ "$cur" == --*=* ]]; then
+        # --option=value in one word: complete the value after the '='
+        _regimedesk_data valued "$cmdpath"
+        [[ " $REPLY " == *" ${{cur%%=*}} "* ]] || return 1
+        compset -P '*='
+        _regimedesk_data choices "$cmdpath" "${{cur%%=*}}"
+        if [[ -n "$REPLY" ]]; then compadd -- ${{=REPLY}}; else _files; fi
+        return
+    fi
     if [[ "$cur" == -* ]]; then
         local offer
         _regimedesk_data flags "$cmdpath"; offer="$REPLY"
