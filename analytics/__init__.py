@@ -104,9 +104,13 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
     from analytics._tearsheet import (
         DrawdownPeriod,
         RollingPerformance,
+        Trade,
+        TradeSummary,
         drawdown_periods,
         monthly_returns,
         rolling_performance,
+        trade_list,
+        trade_summary,
         yearly_returns,
     )
     from analytics._var import (
@@ -187,6 +191,10 @@ __all__ = [
     "monthly_returns",
     "rolling_performance",
     "yearly_returns",
+    "Trade",
+    "TradeSummary",
+    "trade_list",
+    "trade_summary",
     # value at risk
     "VaRResult",
     "VaRBacktestResult",
@@ -317,8 +325,8 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "TimeframeRegime", "TimeframeSpec", "multi_timeframe_regimes", "regime_consensus",
     ),
     "analytics._tearsheet": (
-        "DrawdownPeriod", "RollingPerformance", "drawdown_periods", "monthly_returns",
-        "rolling_performance", "yearly_returns",
+        "DrawdownPeriod", "RollingPerformance", "Trade", "TradeSummary", "drawdown_periods",
+        "monthly_returns", "rolling_performance", "trade_list", "trade_summary", "yearly_returns",
     ),
     "analytics._var": (
         "ChristoffersenResult", "KupiecResult", "VaRBacktestResult", "VaRResult", "basel_zone",
