@@ -366,7 +366,7 @@ class TelegramConfig(_Model):
 
 
 class ScheduledJob(_Model):
-    """One scheduled job: a graph run or a PDF report on a cron schedule."""
+    """One scheduled job: a graph run or a report (PDF or HTML) on a cron schedule."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
     kind: Literal["run", "report"]
@@ -377,6 +377,8 @@ class ScheduledJob(_Model):
     source: str | None = None
     broker: Literal["none", "paper", "alpaca"] = "none"
     approve: bool = False
+    # Report jobs: a printable PDF or a self-contained HTML page with interactive charts.
+    format: Literal["pdf", "html"] = "pdf"
     # Where the job's files go (default: report.dir, then home/reports).
     deliver_dir: Path | None = None
     # Also send the result to telegram.chat_ids when TELEGRAM_BOT_TOKEN is set.
@@ -799,6 +801,7 @@ coalesce = true
 # timezone = "America/New_York"
 # symbols = ["SP500", "NASDAQ"]
 # broker = "none"               # run jobs: none | paper | alpaca
+# format = "pdf"                # report jobs: pdf | html (interactive charts)
 # deliver_dir = "/path/to/folder"
 # telegram = true
 """

@@ -20,6 +20,23 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         rolling_performance_chart,
         var_backtest_chart,
     )
+    from integrations._document import (
+        CHART_KINDS,
+        PARAGRAPH_STYLES,
+        REPORT_FORMATS,
+        Block,
+        Chart,
+        Figure,
+        PageBreak,
+        Paragraph,
+        RenderedReport,
+        ReportDocument,
+        ReportRenderError,
+        Section,
+        Table,
+        report_format,
+        write_atomic,
+    )
     from integrations._errors import (
         IntegrationError,
         MissingCredentialsError,
@@ -29,6 +46,7 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         UnknownSymbolError,
     )
     from integrations._feeds import FEED_NAMES, BarBatch, Feed, PollingFeed, ReplayFeed
+    from integrations._html import render_html
     from integrations._journal import (
         JOURNAL_SCHEMA_VERSION,
         Journal,
@@ -39,19 +57,7 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
     from integrations._live_bars import LIVE_SOURCE_PREFIX, LiveBarStore, StoredBarSource
     from integrations._llm import KEYLESS_API_KEY, LLMReply, LLMTimeoutError, OpenAIChat
     from integrations._market_data import SYMBOL_PATTERN, BarCache, Bars, MarketData
-    from integrations._pdf import (
-        PARAGRAPH_STYLES,
-        Block,
-        Figure,
-        PageBreak,
-        Paragraph,
-        RenderedReport,
-        ReportDocument,
-        ReportRenderError,
-        Section,
-        Table,
-        render_pdf,
-    )
+    from integrations._pdf import render_pdf
     from integrations._quantconnect import (
         COLUMN_SPEC,
         DEFAULT_TICKERS,
@@ -205,11 +211,17 @@ __all__ = [
     "Paragraph",
     "Table",
     "Figure",
+    "Chart",
+    "CHART_KINDS",
+    "REPORT_FORMATS",
+    "report_format",
+    "write_atomic",
     "PageBreak",
     "Block",
     "RenderedReport",
     "ReportRenderError",
     "render_pdf",
+    "render_html",
     "PARAGRAPH_STYLES",
     "price_regime_chart",
     "equity_drawdown_chart",
@@ -243,10 +255,12 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "integrations._live_bars": ("LIVE_SOURCE_PREFIX", "LiveBarStore", "StoredBarSource"),
     "integrations._llm": ("KEYLESS_API_KEY", "LLMReply", "LLMTimeoutError", "OpenAIChat"),
     "integrations._market_data": ("SYMBOL_PATTERN", "BarCache", "Bars", "MarketData"),
-    "integrations._pdf": (
-        "PARAGRAPH_STYLES", "Block", "Figure", "PageBreak", "Paragraph", "RenderedReport",
-        "ReportDocument", "ReportRenderError", "Section", "Table", "render_pdf",
+    "integrations._document": (
+        "CHART_KINDS", "PARAGRAPH_STYLES", "REPORT_FORMATS", "report_format", "write_atomic", "Block", "Chart", "Figure", "PageBreak", "Paragraph",
+        "RenderedReport", "ReportDocument", "ReportRenderError", "Section", "Table",
     ),
+    "integrations._pdf": ("render_pdf",),
+    "integrations._html": ("render_html",),
     "integrations._quantconnect": (
         "COLUMN_SPEC", "DEFAULT_TICKERS", "LEAN_DATA_SOURCES", "SIGNAL_COLUMNS", "SIGNAL_CSV_NAME",
         "SIGNAL_TIMEFRAMES", "LeanProject", "coerce_signal_frame", "lean_data_location",

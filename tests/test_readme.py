@@ -320,6 +320,7 @@ def test_every_readme_command_runs(workspace, monkeypatch):
     assert written.read_text(encoding="utf-8").startswith("date,symbol,bar_start,available_at,close,")
     assert (workspace.outputs / "qc" / "main.py").is_file()
     assert (workspace.outputs / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    assert (workspace.outputs / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert (workspace.work / "regimedesk.toml").is_file()  # config init, in the working directory
 
 

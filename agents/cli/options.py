@@ -116,7 +116,8 @@ def _probe(directory: Path, option: str, value: str) -> None:
     os.unlink(probe)
 
 
-def output_file(value: str, option: str, *, default_name: str | None = None, suffix: str | None = None) -> Path:
+def output_file(value: str, option: str, *, default_name: str | None = None,
+                suffix: str | tuple[str, ...] | None = None) -> Path:
     """Check an output file path before any work starts; the absolute path to write.
 
     Parameters
@@ -129,8 +130,9 @@ def output_file(value: str, option: str, *, default_name: str | None = None, suf
         With a default name, a path ending in ``/`` or naming an existing directory means
         that directory, and the file is ``default_name`` inside it. Without one such a path
         is an error.
-    suffix : str, optional
-        Required file suffix (e.g. ``.pdf``), compared case-insensitively.
+    suffix : str or tuple of str, optional
+        Required file suffix (e.g. ``.pdf``), or the suffixes allowed, compared
+        case-insensitively.
 
     Raises
     ------
@@ -142,18 +144,20 @@ def output_file(value: str, option: str, *, default_name: str | None = None, suf
     """
     if not isinstance(value, str) or not value.strip():
         raise OutputPathError(f"{option}: give a file path")
+    suffixes = (suffix,) if isinstance(suffix, str) else suffix
+    wanted = " or ".join(suffixes) if suffixes else ""
     path = Path(value).expanduser()
     names_dir = value.endswith(("/", os.sep)) or path.is_dir()
     if names_dir:
         if default_name is None:
             raise OutputPathError(f"{option} {value}: is a directory; give a file name"
-                                  + (f" ending in {suffix}" if suffix else ""))
+                                  + (f" ending in {wanted}" if wanted else ""))
         if path.exists() and not path.is_dir():
             raise OutputPathError(f"{option} {value}: {path} is not a directory")
         path = path / default_name
     path = path.resolve()
-    if suffix is not None and path.suffix.lower() != suffix:
-        raise OutputPathError(f"{option} {value}: give a file name ending in {suffix}")
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise OutputPathError(f"{option} {value}: give a file name ending in {wanted}")
     if os.path.lexists(path):
         if path.is_dir():
             raise OutputPathError(f"{option} {value}: {path} is a directory")

@@ -1,4 +1,4 @@
-"""``regimedesk report``: the PDF report of a fresh run."""
+"""``regimedesk report``: the PDF or HTML report of a fresh run."""
 
 from __future__ import annotations
 
@@ -15,21 +15,24 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
-        help="run the agent graph and write a PDF report",
+        help="run the agent graph and write a PDF or HTML report",
         description=(
-            "Run the agent graph on the symbols (no broker: nothing is traded) and write a PDF "
+            "Run the agent graph on the symbols (no broker: nothing is traded) and write a "
             "report for a portfolio manager: cover with data provenance and run id, executive "
             "summary, regimes per timeframe with a price chart shaded by the causal regime path, "
             "statistics with p-values and readings, the ML signal with its out-of-sample record, "
-            "calibration and feature importance, the walk-forward backtest against buy-and-hold, "
-            "the VaR backtest, risk-gate state and a methodology appendix. Works offline on the "
-            "embedded data. To report on a run that trades, use 'regimedesk run ... --broker "
-            "paper --report FILE.pdf'."
+            "calibration and feature importance, the walk-forward backtest against buy-and-hold as a tearsheet (yearly and monthly returns, "
+            "worst drawdowns, rolling Sharpe and volatility, exposure, trades), "
+            "the VaR backtest, risk-gate state and a methodology appendix. A .pdf file is a printable "
+            "report; a .html file (or --format html) is the same report as one self-contained page "
+            "with interactive charts (zoom, hover values) that opens offline in any browser. Works "
+            "offline on the embedded data. To report on a run that trades, use 'regimedesk run ... "
+            "--broker paper --report FILE.pdf'."
         ),
     )
     p.epilog = examples("regimedesk report SP500 --out report.pdf",
-                        "regimedesk report SP500 NASDAQ --out reports/ --no-backtest",
-                        "regimedesk report SP500 --as-of 2012-06-29 --out mid-2012.pdf")
+                        "regimedesk report SP500 NASDAQ --out reports/ --format html --no-backtest",
+                        "regimedesk report SP500 --as-of 2012-06-29 --out mid-2012.html")
     p.fill_later(_options)
     p.set_defaults(handler=_report)
 
@@ -38,7 +41,11 @@ def _options(p: argparse.ArgumentParser) -> None:
     from agents.services.data import SOURCE_NAMES
 
     p.add_argument("symbols", nargs="+", metavar="SYMBOL", help="symbols, e.g. SP500 NASDAQ")
-    p.add_argument("--out", required=True, metavar="FILE.pdf", help="where to write the PDF (replaced atomically)")
+    p.add_argument("--out", required=True, metavar="FILE.pdf|FILE.html",
+                   help="where to write the report (replaced atomically); a directory gets report-SYMBOLS.pdf "
+                        "(or .html) inside it")
+    p.add_argument("--format", choices=("pdf", "html"),
+                   help="pdf or html (default: from the --out file name; pdf for a directory)")
     p.add_argument("--source", choices=SOURCE_NAMES, help="market-data source (default: data.source)")
     p.add_argument("--as-of", dest="as_of", help="report as of this date with data up to then only")
     p.add_argument("--llm", choices=("template", "openai"), help="narrator backend (default: llm.backend)")
@@ -49,7 +56,7 @@ def _options(p: argparse.ArgumentParser) -> None:
 def _report(args: argparse.Namespace, ctx) -> int:
     from agents.services.context import build_request
 
-    out = report_path(args.out)
+    out = report_path(args.out, "--out", args.format, args.symbols)
     backtest = ctx.settings.report.backtest and not args.no_backtest
     request = build_request(ctx.settings, ctx.secrets, args.symbols, source=args.source, llm=args.llm,
                             as_of=args.as_of, report=out, report_backtest=backtest)

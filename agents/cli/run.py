@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from agents.cli.helptext import examples
@@ -95,8 +96,9 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--approve", action="store_true",
                      help="stop before execution until 'regimedesk approve/reject THREAD'")
     run.add_argument("--resume", metavar="THREAD", help="continue an interrupted run instead of starting one")
-    run.add_argument("--report", metavar="FILE.pdf",
-                     help="also write the run's PDF report to this file (see 'regimedesk report --help')")
+    run.add_argument("--report", metavar="FILE.pdf|FILE.html",
+                     help="also write the run's report to this file: a PDF, or an interactive HTML page for "
+                          ".html (see 'regimedesk report --help')")
     add_report_options(run)
     run.add_argument("--json", action="store_true", help="print the whole final state as JSON")
 
@@ -141,7 +143,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
         return _finish(outcome, args.json)
     from agents.services.context import build_request
 
-    report = report_path(args.report, "--report") if args.report else None
+    report = report_path(args.report, "--report", symbols=args.symbols) if args.report else None
     request = build_request(ctx.settings, ctx.secrets, args.symbols, source=args.source, llm=args.llm,
                             as_of=args.as_of, broker=args.broker, approve=args.approve, report=report,
                             report_backtest=ctx.settings.report.backtest and not args.no_backtest)
@@ -159,14 +161,20 @@ def start_run(ctx, request, as_json: bool, banner: str) -> int:
     return _finish(outcome, as_json)
 
 
-def report_path(value: str, option: str = "--out") -> str:
-    """``--report``/``--out``: an absolute path to a PDF file that can be written.
+def report_path(value: str, option: str = "--out", fmt: str | None = None, symbols: Sequence[str] = ()) -> str:
+    """``--report``/``--out``: an absolute path to a report file that can be written.
 
-    Checked before any work (see :func:`agents.cli.output.output_file`): not a directory,
-    ending in .pdf, and in (or below) a writable directory; a problem is an
-    :class:`~agents.cli.output.OutputPathError` (exit 1).
+    The suffix chooses the format: ``.pdf``, or ``.html``/``.htm`` for the interactive HTML
+    page. With ``fmt`` (``--format pdf|html``) the suffix must be that format's. A directory
+    (an existing one, or a path ending in ``/``) gets the file ``report-SYMBOLS.pdf`` (or
+    ``.html``) inside it. Checked before any work (see :func:`agents.cli.output.output_file`);
+    a problem is an :class:`~agents.cli.output.OutputPathError` (exit 1).
     """
-    return str(output_file(value, option, suffix=".pdf"))
+    from integrations import REPORT_FORMATS
+
+    suffixes = REPORT_FORMATS[fmt] if fmt else tuple(s for group in REPORT_FORMATS.values() for s in group)
+    stem = "report-" + "-".join(s.replace("/", "_") for s in symbols) if symbols else "report"
+    return str(output_file(value, option, suffix=suffixes, default_name=stem + suffixes[0]))
 
 
 def _answer(args: argparse.Namespace, ctx) -> int:

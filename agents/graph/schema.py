@@ -660,24 +660,29 @@ class Execution:
 
 @dataclass(frozen=True)
 class PdfWritten:
-    """The run's PDF report, written."""
+    """The run's report, written: a PDF, or an HTML page (``format="html"``, one page).
+
+    The state key stays ``pdf`` whatever the format, so older runs and their readers keep working.
+    """
 
     path: str
     pages: int
     figures: int
     bytes: int
+    format: str = "pdf"
 
     def to_state(self) -> JSON:
-        return {"path": self.path, "pages": self.pages, "figures": self.figures, "bytes": self.bytes}
+        return {"path": self.path, "pages": self.pages, "figures": self.figures, "bytes": self.bytes,
+                "format": self.format}
 
     @classmethod
     def from_state(cls, doc: Mapping[str, Any]) -> PdfWritten:
-        return cls(doc["path"], doc["pages"], doc["figures"], doc["bytes"])
+        return cls(doc["path"], doc["pages"], doc["figures"], doc["bytes"], doc.get("format", "pdf"))
 
 
 @dataclass(frozen=True)
 class PdfFailed:
-    """The run's PDF report could not be written, and why."""
+    """The run's report (PDF or HTML) could not be written, and why."""
 
     path: str
     error: str

@@ -265,7 +265,7 @@ class JobExecutor:
 
         report_path = None
         if job.kind == "report":
-            report_path = _unique_path(self._folder(job), f"{job.name}-{stamp}", ".pdf")
+            report_path = _unique_path(self._folder(job), f"{job.name}-{stamp}", f".{job.format}")
         request = build_request(
             self.settings, self.secrets, job.symbols, source=job.source, broker=job.broker if job.kind == "run" else "none",
             approve=job.approve if job.kind == "run" else False,

@@ -27,27 +27,25 @@ from analytics import (
     drawdown_periods,
     monthly_returns,
     rolling_performance,
+    trade_list,
+    trade_summary,
     yearly_returns,
 )
 from integrations import (
+    Chart,
     Figure,
     Paragraph,
     RenderedReport,
     ReportDocument,
     Section,
     Table,
-    equity_drawdown_chart,
-    exposure_chart,
-    importance_chart,
-    monthly_returns_heatmap,
-    price_regime_chart,
-    reliability_chart,
+    render_html,
     render_pdf,
-    rolling_performance_chart,
-    var_backtest_chart,
+    report_format,
 )
 
-__all__ = ["write_report", "build_document", "VAR_WINDOW", "ROLLING_WINDOW", "WORST_DRAWDOWNS"]
+__all__ = ["write_report", "build_document", "VAR_WINDOW", "ROLLING_WINDOW", "WORST_DRAWDOWNS",
+           "RECENT_TRADES", "HEADLINE_METRICS"]
 
 #: Trailing window (days) of the report's VaR backtest, as ``regimedesk risk var``'s default.
 VAR_WINDOW = 500
@@ -55,8 +53,16 @@ VAR_WINDOW = 500
 ROLLING_WINDOW = 126
 #: Rows of the backtest's drawdown table.
 WORST_DRAWDOWNS = 5
+#: Rows of the backtest's trade list (the most recent trades).
+RECENT_TRADES = 10
+#: The backtest's headline figures, shown first against buy-and-hold (the rest follow the equity chart).
+HEADLINE_METRICS = ("cagr", "volatility", "sharpe", "sortino", "max_drawdown", "calmar")
 
 Status = Callable[[str], None]
+
+def _chart(kind: str, *args: Any, **kwargs: Any) -> Chart:
+    """A chart the PDF draws as a PNG and the HTML page as an interactive chart."""
+    return Chart(kind, args, kwargs)
 
 _TF_NAMES = {name: row.meaning for name, row in TIMEFRAME_TABLE.items()}
 
@@ -66,7 +72,10 @@ def _num(x: Any, digits: int = 2) -> str:
 
 
 def _pct(x: Any, digits: int = 1) -> str:
-    return "n/a" if is_missing(x) else f"{100 * x:.{digits}f}%"
+    if is_missing(x):
+        return "n/a"
+    text = f"{100 * x:.{digits}f}%"
+    return text[1:] if text.startswith("-") and not text.strip("-0.%") else text  # no "-0.0%"
 
 
 def _pval(p: Any) -> str:
@@ -245,19 +254,19 @@ def _regime_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str, years: f
     if since is not None and since < start:
         # The backtest's whole window, so its crises (2008) are seen shaded, not only recent years.
         full = frame.loc[frame.index >= since]
-        png = price_regime_chart(full.index, full["close"].to_numpy(float),
+        chart = _chart("price_regime_chart", full.index, full["close"].to_numpy(float),
                                  list(consensus_path(analysis, full.index).to_numpy()),
                                  title=f"{sym}: daily close (log scale) over the backtest window")
-        blocks.append(Figure(png, caption=(
+        blocks.append(Figure(chart, caption=(
             f"The regime consensus over the whole backtest window ({full.index[0]:%Y-%m-%d} to "
             f"{full.index[-1]:%Y-%m-%d}); the same causal shading as the chart below.")))
     window = frame.loc[frame.index >= start]
     family = consensus_path(analysis, window.index)
     risk_off = risk_off_path(analysis, "MT", window.index)
-    png = price_regime_chart(window.index, window["close"].to_numpy(float), list(family.to_numpy()),
+    chart = _chart("price_regime_chart", window.index, window["close"].to_numpy(float), list(family.to_numpy()),
                              risk_off_probability=risk_off.to_numpy(float),
                              title=f"{sym}: daily close (log scale) shaded by the regime consensus")
-    blocks.append(Figure(png, caption=(
+    blocks.append(Figure(chart, caption=(
         f"Shading: the consensus family the regime agent would have reported at each bar (causal, "
         f"from filtered probabilities of models fitted on earlier data). Lower panel: filtered MT "
         f"risk-off probability. Last {years:g} years.")))
@@ -347,7 +356,7 @@ def _ml_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str) -> list[Any]
         return blocks
     rel = meta["out_of_sample"].get("reliability") or []
     if any(r.get("count") for r in rel):
-        blocks.append(Figure(reliability_chart(rel, title=f"{sym}: calibration out of sample"), width=0.62,
+        blocks.append(Figure(_chart("reliability_chart", rel, title=f"{sym}: calibration out of sample"), width=0.62,
                              caption="Mean forecast against observed frequency per forecast bin; on the "
                                      "diagonal the probabilities mean what they say."))
     gain = meta.get("gain_importance") or {}
@@ -359,7 +368,7 @@ def _ml_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str) -> list[Any]
         if nonzero:
             top = min(12, len(nonzero))
             more = f" The {top} largest of {len(nonzero)} are shown." if len(nonzero) > top else ""
-            blocks.append(Figure(importance_chart(nonzero, top=top, title=f"{sym}: feature importance (gain)"),
+            blocks.append(Figure(_chart("importance_chart", nonzero, top=top, title=f"{sym}: feature importance (gain)"),
                                  width=0.8, caption="XGBoost gain importance of the stored model." + more + not_shown))
         else:
             blocks.append(Paragraph("Feature importance: every feature has zero gain importance (the stored "
@@ -392,6 +401,38 @@ def _drawdown_rows(returns: pd.Series) -> tuple[tuple[str, ...], ...]:
                  for i, p in enumerate(drawdown_periods(returns, top=WORST_DRAWDOWNS), start=1))
 
 
+def _trade_blocks(policy: str, weights: pd.Series, returns: pd.Series) -> list[Any]:
+    trades = trade_list(weights, returns)
+    if not trades:
+        return [Paragraph(f"Trades: the {policy} policy never held a position.", "note")]
+    t = trade_summary(weights, returns)
+    sides = f"{t.n_long} long, {t.n_short} short" + (", the last still open" if t.open_at_end else "")
+    rows = (
+        ("Trades", f"{t.n_trades:,} ({sides})"),
+        ("Winning trades", _pct(t.win_rate)),
+        ("Average / median trade", f"{_pct(t.average_return, 2)} / {_pct(t.median_return, 2)}"),
+        ("Best / worst trade", f"{_pct(t.best_return, 2)} / {_pct(t.worst_return, 2)}"),
+        ("Average winning / losing trade", f"{_pct(t.average_win, 2)} / {_pct(t.average_loss, 2)}"),
+        ("Profit factor (trades)", _num(t.profit_factor)),
+        ("Holding period, average / longest", f"{t.average_bars:,.1f} / {t.longest_bars:,} bars"),
+        ("Share of bars in the market", _pct(t.time_in_market)),
+    )
+    blocks: list[Any] = [Table(
+        ("Trade statistics", f"{policy} policy"), rows, col_widths=(2.2, 2.2), numeric_cols=(1,),
+        caption="A trade is a run of bars held on one side of the market; resizing inside it is the same trade. "
+                "Trade returns compound the policy's net returns over the bars held (an open trade is marked to "
+                "the last bar).")]
+    last = trades[-RECENT_TRADES:]
+    blocks.append(Table(
+        ("Side", "Entry", "Exit", "Bars", "Average weight", "Return"),
+        tuple((x.side, f"{x.entry:%Y-%m-%d}", "open" if x.open else f"{x.exit:%Y-%m-%d}", f"{x.bars:,}",
+               _pct(x.average_weight), _pct(x.return_, 2)) for x in last),
+        col_widths=(0.8, 1.2, 1.2, 0.8, 1.2, 1.0), numeric_cols=(3, 4, 5),
+        caption=(f"The last {len(last)} of {len(trades):,} trades." if len(trades) > len(last)
+                 else f"All {len(trades)} trade{'s' if len(trades) != 1 else ''}.")))
+    return blocks
+
+
 def _tearsheet_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str, rep: Mapping[str, Any],
                       family: list[Any] | None) -> list[Any]:
     policy = rep["policy"]
@@ -403,13 +444,13 @@ def _tearsheet_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str, rep: 
     ys, yb = yearly_returns(r_s), yearly_returns(r_b)
     blocks: list[Any] = [
         Table(("Year", f"{policy} policy", "Buy and hold", "Difference"),
-              tuple((str(y), _pct(ys[y]), _pct(yb[y]), _pct(ys[y] - yb[y]).replace("-0.0%", "0.0%"))
+              tuple((str(y), _pct(ys[y]), _pct(yb[y]), _pct(ys[y] - yb[y]))
                     for y in ys.index),
               col_widths=(1, 1.3, 1.3, 1.3), numeric_cols=(1, 2, 3),
               caption=f"Calendar-year net returns compounded from the bar returns; the first row starts "
                       f"with the backtest window on {r_s.index[0]:%Y-%m-%d}, the last ends on "
                       f"{r_s.index[-1]:%Y-%m-%d}."),
-        Figure(monthly_returns_heatmap(monthly_returns(r_s), title=f"{sym}: monthly returns of the {policy} "
+        Figure(_chart("monthly_returns_heatmap", monthly_returns(r_s), title=f"{sym}: monthly returns of the {policy} "
                                                                     "policy (%)"),
                caption="Each cell compounds the policy's net returns over one calendar month; blank cells "
                        "are outside the backtest window. The colour scale is symmetric around zero."),
@@ -423,10 +464,11 @@ def _tearsheet_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str, rep: 
                                     "length = bars spent below it (to the last bar when not recovered)."))
     else:
         blocks.append(Paragraph(f"The {policy} policy never fell below a previous equity peak.", "note"))
+    blocks += _trade_blocks(policy, weights, r_s)
     roll_s = rolling_performance(r_s, weights, window=ROLLING_WINDOW, periods_per_year=ppy)
     roll_b = rolling_performance(r_b, window=ROLLING_WINDOW, periods_per_year=ppy)
     blocks.append(Figure(
-        rolling_performance_chart(r_s.index, roll_s.sharpe.to_numpy(float), roll_s.volatility.to_numpy(float),
+        _chart("rolling_performance_chart", r_s.index, roll_s.sharpe.to_numpy(float), roll_s.volatility.to_numpy(float),
                                   benchmark_sharpe=roll_b.sharpe.to_numpy(float),
                                   benchmark_volatility=roll_b.volatility.to_numpy(float),
                                   strategy_label=f"{policy} policy",
@@ -435,7 +477,7 @@ def _tearsheet_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str, rep: 
                 "bars (six months), against buy-and-hold; a window with no variation (out of the market) has "
                 "no Sharpe ratio."))
     blocks.append(Figure(
-        exposure_chart(weights.index, weights.to_numpy(float), average=roll_s.exposure.to_numpy(float),
+        _chart("exposure_chart", weights.index, weights.to_numpy(float), average=roll_s.exposure.to_numpy(float),
                        average_label=f"{ROLLING_WINDOW}-bar average", family=fam,
                        title=f"{sym}: exposure of the {policy} policy"),
         caption=f"Weight held over each bar (decided at the previous close) and its trailing {ROLLING_WINDOW}-bar "
@@ -455,19 +497,30 @@ def _backtest_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str, rep: M
         family: list[Any] | None = list(consensus_path(run_regimes(ctx, state["request"], sym), eq.index).to_numpy())
     except RegimeDeskError:
         family = None
+    ppy = backtest_config(ctx.settings).periods_per_year
+
+    def metrics(keys: Any) -> tuple[tuple[str, str, str], ...]:
+        return tuple((label, format_metric(s[k], kind), format_metric(h[k], kind))
+                     for k, label, kind in METRIC_ROWS if k in keys)
+
+    others = [k for k, _, _ in METRIC_ROWS if k not in HEADLINE_METRICS]
     return [
-        Table(("Metric", f"{policy} policy", "Buy and hold"),
-              tuple((label, format_metric(s[k], kind), format_metric(h[k], kind)) for k, label, kind in METRIC_ROWS),
+        Table(("Headline figures", f"{policy} policy", "Buy and hold"), metrics(HEADLINE_METRICS),
               col_widths=(2, 1.3, 1.3), numeric_cols=(1, 2),
               caption=f"{w['start'][:10]} to {w['end'][:10]} ({w['bars']:,} bars), costs "
                       f"{rep['costs']['cost_bps']:g} bps + slippage {rep['costs']['slippage_bps']:g} bps per unit "
                       f"traded. Decisions at each close trade at the next open; parameters re-chosen "
-                      f"{rep['reselections']} times from past bars only."),
-        Figure(equity_drawdown_chart(eq.index, eq.to_numpy(float), bh.to_numpy(float), family=family,
-                                     strategy_label=f"{policy} policy", title=f"{sym}: walk-forward backtest"),
+                      f"{rep['reselections']} times from past bars only. Annualised over {ppy} bars a year, no "
+                      "risk-free rate; Calmar = CAGR / |max drawdown|."),
+        Figure(_chart("equity_drawdown_chart", eq.index, eq.to_numpy(float), bh.to_numpy(float), family=family,
+                      strategy_label=f"{policy} policy", title=f"{sym}: walk-forward backtest"),
                caption="Equity (log scale, rebased to 1) and drawdown against buy-and-hold over the same bars"
                        + ("; shading: the regime consensus at each bar, as in the price charts." if family
                           else ".")),
+        Table(("Other figures", f"{policy} policy", "Buy and hold"), metrics(others),
+              col_widths=(2, 1.3, 1.3), numeric_cols=(1, 2),
+              caption="Hit rate and profit factor count bars with a position; exposure is the share of bars with "
+                      "one; turnover is the sum of weight changes per year."),
         *_tearsheet_blocks(ctx, state, sym, rep, family),
     ]
 
@@ -495,7 +548,7 @@ def _var_blocks(ctx: AppContext, state: Mapping[str, Any], sym: str) -> list[Any
         ), col_widths=(2.4, 1.3, 0.9, 2.2), numeric_cols=(1, 2),
             caption=f"{risk.var_method} VaR at {risk.var_level:.0%}, one day ahead, each forecast from the "
                     f"{VAR_WINDOW} returns before its day."),
-        Figure(var_backtest_chart(dates, res.returns, res.var, title=f"{sym}: {risk.var_level:.0%} VaR backtest"),
+        Figure(_chart("var_backtest_chart", dates, res.returns, res.var, title=f"{sym}: {risk.var_level:.0%} VaR backtest"),
                caption="Daily returns, the negative VaR forecast and the exceedances."),
     ]
 
@@ -651,11 +704,14 @@ def build_document(ctx: AppContext, state: Mapping[str, Any], *, backtest: bool 
 
 def write_report(ctx: AppContext, state: Mapping[str, Any], path: str | Path, *, backtest: bool = True,
                  status: Status | None = None) -> RenderedReport:
-    """Build and render the PDF report of a run to ``path`` (written atomically).
+    """Build and render the report of a run to ``path`` (written atomically).
 
-    See :func:`build_document` for the parameters.
+    The file name chooses the format (:func:`integrations.report_format`): a ``.html`` or ``.htm`` file is
+    one self-contained page with interactive charts, anything else a PDF. Both show the same
+    sections, tables and charts. See :func:`build_document` for the other parameters.
     """
     doc = build_document(ctx, state, backtest=backtest, status=status)
+    fmt = report_format(path)
     if status:
-        status(f"report: rendering {path}")
-    return render_pdf(doc, path)
+        status(f"report: rendering {path} ({fmt.upper()})")
+    return (render_html if fmt == "html" else render_pdf)(doc, path)

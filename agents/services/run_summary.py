@@ -56,7 +56,9 @@ def run_summary_text(outcome) -> str:
         if pdf.get("error"):
             add(f"\nreport: NOT written to {pdf['path']}: {pdf['error']}")
         else:
-            add(f"\nreport: {pdf['path']} ({pdf['pages']} pages, {pdf['figures']} charts)")
+            kind = ("HTML page, {figures} interactive charts" if pdf.get("format") == "html"
+                    else "{pages} pages, {figures} charts")
+            add(f"\nreport: {pdf['path']} ({kind.format(**pdf)})")
     return "\n".join(lines)
 
 

@@ -58,7 +58,7 @@ def blocker(tmp_path):
         ("export", "quantconnect", "SP500", "--end", "2001-06-29", "--out", "{blocker}/x"),
         ("export", "quantconnect", "SP500", "--end", "2001-06-29", "--out", "{blocker}"),
         ("report", "SP500", "--as-of", "2001-06-29", "--out", "{blocker}/r.pdf"),
-        ("report", "SP500", "--as-of", "2001-06-29", "--out", "{tmp}"),
+        ("report", "SP500", "--as-of", "2001-06-29", "--out", "{tmp}/r.pdf", "--format", "html"),
         ("report", "SP500", "--as-of", "2001-06-29", "--out", "{tmp}/r.txt"),
         ("run", "SP500", "--as-of", "2001-06-29", "--report", "{blocker}/sub/r.pdf"),
         ("config", "init", "{blocker}/r.toml"),

@@ -103,6 +103,83 @@ def test_report_var_and_backtest_match_their_commands(sp500_report, capsys):
     assert f"expected {var['expected']:.1f}" in text
 
 
+def test_report_headline_figures_and_trades_are_the_backtest_commands(sp500_report, capsys):
+    import numpy as np
+    import pandas as pd
+
+    from analytics import trade_list, trade_summary
+
+    path, _ = sp500_report
+    text = _flat(" ".join(_pages(path)))
+    assert main(["backtest", "SP500", "--json"]) == 0
+    bt = json.loads(capsys.readouterr().out)
+    s, h = bt["metrics"]["strategy"], bt["metrics"]["buy_and_hold"]
+    head = text[text.index("Headline figures"):text.index("Other figures")]
+    for key, fmt in (("cagr", "{:.1%}"), ("volatility", "{:.1%}"), ("sharpe", "{:.2f}"), ("sortino", "{:.2f}"),
+                     ("max_drawdown", "{:.1%}"), ("calmar", "{:.2f}")):
+        assert fmt.format(s[key]) in head and fmt.format(h[key]) in head, key
+    # The trade table is analytics.trade_list of the same backtest's weights and returns.
+    equity = np.asarray(bt["equity"]["strategy"], float)
+    index = pd.bdate_range("2000-01-03", periods=len(equity) - 1)
+    returns = pd.Series(equity[1:] / equity[:-1] - 1.0, index=index)
+    weights = pd.Series(np.asarray(bt["weights"], float)[1:], index=index)
+    trades, summary = trade_list(weights, returns), trade_summary(weights, returns)
+    assert summary.n_trades == len(trades) >= 1
+    assert f"Trade statistics combined policy Trades {summary.n_trades:,} ({summary.n_long} long" in text
+    assert f"Best / worst trade {100 * summary.best_return:.2f}% / {100 * summary.worst_return:.2f}%" in text
+    last = trades[-1]
+    assert f"{last.bars:,} {100 * last.average_weight:.1f}% {100 * last.return_:.2f}%" in text
+
+
+def test_html_report_is_the_same_report_with_interactive_charts(tmp_path, capsys):
+    from html.parser import HTMLParser
+
+    out = tmp_path / "r.html"
+    assert main(["report", "SP500", "--out", str(out), "--no-backtest", "--json"]) == 0
+    state = json.loads(capsys.readouterr().out)
+    assert state["report"]["pdf"] == {"path": str(out), "pages": 1, "figures": 4, "bytes": out.stat().st_size,
+                                      "format": "html"}
+    page = out.read_text(encoding="utf-8")
+
+    class Parse(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.h2, self.charts, self.external, self.text, self._tag = [], {}, [], [], None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            self._tag = (tag, a)
+            for key in ("src", "href"):
+                if (a.get(key) or "").startswith(("http:", "https:", "//")):
+                    self.external.append(a[key])
+
+        def handle_data(self, data):
+            tag, a = self._tag or ("", {})
+            if not data.strip():
+                return
+            if tag == "script" and a.get("type") == "application/json":
+                self.charts[a["id"]] = json.loads(data)
+            elif tag != "script":
+                self.text.append(data)
+                if tag == "h2":
+                    self.h2.append(data)
+
+    p = Parse()
+    p.feed(page)
+    assert not p.external
+    assert p.h2[:2] == ["1.  Executive summary", "2.  SP500"] and p.h2[-1].endswith("Methodology")
+    assert len(p.charts) == 4 and all(c["data"] and c["layout"] for c in p.charts.values())
+    price = p.charts["chart-0-data"]
+    close = [v for v in price["data"][0]["y"] if v is not None]
+    assert price["data"][0]["x"][-1] == "2018-12-31" and close[-1] == pytest.approx(2506.85, abs=0.01)
+    assert any(s.get("fillcolor") for s in price["layout"]["shapes"])  # regime shading
+    text = _flat(" ".join(p.text))
+    ml = state["ml_signal"]["SP500"]
+    assert f"P(up over 5 bars) = {ml['p_up']:.2f}" in text and f"{ml['out_of_sample']['auc']:.3f}" in text
+    assert page.count("Plotly.newPlot") == 1  # one loader, and plotly.js itself inlined once
+    assert "report: " not in capsys.readouterr().out
+
+
 def test_run_with_a_paper_broker_reports_verdicts_and_orders(tmp_path, capsys):
     out = tmp_path / "run.pdf"
     assert main(["run", "SP500", "--broker", "paper", "--report", str(out), "--no-backtest", "--json"]) == 0
@@ -129,11 +206,20 @@ def test_two_symbols_get_a_section_each(tmp_path, capsys):
     assert "NASDAQ closed at" in text and "SP500 closed at" in text
 
 
+def test_report_paths_choose_the_format_and_name_a_file_in_a_directory(tmp_path):
+    from agents.cli.run import report_path
+
+    assert report_path(str(tmp_path / "r.PDF")) == str(tmp_path / "r.PDF")
+    assert report_path(str(tmp_path / "r.htm"), fmt="html") == str(tmp_path / "r.htm")
+    assert report_path(str(tmp_path), symbols=["SP500", "X/Y"]) == str(tmp_path / "report-SP500-X_Y.pdf")
+    assert report_path(str(tmp_path / "new") + "/", fmt="html") == str(tmp_path / "new" / "report.html")
+
+
 def test_bad_output_paths_are_refused_before_anything_runs(tmp_path, capsys):
-    assert main(["report", "SP500", "--out", str(tmp_path)]) == 1
-    assert "is a directory" in capsys.readouterr().err
+    assert main(["report", "SP500", "--out", str(tmp_path / "r.pdf"), "--format", "html"]) == 1
+    assert "give a file name ending in .html or .htm" in capsys.readouterr().err
     assert main(["report", "SP500", "--out", str(tmp_path / "r.txt")]) == 1
-    assert "ending in .pdf" in capsys.readouterr().err
+    assert "ending in .pdf or .html or .htm" in capsys.readouterr().err
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     for argv in (["report", "SP500", "--out", str(blocker / "sub" / "r.pdf")],
@@ -150,12 +236,12 @@ def test_bad_output_paths_are_refused_before_anything_runs(tmp_path, capsys):
 def test_a_report_that_cannot_be_written_fails_the_command_but_keeps_the_run(tmp_path, capsys, monkeypatch):
     import errno
 
-    from integrations import _pdf
+    from integrations import _document
 
     def disk_full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(_pdf.os, "fsync", disk_full)  # the path is fine; the write fails late
+    monkeypatch.setattr(_document.os, "fsync", disk_full)  # the path is fine; the write fails late
     out = tmp_path / "sub" / "r.pdf"
     assert main(["run", "SP500", "--report", str(out), "--no-backtest"]) == 1
     captured = capsys.readouterr()

@@ -15,7 +15,7 @@ from pypdf import PdfReader
 from reportlab.platypus.doctemplate import LayoutError
 
 from analytics.errors import RegimeDeskError
-from integrations import _pdf
+from integrations import _document, _pdf
 from integrations._charts import (
     equity_drawdown_chart,
     importance_chart,
@@ -23,7 +23,7 @@ from integrations._charts import (
     reliability_chart,
     var_backtest_chart,
 )
-from integrations._pdf import (
+from integrations._document import (
     Figure,
     PageBreak,
     Paragraph,
@@ -32,8 +32,8 @@ from integrations._pdf import (
     ReportRenderError,
     Section,
     Table,
-    render_pdf,
 )
+from integrations._pdf import render_pdf
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 GENERATED = datetime(2019, 1, 2, 9, 30, tzinfo=UTC)
@@ -334,7 +334,7 @@ def test_failure_during_write_keeps_old_file_and_no_temp(tmp_path, monkeypatch):
     def fail_replace(src, dst):
         raise OSError("replace failed")
 
-    monkeypatch.setattr(_pdf.os, "replace", fail_replace)
+    monkeypatch.setattr(_document.os, "replace", fail_replace)
     with pytest.raises(OSError, match="replace failed"):
         render_pdf(_doc(()), path)
     assert path.read_bytes() == b"previous report"

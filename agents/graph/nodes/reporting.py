@@ -78,4 +78,4 @@ def _render(
         err = (f"cannot write ({exc.strerror})" if isinstance(exc, OSError) and exc.strerror
                else f"{type(exc).__name__}: {exc}")
         return PdfFailed(path, err), (AgentError("reporting", None, err),)
-    return PdfWritten(str(out.path), out.pages, out.figures, out.bytes), ()
+    return PdfWritten(str(out.path), out.pages, out.figures, out.bytes, out.format), ()
