@@ -574,7 +574,7 @@ class DeskCommands:
 
         symbol, opts = self._one_symbol(inv)
         store, symbol = self._store(symbol, opts.get("as-of"))
-        s = current_signal(store, symbol, self.settings)
+        s = current_signal(store, symbol, self.settings, recompute=self.settings.engine.recompute)
         oos = s["out_of_sample"]
         top = sorted(s["top_contributions"].items(), key=lambda kv: -abs(kv[1]))[:3]
         lines = [f"{symbol} signal, data to {_day(s['as_of'])}",

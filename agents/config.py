@@ -221,6 +221,15 @@ class MLConfig(_Model):
     regime_timeframe: Literal[_ML_REGIME_TIMEFRAMES] = "MT"  # type: ignore[valid-type]
 
 
+class EngineConfig(_Model):
+    """How a run computes: from the newest bar (the default) or everything from history."""
+
+    # true: every run rebuilds every feature row and takes the last (the audit path, the same
+    # numbers to rounding, slower); false: the newest bar's features only. `--recompute` on a
+    # command sets it for one run.
+    recompute: bool = False
+
+
 class DecisionConfig(_Model):
     """The decision policy and the costs and limits its backtest assumes."""
 
@@ -455,6 +464,7 @@ class Settings(_Model):
     timeframes: TimeframesConfig = TimeframesConfig()  # type: ignore[valid-type]
     llm: LLMConfig = LLMConfig()
     ml: MLConfig = MLConfig()
+    engine: EngineConfig = EngineConfig()
     decision: DecisionConfig = DecisionConfig()
     risk: RiskConfig = RiskConfig()
     broker: BrokerConfig = BrokerConfig()
@@ -694,6 +704,12 @@ stale_model = "refuse"
 auto_train = true
 # Timeframe whose filtered risk-off probability is a model feature.
 regime_timeframe = "MT"
+
+[engine]
+# false: a run computes the newest bar's features only (fast); true: it rebuilds every
+# feature row from history and uses the last (an audit; the same numbers to rounding).
+# `regimedesk run --recompute` does it for one run.
+recompute = false
 
 [decision]
 # regime | ml | combined (see README: the decision policy)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import warnings
 from collections.abc import MutableMapping
 from dataclasses import dataclass
@@ -389,20 +390,40 @@ def apply_persistence(
         current = _check_int(initial_state, "initial_state", 0)
         if current >= k:
             raise ValueError(f"initial_state must be < {k}")
-    challenger, run = -1, 0
-    for t in range(n):
-        row = p[t].copy()
-        row[current] = -np.inf
-        j = int(np.argmax(row))
-        if p[t, j] >= rule.threshold:
+    return _persist(p, rule, current, -1, 0)[0]
+
+
+def _persist(p: np.ndarray, rule: PersistenceRule, current: int, challenger: int, run: int
+             ) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The scan of :func:`apply_persistence` from a given state; returns the states and the end state.
+
+    Scanning rows ``0..a-1`` and then ``a..n-1`` from the state the first scan ends in gives
+    exactly the states of one scan over ``0..n-1``.
+    """
+    out = np.empty(len(p), dtype=int)
+    threshold, confirm = rule.threshold, rule.confirm_bars
+    # Plain Python floats: a per-row numpy argmax costs more than the whole comparison. The
+    # challenger is the first most probable other state; a NaN among the others confirms
+    # nothing (np.argmax would pick the NaN, which fails the threshold).
+    for t, row in enumerate(p.tolist()):
+        j, best = -1, -math.inf
+        for s, v in enumerate(row):
+            if s == current:
+                continue
+            if v != v:
+                best = v
+                break
+            if j < 0 or v > best:
+                j, best = s, v
+        if best >= threshold:
             run = run + 1 if j == challenger else 1
             challenger = j
-            if run >= rule.confirm_bars:
+            if run >= confirm:
                 current, challenger, run = j, -1, 0
         else:
             challenger, run = -1, 0
         out[t] = current
-    return out
+    return out, (current, challenger, run)
 
 
 # --------------------------------------------------------------------------------------
@@ -616,12 +637,14 @@ class RegimeResult:
 
         out = np.zeros((len(self.dates), len(REGIME_LABELS)))
         col = {lab: i for i, lab in enumerate(REGIME_LABELS)}
-        for f_i, fit in enumerate(self.fits):
-            rows = self.fit_index == f_i
-            if not rows.any():
-                continue
-            for s, lab in enumerate(fit.state_labels):
-                out[rows, col[lab]] += self.probabilities[rows, s]
+        if self.fits:
+            # Column of each (fit, state); rows whose fit index names no fit stay 0.
+            cols = np.array([[col[lab] for lab in fit.state_labels] for fit in self.fits])
+            rows = np.flatnonzero((self.fit_index >= 0) & (self.fit_index < len(self.fits)))
+            k = cols.shape[1]
+            # np.add.at adds in the order given: state 0, 1, ... of each row, as a loop would.
+            np.add.at(out, (np.repeat(rows, k), cols[self.fit_index[rows]].ravel()),
+                      self.probabilities[rows, :k].ravel())
         return pd.DataFrame(out, index=self.dates, columns=list(REGIME_LABELS))
 
     def to_frame(self) -> pd.DataFrame:
@@ -666,6 +689,93 @@ class RegimeResult:
 #: Part of every fit-cache key; bump it when a model's estimation changes so that cached
 #: parameter sets from older code are not reused.
 _FIT_CACHE_FORMAT = "regimedesk-fit-v1"
+
+
+@dataclass(frozen=True, eq=False)
+class _Prefix:
+    """The finished blocks of a walk-forward run, as the loop leaves them at their end."""
+
+    probs: np.ndarray
+    fit_index: np.ndarray
+    fits: tuple[RegimeFit, ...]
+    carry: np.ndarray
+    fitted: Any
+    digest: Any  # hashlib state after the returns up to the last finished refit
+    hashed: int
+    persistence: tuple[np.ndarray, tuple[int, int, int]] | None = None
+
+
+class _PrefixStore:
+    """A small thread-safe LRU of :class:`_Prefix` by key (memory only; rebuilt from the fit cache)."""
+
+    def __init__(self, size: int = 96) -> None:
+        self._items: dict[str, _Prefix] = {}
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> _Prefix | None:
+        with self._lock:
+            item = self._items.pop(key, None)
+            if item is not None:
+                self._items[key] = item  # most recent last
+            return item
+
+    def put(self, key: str, item: _Prefix) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+            self._items[key] = item
+            while len(self._items) > self._size:
+                del self._items[next(iter(self._items))]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+#: Finished walk-forward blocks by a digest of all they depend on (see walk_forward_regimes).
+_PREFIXES = _PrefixStore()
+
+
+def _prefix_key(header: bytes, r: np.ndarray, dates: pd.DatetimeIndex, stop: int, persistence: PersistenceRule,
+                periods_per_year: float, drift_sharpe: float) -> str:
+    h = hashlib.sha256(header + b"|prefix|")
+    h.update(f"{persistence!r}|{periods_per_year!r}|{drift_sharpe!r}|{stop}".encode())
+    h.update(r[:stop].tobytes())
+    h.update(dates.asi8[:stop].tobytes())
+    return h.hexdigest()
+
+
+def _persistent_path(probs: np.ndarray, rule: PersistenceRule, prefix_key: str | None, end: int) -> np.ndarray:
+    """:func:`apply_persistence` over ``probs``, resuming after row ``end`` from the stored prefix when there is one."""
+    if prefix_key is None or end <= 0:
+        return apply_persistence(probs, rule)
+    prefix = _PREFIXES.get(prefix_key)
+    if prefix is None:
+        return apply_persistence(probs, rule)
+    if prefix.persistence is None:
+        head, state = _persist(probs[:end], rule, int(np.argmax(probs[0])), -1, 0)
+        object.__setattr__(prefix, "persistence", (head, state))
+    head, state = prefix.persistence
+    tail, _ = _persist(probs[end:], rule, *state)
+    return np.concatenate([head, tail])
+
+
+_LABELS: dict[int, tuple[Any, tuple[tuple[float, float], tuple[str, ...]]]] = {}
+_LABELS_LOCK = threading.Lock()
+
+
+def _labels(fitted: Any, periods_per_year: float, drift_sharpe: float) -> tuple[str, ...]:
+    """:func:`label_states` of a fitted parameter set, remembered per object (refits are reused across runs)."""
+    entry = _LABELS.get(id(fitted))
+    if entry is not None and entry[0] is fitted and entry[1][0] == (periods_per_year, drift_sharpe):
+        return entry[1][1]
+    labels = label_states(fitted.means, fitted.vols, periods_per_year, drift_sharpe)
+    with _LABELS_LOCK:
+        if len(_LABELS) > 100_000:
+            _LABELS.clear()
+        # The entry holds the object, so its id cannot be reused by another while it is here.
+        _LABELS[id(fitted)] = (fitted, ((periods_per_year, drift_sharpe), labels))
+    return labels
 
 
 def _refit_seed(seed: int, j: int) -> int:
@@ -765,15 +875,32 @@ def walk_forward_regimes(
     probs = np.empty((n_out, k))
     fit_index = np.empty(n_out, dtype=int)
     fits: list[RegimeFit] = []
-    fitted_objs: list[_Fitted] = []
     previous = None
     carry: np.ndarray | None = None
-    digest = hashlib.sha256(
-        f"{_FIT_CACHE_FORMAT}|{model!r}|{seed}|{min_train}|{refit_every}|{max_train}".encode()
-    )
+    header = f"{_FIT_CACHE_FORMAT}|{model!r}|{seed}|{min_train}|{refit_every}|{max_train}".encode()
+    digest = hashlib.sha256(header)
     hashed = 0
-    for j, m in enumerate(refits):
-        lo = 0 if max_train is None else max(0, m - max_train)
+    los = [0 if max_train is None else max(0, m - max_train) for m in refits]
+    # The finished blocks (all but the last) of an earlier call on the same data up to their
+    # end are taken whole from memory: a run that adds a bar filters only the open block.
+    done = len(refits) - 1  # blocks before the last one
+    prefix_key = None
+    first = 0
+    if fit_cache is not None and done > 0:
+        prefix_key = _prefix_key(header, r, dates, refits[done], persistence, periods_per_year, drift_sharpe)
+        prefix = _PREFIXES.get(prefix_key)
+        if prefix is not None:
+            end = refits[done] - min_train
+            probs[:end], fit_index[:end] = prefix.probs, prefix.fit_index
+            fits = list(prefix.fits)
+            carry, previous, digest, hashed = prefix.carry, prefix.fitted, prefix.digest.copy(), prefix.hashed
+            first = done
+    # Timestamps boxed in one batch each: one by one they cost more than a cached refit.
+    first_dates, train_starts = list(dates[refits[first:]]), list(dates[los[first:]])
+    train_ends = list(dates[[m - 1 for m in refits[first:]]])
+    for j in range(first, len(refits)):
+        m = refits[j]
+        lo = los[j]
         stop = refits[j + 1] if j + 1 < len(refits) else n
         fitted = None
         if fit_cache is not None:
@@ -801,13 +928,12 @@ def walk_forward_regimes(
         fit_index[m - min_train : stop - min_train] = j
         carry = block[-1]
         previous = fitted
-        fitted_objs.append(fitted)
-        labels = label_states(fitted.means, fitted.vols, periods_per_year, drift_sharpe)
+        labels = _labels(fitted, periods_per_year, drift_sharpe)
         fits.append(
             RegimeFit(
-                first_date=dates[m],
-                train_start=dates[lo],
-                train_end=dates[m - 1],
+                first_date=first_dates[j - first],
+                train_start=train_starts[j - first],
+                train_end=train_ends[j - first],
                 n_train=m - lo,
                 converged=bool(fitted.converged),
                 n_iter=int(fitted.n_iter),
@@ -818,6 +944,10 @@ def walk_forward_regimes(
                 state_labels=labels,
             )
         )
+        if prefix_key is not None and j == done - 1:
+            end = stop - min_train
+            _PREFIXES.put(prefix_key, _Prefix(probs[:end].copy(), fit_index[:end].copy(), tuple(fits), carry,
+                                              fitted, digest.copy(), hashed))
 
     not_conv = [f for f in fits if not f.converged]
     if not_conv:
@@ -829,7 +959,7 @@ def walk_forward_regimes(
         )
 
     states = np.argmax(probs, axis=1)
-    persistent = apply_persistence(probs, persistence)
+    persistent = _persistent_path(probs, persistence, prefix_key, refits[done] - min_train if done > 0 else 0)
     label_table = np.array([f.state_labels for f in fits], dtype=object)
     labels = label_table[fit_index, persistent].astype(str)
     raw_labels = label_table[fit_index, states].astype(str)

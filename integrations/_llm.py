@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import openai
 
 from integrations._errors import MissingCredentialsError, PermanentError, TransientError
 from integrations._redact import redact
@@ -27,6 +26,9 @@ __all__ = ["OpenAIChat", "LLMReply", "LLMTimeoutError", "KEYLESS_API_KEY"]
 KEYLESS_API_KEY = "not-needed"
 
 _MAX_DETAIL = 300
+
+if TYPE_CHECKING:
+    import openai
 
 
 class LLMTimeoutError(TransientError):
@@ -127,6 +129,8 @@ class OpenAIChat:
         self._timeout = float(timeout)
         self._temperature = float(temperature)
         self._secrets = (key,)
+        import openai  # here, not at import: a run with the template narrator never loads it (about 1 s)
+
         self._client = openai.OpenAI(
             api_key=key, base_url=base_url, timeout=float(timeout), max_retries=max_retries
         )
@@ -170,6 +174,8 @@ class OpenAIChat:
         """
         if not isinstance(system, str) or not isinstance(user, str):
             raise TypeError("system and user must be strings")
+        import openai  # loaded by __init__ already; the exception classes are its
+
         host = urlsplit(self.base_url).netloc or self.base_url
         start = time.perf_counter()
         try:

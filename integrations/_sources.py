@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import functools
 import gzip
 import importlib.util
 import logging
@@ -165,20 +166,26 @@ class BuiltinSource(BarSource):
         name = self.canonical_symbol(symbol)
         if not self.supports(timeframe):
             raise NoDataError(f"the builtin source has daily bars only, not {timeframe}")
-        raw = _arch_data(BUILTIN_SYMBOLS[name][0])
-        index = pd.DatetimeIndex(raw.index).tz_localize("UTC").as_unit("ns")
-        factor = (raw["Adj Close"] / raw["Close"]).to_numpy(dtype=float)
-        frame = _frame(
-            index,
-            {
-                "open": raw["Open"].to_numpy(float) * factor,
-                "high": raw["High"].to_numpy(float) * factor,
-                "low": raw["Low"].to_numpy(float) * factor,
-                "close": raw["Adj Close"].to_numpy(float),
-                "volume": raw["Volume"].to_numpy(float) / factor,
-            },
-        )
-        return frame.loc[(frame.index >= start) & (frame.index <= end)]
+        frame = _builtin_frame(BUILTIN_SYMBOLS[name][0])
+        return frame.loc[(frame.index >= start) & (frame.index <= end)]  # a copy: the cached frame stays intact
+
+
+@functools.lru_cache(maxsize=8)
+def _builtin_frame(module_name: str) -> pd.DataFrame:
+    """The whole bundled series as split- and dividend-adjusted bars, parsed once per process."""
+    raw = _arch_data(module_name)
+    index = pd.DatetimeIndex(raw.index).tz_localize("UTC").as_unit("ns")
+    factor = (raw["Adj Close"] / raw["Close"]).to_numpy(dtype=float)
+    return _frame(
+        index,
+        {
+            "open": raw["Open"].to_numpy(float) * factor,
+            "high": raw["High"].to_numpy(float) * factor,
+            "low": raw["Low"].to_numpy(float) * factor,
+            "close": raw["Adj Close"].to_numpy(float),
+            "volume": raw["Volume"].to_numpy(float) / factor,
+        },
+    )
 
 
 def _arch_data(module_name: str) -> pd.DataFrame:

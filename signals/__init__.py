@@ -10,6 +10,7 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         FeatureConfig,
         build_features,
         garch_volatility,
+        latest_features,
     )
     from signals._guards import LeakageError, assert_prefix_invariant, prefix_violations
     from signals._labels import LabelConfig, make_labels
@@ -41,6 +42,7 @@ __all__ = [
     "FeatureConfig",
     "build_features",
     "garch_volatility",
+    "latest_features",
     "LabelConfig",
     "make_labels",
     "PurgedWalkForwardSplit",
@@ -71,7 +73,7 @@ __all__ = [
 #: (benchmarks/startup.py).
 _SOURCES: dict[str, tuple[str, ...]] = {
     "signals._features": (
-        "FEATURE_DESCRIPTIONS", "FeatureConfig", "build_features", "garch_volatility",
+        "FEATURE_DESCRIPTIONS", "FeatureConfig", "build_features", "garch_volatility", "latest_features",
     ),
     "signals._guards": ("LeakageError", "assert_prefix_invariant", "prefix_violations"),
     "signals._labels": ("LabelConfig", "make_labels"),

@@ -26,7 +26,7 @@ from scipy.signal import lfilter
 
 from analytics import rolling_adf, rolling_hurst, rolling_variance_ratio
 
-__all__ = ["FeatureConfig", "FEATURE_DESCRIPTIONS", "build_features", "garch_volatility"]
+__all__ = ["FeatureConfig", "FEATURE_DESCRIPTIONS", "build_features", "latest_features", "garch_volatility"]
 
 #: Column -> what it measures (all trailing, as of the bar's close).
 FEATURE_DESCRIPTIONS: dict[str, str] = {
@@ -87,10 +87,21 @@ class FeatureConfig:
         if self.periods_per_year < 1:
             raise ValueError("periods_per_year must be >= 1")
 
+    @property
+    def lookback(self) -> int:
+        """Bars the trailing-window features of one bar read, that bar included.
+
+        The longest of: a return horizon plus one, the long realised-volatility window plus
+        one, the moving average (4 x long window) and the stats window plus one (Hurst on
+        its returns). GARCH volatility and the regime input are recursive and not bounded by it.
+        """
+        return max(max(int(h) for h in self.return_horizons) + 1, self.long_window + 1, 4 * self.long_window,
+                   self.stats_window + 1)
+
 
 def garch_volatility(
     returns: pd.Series, min_train: int = 504, refit_every: int = 252, periods_per_year: int = 252,
-    fit_cache: MutableMapping[str, Any] | None = None,
+    fit_cache: MutableMapping[str, Any] | None = None, from_bar: int = 0,
 ) -> pd.Series:
     """Walk-forward GARCH(1,1) volatility forecast for the next bar, made at each bar's close.
 
@@ -106,6 +117,10 @@ def garch_volatility(
     fit_cache : mutable mapping, optional
         GARCH parameters keyed by a digest of the returns each fit used; a fit whose key is
         present is read instead of estimated (same result, for live runs that add a bar).
+    from_bar : int, default 0
+        Only bars from this position on are wanted: blocks that end before it are neither
+        fitted nor filtered and stay NaN. The values from ``from_bar`` on are those of the
+        whole computation (the newest bar alone costs one variance recursion, no refit).
 
     Returns
     -------
@@ -124,6 +139,9 @@ def garch_volatility(
         stop = min(n, start + refit_every)
         digest.update(r[hashed:start].tobytes())
         hashed = start
+        if stop <= from_bar:
+            start = stop
+            continue
         key = digest.hexdigest()
         params = None if fit_cache is None else fit_cache.get(key)
         if params is None:
@@ -173,12 +191,84 @@ def build_features(
         features only when a positive volume column exists.
     """
     cfg = config or FeatureConfig()
+    close = _checked_close(bars)
+    r = np.log(close).diff()
+    if len(r) > cfg.garch_min_train + 1:
+        gv = garch_volatility(r.iloc[1:], cfg.garch_min_train, cfg.garch_refit, cfg.periods_per_year,
+                              fit_cache=fit_cache).reindex(bars.index)
+    else:
+        gv = pd.Series(np.nan, index=bars.index)
+    return _feature_frame(bars, cfg, gv, _regime_input(regime_risk_off, bars.index), _has_volume(bars))
+
+
+def latest_features(
+    bars: pd.DataFrame,
+    config: FeatureConfig | None = None,
+    regime_risk_off: pd.Series | None = None,
+    fit_cache: MutableMapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """The last row of :func:`build_features`, computed from the bars that row reads.
+
+    Trailing-window features are computed on the last :attr:`FeatureConfig.lookback` bars
+    only; GARCH volatility runs the variance recursion of the newest block with the
+    parameters in force (read from ``fit_cache`` when present); the regime input is read at
+    the last bar. The values equal ``build_features(bars, ...).iloc[[-1]]`` up to rounding
+    (rolling sums over a shorter series; ``tests/signals`` checks 1e-9), at a cost that does
+    not grow with the history, so a decision at a new bar does not rebuild every row.
+
+    Parameters
+    ----------
+    bars, config, regime_risk_off, fit_cache
+        As in :func:`build_features`.
+
+    Returns
+    -------
+    DataFrame
+        One row, indexed by the last bar, with the columns of :func:`build_features`.
+    """
+    cfg = config or FeatureConfig()
+    close = _checked_close(bars)
+    n = len(close)
+    tail = bars.iloc[-(cfg.lookback + 2):]  # one spare bar: the first return of the tail is NaN
+    gv = pd.Series(np.nan, index=tail.index)
+    if n > cfg.garch_min_train + 1:
+        r = np.log(close).diff().iloc[1:]
+        last = garch_volatility(r, cfg.garch_min_train, cfg.garch_refit, cfg.periods_per_year,
+                                fit_cache=fit_cache, from_bar=len(r) - 1).iloc[-1]
+        gv.iloc[-1] = last
+    regime = _regime_input(regime_risk_off, bars.index)
+    return _feature_frame(tail, cfg, gv, None if regime is None else regime.reindex(tail.index),
+                          _has_volume(bars)).iloc[[-1]]
+
+
+def _checked_close(bars: pd.DataFrame) -> pd.Series:
     need = {"open", "high", "low", "close"}
     if not isinstance(bars, pd.DataFrame) or not need <= set(bars.columns):
         raise ValueError("bars must be a DataFrame with open, high, low and close columns")
     close = bars["close"].astype(float)
     if not (np.isfinite(close).all() and (close > 0).all()):
         raise ValueError("bars close must be finite and positive")
+    return close
+
+
+def _has_volume(bars: pd.DataFrame) -> bool:
+    """Volume features exist when every bar of the whole frame has a positive volume."""
+    return "volume" in bars.columns and bool((bars["volume"].astype(float) > 0).all())
+
+
+def _regime_input(regime_risk_off: pd.Series | None, index: pd.DatetimeIndex) -> pd.Series | None:
+    if regime_risk_off is None:
+        return None
+    extra = regime_risk_off.index.difference(index)
+    if len(extra):
+        raise ValueError(f"regime_risk_off has {len(extra)} timestamps not in bars")
+    return regime_risk_off.astype(float).reindex(index)
+
+
+def _feature_frame(bars: pd.DataFrame, cfg: FeatureConfig, garch_vol: pd.Series,
+                   regime_risk_off: pd.Series | None, volume: bool) -> pd.DataFrame:
+    """Every feature of ``bars`` given the GARCH volatility and regime input already on its index."""
+    close = bars["close"].astype(float)
     ppy = cfg.periods_per_year
     logc = np.log(close)
     r = logc.diff()
@@ -188,11 +278,7 @@ def build_features(
     sw, lw = cfg.short_window, cfg.long_window
     out[f"rv_{sw}"] = r.rolling(sw).std() * np.sqrt(ppy)
     out[f"rv_{lw}"] = r.rolling(lw).std() * np.sqrt(ppy)
-    if len(r) > cfg.garch_min_train + 1:
-        gv = garch_volatility(r.iloc[1:], cfg.garch_min_train, cfg.garch_refit, ppy, fit_cache=fit_cache)
-        out["garch_vol"] = gv.reindex(bars.index)
-    else:
-        out["garch_vol"] = pd.Series(np.nan, index=bars.index)
+    out["garch_vol"] = garch_vol
     out["vol_ratio"] = out[f"rv_{sw}"] / out[f"rv_{lw}"]
     hl = np.log(bars["high"].astype(float) / bars["low"].astype(float))
     out["range"] = hl
@@ -200,7 +286,7 @@ def build_features(
     span = (bars["high"] - bars["low"]).astype(float)
     out["close_loc"] = ((close - bars["low"]) / span.where(span > 0)).clip(0, 1)
     out["ma_gap"] = logc - np.log(close.rolling(4 * lw).mean())
-    if "volume" in bars.columns and (bars["volume"].astype(float) > 0).all():
+    if volume:
         lv = np.log(bars["volume"].astype(float))
         out["volume_z"] = (lv - lv.rolling(lw).mean()) / lv.rolling(lw).std()
         out["volume_trend"] = lv.rolling(5).mean() - lv.rolling(lw).mean()
@@ -216,9 +302,6 @@ def build_features(
     out["vr_stat"] = pd.Series(np.asarray(vr.stat).reshape(len(logc), -1)[:, 0], index=bars.index)
     out["adf_stat"] = pd.Series(rolling_adf(logc.to_numpy(), win, maxlag=1, autolag=None).stat, index=bars.index)
     if regime_risk_off is not None:
-        extra = regime_risk_off.index.difference(bars.index)
-        if len(extra):
-            raise ValueError(f"regime_risk_off has {len(extra)} timestamps not in bars")
-        out["regime_risk_off"] = regime_risk_off.astype(float).reindex(bars.index)
+        out["regime_risk_off"] = regime_risk_off
     frame = pd.DataFrame(out, index=bars.index)
     return frame.replace([np.inf, -np.inf], np.nan)

@@ -100,6 +100,9 @@ def _run_options(run: argparse.ArgumentParser) -> None:
                      help="also write the run's report to this file: a PDF, or an interactive HTML page for "
                           ".html (see 'regimedesk report --help')")
     add_report_options(run)
+    run.add_argument("--recompute", action="store_true",
+                     help="rebuild every feature row from history instead of the newest bar's only: an audit of "
+                          "the fast path, the same numbers to rounding (default: engine.recompute)")
     run.add_argument("--json", action="store_true", help="print the whole final state as JSON")
 
 
@@ -146,7 +149,8 @@ def _run(args: argparse.Namespace, ctx) -> int:
     report = report_path(args.report, "--report", symbols=args.symbols) if args.report else None
     request = build_request(ctx.settings, ctx.secrets, args.symbols, source=args.source, llm=args.llm,
                             as_of=args.as_of, broker=args.broker, approve=args.approve, report=report,
-                            report_backtest=ctx.settings.report.backtest and not args.no_backtest)
+                            report_backtest=ctx.settings.report.backtest and not args.no_backtest,
+                            **({"recompute": True} if args.recompute else {}))
     return start_run(ctx, request, args.json,
                      f"run over {', '.join(request.symbols)} (source {request.source}, llm {request.llm})")
 

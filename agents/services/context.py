@@ -48,6 +48,9 @@ class RunRequest:
     as_of_effective : str or None
         With ``as_of``: the stamp of the last bar available then (latest over the symbols),
         i.e. the moment the run's data really reach (set by :func:`build_request`).
+    recompute : bool
+        Rebuild every feature row from history instead of the newest bar's only (an audit;
+        ``engine.recompute``, ``--recompute``).
     """
 
     symbols: tuple[str, ...]
@@ -59,6 +62,7 @@ class RunRequest:
     report: str | None = None
     report_backtest: bool = True
     as_of_effective: str | None = None
+    recompute: bool = False
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -81,6 +85,7 @@ class RunRequest:
             "report": self.report,
             "report_backtest": self.report_backtest,
             "as_of_effective": self.as_of_effective,
+            "recompute": self.recompute,
         }
 
     @classmethod
@@ -95,6 +100,7 @@ class RunRequest:
             report=doc.get("report"),
             report_backtest=bool(doc.get("report_backtest", True)),
             as_of_effective=doc.get("as_of_effective"),
+            recompute=bool(doc.get("recompute", False)),
         )
 
 
@@ -126,6 +132,7 @@ def build_request(settings: Settings, secrets: Secrets, symbols, *, source: str 
     as_of = fields.get("as_of")
     as_of_clock(as_of)  # validate before anything runs
     backend = llm or settings.llm.backend
+    fields.setdefault("recompute", settings.engine.recompute)
     request = RunRequest(symbols=canonical, source=name, llm=backend, **fields)
     check_services(settings, secrets, llm=request.llm, broker=request.broker, source=name)
     store = BarStore(build_market_data(settings, secrets, name), settings, as_of)

@@ -49,6 +49,7 @@ from signals import (
     check_model_age,
     data_hash,
     fit_classifier,
+    latest_features,
     make_labels,
     prediction_contributions,
     walk_forward_predict,
@@ -236,31 +237,46 @@ def usable_model(store, symbol: str, settings: Settings, *, analysis: RegimeAnal
 
 
 def current_signal(store, symbol: str, settings: Settings, *, analysis: RegimeAnalysis | None = None,
-                   progress: Progress | None = None, fit_cache=None) -> dict[str, Any]:
+                   progress: Progress | None = None, fit_cache=None, recompute: bool = False) -> dict[str, Any]:
     """P(up) at the last bar with the model's out-of-sample record and top contributions.
 
-    ``fit_cache`` (optional) holds fitted parameters from earlier runs; see :func:`build_dataset`.
+    The stored model predicts from the newest bar's features alone
+    (:func:`signals.latest_features`: the bars that row reads, not the whole history); with
+    ``recompute`` the whole feature matrix is rebuilt and its last row used, for audits (the
+    same numbers to rounding). Training, when no usable model is stored and ``ml.auto_train``
+    allows it, builds the whole dataset either way. ``fit_cache`` (optional) holds fitted
+    parameters from earlier runs; see :func:`build_dataset`.
     """
-    ds = build_dataset(store, symbol, settings, analysis, fit_cache=fit_cache)
-    stored, note = usable_model(store, symbol, settings, progress=progress, dataset=ds, fit_cache=fit_cache)
-    x = ds.features.iloc[[-1]]
+    if recompute:
+        ds = build_dataset(store, symbol, settings, analysis, fit_cache=fit_cache)
+        stored, note = usable_model(store, symbol, settings, progress=progress, dataset=ds, fit_cache=fit_cache)
+        frame, x = ds.bars, ds.features.iloc[[-1]]
+    else:
+        frame = store.get(symbol, "MT").frame
+        if len(frame) < settings.ml.min_train + 50:
+            build_dataset(store, symbol, settings, analysis, fit_cache=fit_cache)  # raises, saying why
+        analysis = analysis or analyse_regimes(store, symbol, AGENT_METHOD, fit_cache=fit_cache)
+        stored, note = usable_model(store, symbol, settings, analysis=analysis, progress=progress,
+                                    fit_cache=fit_cache)
+        risk_off = risk_off_path(analysis, settings.ml.regime_timeframe, frame.index[-1:])
+        x = latest_features(frame, FeatureConfig(), regime_risk_off=risk_off, fit_cache=fit_cache)
     p = float(stored.model.predict_proba(x)[0])
     contrib = prediction_contributions(stored.model, x).iloc[0].drop("bias")
     top = contrib.reindex(contrib.abs().sort_values(ascending=False).index)[:5]
     oos = stored.metadata["out_of_sample"]
     return {
         "symbol": symbol,
-        "as_of": ds.bars.index[-1].isoformat(),
+        "as_of": frame.index[-1].isoformat(),
         "horizon_bars": stored.metadata["label"]["horizon"],
         "p_up": p,
         "direction": "up" if p >= 0.5 else "down",
         "confidence": abs(p - 0.5) * 2.0,
         "model_version": stored.version,
         "model_train_end": stored.metadata["train_end"],
-        "model_age_days": float((ds.bars.index[-1] - stored.train_end) / pd.Timedelta(days=1)),
+        "model_age_days": float((frame.index[-1] - stored.train_end) / pd.Timedelta(days=1)),
         "out_of_sample": {k: oos[k] for k in ("n", "auc", "brier", "brier_climatology", "accuracy", "base_rate")},
         "top_contributions": {k: float(v) for k, v in top.items()},
-        "vol_forecast": _finite_or_none(ds.vol.iloc[-1]),
+        "vol_forecast": _finite_or_none(x["garch_vol"].iloc[-1]),
         "policy_params": stored.metadata["policy_params"],
         "model_note": note,
     }

@@ -98,11 +98,11 @@ def _returns(close: pd.Series) -> pd.Series:
 def _path_from_result(res: RegimeResult) -> _Path:
     rows = np.arange(len(res.dates))
     probs = res.probabilities[rows, res.persistent_states]
-    lp = res.label_probabilities().iloc[-1]
+    allp = res.label_probabilities()
+    lp = allp.iloc[-1]
     fam = {"risk_on": 0.0, "risk_off": 0.0}
     for lab, p in lp.items():
         fam[REGIME_FAMILIES[lab]] += float(p)
-    allp = res.label_probabilities()
     risk_off = allp[[c for c in allp.columns if REGIME_FAMILIES[c] == "risk_off"]].sum(axis=1)
     return _Path(
         dates=res.dates,

@@ -176,3 +176,51 @@ def test_train_cli(fast_config, capsys):
     assert "NASDAQ model v0001 stored" in out and "out of sample" in out and "reliability" in out
     assert "combined" in out and "walk-forward folds" not in out
     assert np.isfinite(float(out.split("AUC ")[1].split()[0]))
+
+
+def _close(a, b, path=""):
+    """Equal JSON values, floats to 1e-9 relative."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-12, nan_ok=True), path
+    else:
+        assert a == b, path
+
+
+def test_newest_bar_signal_equals_the_recomputed_one_bar_by_bar(fast_config):
+    """The default path (newest bar's features, finished regime blocks kept in memory) and the
+    audit path (every feature row rebuilt) agree on every bar of a month that crosses an ML
+    refit, a GARCH refit and regime refits, in one process with one fit cache."""
+    settings = load_settings(fast_config)
+    with Runner(settings, Secrets.from_env({})) as runner:
+        ctx = runner.ctx
+        from agents.services.regime import run_regimes
+
+        days = pd.bdate_range("2012-11-20", "2013-01-10")
+        for day in days:
+            req = RunRequest(("SP500",), as_of=str(day.date())).to_dict()
+            store = ctx.bars(req)
+            an = run_regimes(ctx, req, "SP500")
+            fast = _ml.current_signal(store, "SP500", settings, analysis=an, fit_cache=ctx.fit_cache())
+            full = _ml.current_signal(store, "SP500", settings, analysis=an, fit_cache=ctx.fit_cache(),
+                                      recompute=True)
+            fast.pop("model_note"), full.pop("model_note")  # which call trained a model, not what it computed
+            _close(fast, full, str(day.date()))
+            ctx.release(req)
+
+
+def test_run_recompute_flag_gives_the_same_run(fast_config, capsys):
+    states = {}
+    for flag in ((), ("--recompute",)):
+        assert main(["--config", str(fast_config), "run", "SP500", "--as-of", "2010-06-30", "--json", *flag]) == 0
+        states[bool(flag)] = json.loads(capsys.readouterr().out)
+    assert states[True]["request"]["recompute"] is True and states[False]["request"]["recompute"] is False
+    assert states[False]["ml_signal"]["SP500"].pop("model_note").startswith("trained a new model")
+    assert states[True]["ml_signal"]["SP500"].pop("model_note") is None  # the first run stored it
+    for key in ("ml_signal", "regime", "statistics"):
+        _close(states[False][key], states[True][key], key)
+    dec = [s["decision"]["symbols"]["SP500"] for s in (states[False], states[True])]
+    _close(dec[0], dec[1], "decision")

@@ -26,6 +26,14 @@ class CountingDict(dict):
         return super().get(key, default)
 
 
+@pytest.fixture(autouse=True)
+def _no_kept_blocks(monkeypatch):
+    """Each test starts with no finished blocks in memory, as a fresh process would."""
+    import analytics._regime_common as rc
+
+    monkeypatch.setattr(rc, "_PREFIXES", rc._PrefixStore())
+
+
 @pytest.fixture(scope="module")
 def series() -> pd.Series:
     r, _ = simulate(MU2, SIGMA2, P2, 640, seed=4)
@@ -84,3 +92,66 @@ def test_revised_recent_bar_only_refits_from_there(series):
     res = walk_forward_regimes(changed, GaussianHMMRegime(), fit_cache=cache, **WF)
     assert len(cache) == size
     _same(res, walk_forward_regimes(changed, GaussianHMMRegime(), **WF))
+
+
+# ------------------------------------------------------------------- finished blocks kept in memory
+
+
+def _same_all(a, b) -> None:
+    _same(a, b)
+    for field in ("states", "persistent_states", "raw_labels"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert [f.state_labels for f in a.fits] == [f.state_labels for f in b.fits]
+    assert [(f.first_date, f.train_start, f.train_end) for f in a.fits] == [
+        (f.first_date, f.train_start, f.train_end) for f in b.fits]
+    assert a.label_probabilities().equals(b.label_probabilities())
+
+
+@pytest.mark.parametrize("model", [GaussianHMMRegime(), MarkovSwitchingRegime(), GarchVolatilityRegime()],
+                         ids=["hmm", "markov", "garch"])
+def test_bar_by_bar_with_kept_blocks_equals_a_full_recomputation(series, model, monkeypatch):
+    import analytics._regime_common as rc
+
+    monkeypatch.setattr(rc, "_PREFIXES", rc._PrefixStore())
+    cache: dict = {}
+    # every bar from before the refit at 400 to after the one at 450: two block boundaries
+    for end in range(395, 456):
+        inc = walk_forward_regimes(series.iloc[:end], model, fit_cache=cache, **WF)
+        _same_all(inc, walk_forward_regimes(series.iloc[:end], model, **WF))
+
+
+def test_a_new_bar_reads_only_the_open_block(series, monkeypatch):
+    import analytics._regime_common as rc
+
+    monkeypatch.setattr(rc, "_PREFIXES", rc._PrefixStore())
+    cache = CountingDict()
+    walk_forward_regimes(series.iloc[:610], GaussianHMMRegime(), fit_cache=cache, **WF)
+    cache.hits = 0
+    res = walk_forward_regimes(series.iloc[:611], GaussianHMMRegime(), fit_cache=cache, **WF)
+    # six finished blocks come from memory in one piece; only the open block's fit is looked up
+    assert len(res.fits) == 7 and cache.hits == 1
+    # a restart (nothing in memory) rebuilds the same result from the fit cache
+    monkeypatch.setattr(rc, "_PREFIXES", rc._PrefixStore())
+    _same_all(walk_forward_regimes(series.iloc[:611], GaussianHMMRegime(), fit_cache=cache, **WF), res)
+
+
+def test_kept_blocks_are_never_used_for_other_data(series, monkeypatch):
+    import analytics._regime_common as rc
+
+    monkeypatch.setattr(rc, "_PREFIXES", rc._PrefixStore())
+    cache: dict = {}
+    walk_forward_regimes(series, GaussianHMMRegime(), fit_cache=cache, **WF)
+    revised = series.copy()
+    revised.iloc[320] += 0.01  # inside a finished block
+    _same_all(walk_forward_regimes(revised, GaussianHMMRegime(), fit_cache=cache, **WF),
+              walk_forward_regimes(revised, GaussianHMMRegime(), **WF))
+    gap = series.drop(series.index[340:345])  # missing bars: other dates, other blocks
+    _same_all(walk_forward_regimes(gap, GaussianHMMRegime(), fit_cache=cache, **WF),
+              walk_forward_regimes(gap, GaussianHMMRegime(), **WF))
+    moved = series.copy()
+    moved.index = moved.index + pd.Timedelta(days=1)  # same returns on other dates
+    res = walk_forward_regimes(moved, GaussianHMMRegime(), fit_cache=cache, **WF)
+    assert res.fits[0].first_date == moved.index[300]
+    other_rule = dict(WF, persistence=PersistenceRule(0.6, 2))
+    _same_all(walk_forward_regimes(series, GaussianHMMRegime(), fit_cache=cache, **other_rule),
+              walk_forward_regimes(series, GaussianHMMRegime(), **other_rule))

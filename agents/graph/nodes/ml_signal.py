@@ -58,6 +58,7 @@ def make(ctx: AppContext):
             lambda symbol: MlSignal(current_signal(store, symbol, ctx.settings,
                                                    analysis=run_regimes(ctx, run.request_doc, symbol),
                                                    fit_cache=ctx.fit_cache(),
+                                                   recompute=run.request.recompute,
                                                    progress=status_progress(ctx.status, f"ml_signal {symbol}"))),
             ml_facts, ml_template, (RegimeDeskError, ValueError),
         )
