@@ -180,6 +180,8 @@ class DataConfig(_Model):
     cache: bool = True
     retries: int = Field(default=4, ge=1, le=10)
     retry_backoff: float = Field(default=0.5, ge=0, le=30)
+    # Years of daily (and weekly) bars a run reads back from its last bar.
+    history_years: float = Field(default=30.0, ge=1, le=200)
     validation: ValidationConfig = ValidationConfig()
     file: FileSourceConfig = FileSourceConfig()
     polygon: PolygonConfig = PolygonConfig()
@@ -635,6 +637,8 @@ cache = true
 # Attempts and first backoff (seconds) for rate limits, server errors and time-outs.
 retries = 4
 retry_backoff = 0.5
+# Years of daily (and weekly) bars a run reads back from its last bar (1-200).
+history_years = 30.0
 
 [data.validation]
 # Longest allowed time between two bars, in days (at least two bars of the timeframe).

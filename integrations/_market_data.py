@@ -156,6 +156,9 @@ class MarketData:
         Attempts for transient source errors (rate limits, 5xx, time-outs).
     retry_backoff : float
         First backoff in seconds.
+    history_years : float, default 30
+        How far back an open-ended request for daily or weekly bars reaches, counted from its
+        last bar (intraday requests reach 10 days for minutes, 120 for hours).
     """
 
     def __init__(
@@ -165,7 +168,12 @@ class MarketData:
         cache_dir: Path | None = None,
         retries: int = 4,
         retry_backoff: float = 0.5,
+        history_years: float = 30.0,
     ) -> None:
+        if not (isinstance(history_years, int | float) and 1 <= history_years <= 200):
+            raise ValueError(f"history_years must be between 1 and 200, got {history_years!r}")
+        days = pd.Timedelta(days=round(365 * history_years))
+        self.history = {**_DEFAULT_HISTORY, "D": days, "W": days}
         self.source = source
         self.policy = policy or ValidationPolicy()
         self.cache = BarCache(cache_dir) if (cache_dir and source.cacheable) else None
@@ -256,7 +264,7 @@ class MarketData:
             Bar length; ``1W`` is built from closed daily bars.
         start, end : date-like, optional
             Inclusive UTC range of bar stamps. Without ``start``: a timeframe-dependent
-            look-back (30 years of daily or weekly bars, 120 days of hourly, 10 days of minute
+            look-back (``history_years``, 30 by default, of daily or weekly bars, 120 days of hourly, 10 days of minute
             bars), counted back from the last bar a local source (builtin, file) has by
             ``end``, or from ``end`` (default: now) for a network source.
         now : date-like, optional
@@ -294,12 +302,12 @@ class MarketData:
         elif anchored:
             fetch_start = _EARLIEST
         else:
-            fetch_start = fetch_end - _DEFAULT_HISTORY[tf.unit]
+            fetch_start = fetch_end - self.history[tf.unit]
         if tf.unit in ("D", "W"):
             fetch_start = fetch_start.normalize()
         raw, cached = self._fetch(name, base, fetch_start, fetch_end, t_now)
         if anchored and len(raw):
-            window_start = raw.index.max() - _DEFAULT_HISTORY[tf.unit]
+            window_start = raw.index.max() - self.history[tf.unit]
             if tf.unit in ("D", "W"):
                 window_start = window_start.normalize()
             raw = raw.loc[raw.index >= window_start]

@@ -89,4 +89,5 @@ def build_market_data(settings: Settings, secrets: Secrets, source: str | None =
         cache_dir=settings.cache_dir if settings.data.cache else None,
         retries=settings.data.retries,
         retry_backoff=settings.data.retry_backoff,
+        history_years=settings.data.history_years,
     )

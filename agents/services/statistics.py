@@ -7,6 +7,7 @@ words the readings.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -117,10 +118,10 @@ _READINGS = {
 }
 
 
-def _character(logp: np.ndarray) -> dict[str, Any]:
+def _character(logp: np.ndarray, fit_cache=None) -> dict[str, Any]:
     if len(logp) < MIN_CHARACTER_BARS:
         return {"available": False, "reason": f"needs at least {MIN_CHARACTER_BARS} bars, window has {len(logp)}"}
-    r = market_character(logp, alpha=ALPHA)
+    r = market_character(logp, alpha=ALPHA, calibration_cache=fit_cache)
     return {
         "available": True,
         "character": r.character,
@@ -131,7 +132,7 @@ def _character(logp: np.ndarray) -> dict[str, Any]:
     }
 
 
-def statistics_report(close: pd.Series, window: int) -> dict[str, Any]:
+def statistics_report(close: pd.Series, window: int, fit_cache=None) -> dict[str, Any]:
     """Every statistic over the last ``window`` closes, with readings.
 
     Parameters
@@ -140,6 +141,9 @@ def statistics_report(close: pd.Series, window: int) -> dict[str, Any]:
         Closing prices with a DatetimeIndex (positive, finite).
     window : int
         Number of most recent closes to use (>= 20).
+    fit_cache : mutable mapping, optional
+        Keeps the market character's random-walk calibration between processes (the same
+        tables, not simulated again).
 
     Returns
     -------
@@ -165,7 +169,7 @@ def statistics_report(close: pd.Series, window: int) -> dict[str, Any]:
         ("variance_ratio", _vr, logp),
         ("hurst", _hurst, returns),
         ("autocorrelation", _acf, returns),
-        ("character", _character, logp),
+        ("character", functools.partial(_character, fit_cache=fit_cache), logp),
     ):
         try:
             report[key] = fn(arg)

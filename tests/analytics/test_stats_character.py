@@ -172,3 +172,32 @@ def test_rolling_character_equals_single_shot_and_marks_gaps():
     assert set(roll.character[window - 1 : 500]) <= {TRENDING, MEAN_REVERTING, RANDOM_WALK}
     frame = roll.to_frame()
     assert {"character", "vr_stat_16", "adf_stat", "reason"} <= set(frame.columns)
+
+
+def test_calibration_tables_kept_in_a_store_are_the_simulated_ones(monkeypatch):
+    import analytics._character as ch
+
+    rng = np.random.default_rng(11)
+    logp = np.cumsum(rng.normal(0, 0.01, 200))
+    want = market_character(logp, null_replications=300)
+
+    def same(got):
+        for f in dataclasses.fields(want):
+            np.testing.assert_array_equal(getattr(got, f.name), getattr(want, f.name))
+
+    store: dict = {}
+    same(market_character(logp, null_replications=300, calibration_cache=store))
+    (key,) = store
+    assert key.startswith("market-character-null-v1|") and "|200|" in key and key.endswith("|300")
+    # A new process: nothing simulated in memory, the table read from the store.
+    ch._null_computed.cache_clear()
+
+    def no_simulation(*args):
+        raise AssertionError("the calibration was simulated again")
+
+    monkeypatch.setattr(ch, "_null_computed", no_simulation)
+    same(market_character(logp, null_replications=300, calibration_cache=store))
+    # Something else under the key is not trusted: the table is simulated (and fails here).
+    store[key] = "garbage"
+    with pytest.raises(AssertionError, match="simulated again"):
+        market_character(logp, null_replications=300, calibration_cache=store)

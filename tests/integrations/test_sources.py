@@ -419,3 +419,21 @@ def test_an_unknown_flag_still_warns(tmp_path):
         bars = MarketData(FileSource(tmp_path)).bars("XYZ", now=NOW)
     assert bars.report.counts().get("jump") and bars.known_notes() == []
     assert any(issubclass(w.category, DataQualityWarning) and "jump" in str(w.message) for w in caught)
+
+
+def test_the_daily_history_window_is_configurable(tmp_path):
+    # 60 years of business days in a file: the default reads back 30 years from the last bar.
+    idx = pd.bdate_range("1960-01-04", "2019-12-31", tz="UTC")
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 0.01, len(idx))))
+    pd.DataFrame({"timestamp": idx, "open": close, "high": close * 1.01, "low": close * 0.99, "close": close,
+                  "volume": 1e6}).to_csv(tmp_path / "LONG.csv", index=False)
+    default = MarketData(FileSource(directory=tmp_path)).bars("LONG").frame
+    start = (idx[-1] - pd.Timedelta(days=365 * 30)).normalize()
+    assert default.index[0] == idx[idx >= start][0] and default.index[-1] == idx[-1]
+    everything = MarketData(FileSource(directory=tmp_path), history_years=100).bars("LONG").frame
+    assert len(everything) == len(idx) and everything.index[0] == idx[0]
+    five = MarketData(FileSource(directory=tmp_path), history_years=5).bars("LONG").frame
+    assert (idx[-1] - five.index[0]).days <= round(365 * 5) and len(five) < len(default) < len(everything)
+    for bad in (0.5, 500, "30"):
+        with pytest.raises(ValueError, match="history_years"):
+            MarketData(FileSource(directory=tmp_path), history_years=bad)

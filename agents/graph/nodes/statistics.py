@@ -83,7 +83,7 @@ def make(ctx: AppContext):
             for tf in TIMEFRAME_NAMES:
                 try:
                     bars = store.get(symbol, tf)
-                    rep = statistics_report(bars.frame["close"], store.lookback(tf))
+                    rep = statistics_report(bars.frame["close"], store.lookback(tf), fit_cache=ctx.fit_cache())
                 except RegimeDeskError as exc:
                     per_tf[tf] = SymbolError(str(exc))
                     continue
