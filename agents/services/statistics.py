@@ -7,7 +7,10 @@ words the readings.
 
 from __future__ import annotations
 
+import copy
 import functools
+import hashlib
+import threading
 from typing import Any
 
 import numpy as np
@@ -157,7 +160,27 @@ def statistics_report(close: pd.Series, window: int, fit_cache=None) -> dict[str
     tail = close.iloc[-window:]
     if len(tail) < 20:
         raise InsufficientDataError(f"only {len(tail)} bars available; statistics need at least 20")
-    logp = np.log(tail.to_numpy(dtype=float))
+    values = tail.to_numpy(dtype=float)
+    key = hashlib.sha256(values.tobytes() + tail.index.asi8.tobytes() + str(window).encode()).hexdigest()
+    with _REPORTS_LOCK:
+        kept = _REPORTS.get(key)
+    if kept is not None:  # the same window as an earlier run (a weekly timeframe between week ends)
+        return copy.deepcopy(kept)
+    report = _report(tail, values, fit_cache)
+    with _REPORTS_LOCK:
+        _REPORTS[key] = copy.deepcopy(report)
+        while len(_REPORTS) > 256:
+            del _REPORTS[next(iter(_REPORTS))]
+    return report
+
+
+#: Reports by a digest of their window (closes and stamps) and length: a pure function of it.
+_REPORTS: dict[str, dict[str, Any]] = {}
+_REPORTS_LOCK = threading.Lock()
+
+
+def _report(tail: pd.Series, values: np.ndarray, fit_cache) -> dict[str, Any]:
+    logp = np.log(values)
     returns = np.diff(logp)
     report: dict[str, Any] = {
         "start": tail.index[0].isoformat(),

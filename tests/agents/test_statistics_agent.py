@@ -81,3 +81,21 @@ def test_stats_cli(capsys):
     assert main(["stats", "SP500", "--horizon", "US"]) == 1
     assert "no intraday bars" in capsys.readouterr().err
     assert main(["stats", "SP500", "--window", "5"]) == 2
+
+
+def test_a_window_seen_before_is_not_computed_again_and_callers_cannot_change_it(monkeypatch):
+    import agents.services.statistics as st
+
+    monkeypatch.setattr(st, "_REPORTS", {})
+    close = pd.Series(np.exp(np.cumsum(np.random.default_rng(2).normal(0, 0.01, 400))) * 100,
+                      index=pd.bdate_range("2010-01-01", periods=400, tz="UTC"))
+    first = st.statistics_report(close, 252)
+    first["adf"]["pvalue"] = -1.0  # a caller editing its copy (the nodes add keys)
+    calls = []
+    monkeypatch.setattr(st, "_report", lambda *a: calls.append(a) or {"computed": True})
+    again = st.statistics_report(close, 252)
+    assert not calls and again["adf"]["pvalue"] != -1.0 and again["end"] == close.index[-1].isoformat()
+    assert st.statistics_report(close, 200) == {"computed": True}  # another window length
+    moved = close.copy()
+    moved.iloc[-1] *= 1.01  # another last close
+    assert st.statistics_report(moved, 252) == {"computed": True} and len(calls) == 2
