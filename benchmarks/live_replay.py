@@ -8,8 +8,8 @@ ML models are retrained whenever they are older than ``ml.max_model_age_days`` (
 
 Reference, measured in the same process: one bar handled the way a run did before live
 runs existed (``regimedesk run --as-of``: every walk-forward regime, GARCH and ML-fold fit
-re-estimated; the ML model already stored), at a few bars spread over the window. The ratio
-reference / loop compares the two per-bar medians.
+re-estimated, no finished regime block kept in memory; the ML model already stored), at a
+few bars spread over the window. The ratio reference / loop compares the two per-bar medians.
 
 Symbols: SP500 and NASDAQ are the embedded series; symbol 3 onward are the embedded series
 with a seeded multiplicative noise path (as in ``graph_latency.py``), so that "several
@@ -119,6 +119,9 @@ def main() -> None:
         # Reference: the pre-live path, every fit re-estimated, models already stored.
         sample = np.linspace(n_bars // 4, n_bars - 1, args.reference_bars).astype(int)
         ref = []
+        import analytics._regime_common as regime_common
+
+        regime_common._PREFIXES = regime_common._PrefixStore(size=0)  # no finished blocks kept either
         with Runner(settings, secrets) as runner:
             runner.ctx._fit_cache = _NoCache()
             for i in sample:

@@ -54,6 +54,10 @@ class LiveBarStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        # Whole stored series by key, with the database state they were read at: our own
+        # writes bump _generation, another connection's commits bump SQLite's data_version.
+        self._frames: dict[tuple[str, str, str], tuple[tuple[int, int], pd.DataFrame]] = {}
+        self._generation = 0
         self._conn = open_database(
             self.path, what="live data cache", error=LiveBarStoreError,
             setup=lambda conn: apply_schema(conn, _SCHEMA, 1, pd.Timestamp.now(tz="UTC").isoformat(),
@@ -82,6 +86,8 @@ class LiveBarStore:
             before = self._conn.execute(
                 "SELECT COUNT(*) FROM bars WHERE upstream = ? AND symbol = ? AND timeframe = ?",
                 (upstream, symbol, timeframe)).fetchone()[0]
+            self._generation += 1
+            self._frames.pop((upstream, symbol, timeframe), None)
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.executemany(
@@ -98,14 +104,33 @@ class LiveBarStore:
 
     def frame(self, upstream: str, symbol: str, timeframe: str, start: pd.Timestamp | None = None,
               end: pd.Timestamp | None = None) -> pd.DataFrame:
-        """Stored bars stamped in ``[start, end]`` (canonical bar frame, possibly empty)."""
-        lo = _ns(start) if start is not None else -(2**63)
-        hi = _ns(end) if end is not None else 2**63 - 1
+        """Stored bars stamped in ``[start, end]`` (canonical bar frame, possibly empty).
+
+        The whole series is read from SQLite once and kept until it changes (a write here or
+        a commit by another process), so a live session does not read its history every bar.
+        """
+        key = (upstream, symbol, timeframe)
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT ts, open, high, low, close, volume FROM bars WHERE upstream = ? AND symbol = ? "
-                "AND timeframe = ? AND ts BETWEEN ? AND ? ORDER BY ts", (upstream, symbol, timeframe, lo, hi),
-            ).fetchall()
+            state = (int(self._conn.execute("PRAGMA data_version").fetchone()[0]), self._generation)
+            kept = self._frames.get(key)
+            if kept is None or kept[0] != state:
+                kept = (state, self._read(*key))
+                self._frames[key] = kept
+        whole = kept[1]
+        if whole.empty:
+            return empty_bars()
+        mask = np.ones(len(whole), dtype=bool)
+        if start is not None:
+            mask &= whole.index.asi8 >= _ns(start)
+        if end is not None:
+            mask &= whole.index.asi8 <= _ns(end)
+        return whole.loc[mask].copy()
+
+    def _read(self, upstream: str, symbol: str, timeframe: str) -> pd.DataFrame:
+        rows = self._conn.execute(
+            "SELECT ts, open, high, low, close, volume FROM bars WHERE upstream = ? AND symbol = ? "
+            "AND timeframe = ? ORDER BY ts", (upstream, symbol, timeframe),
+        ).fetchall()
         if not rows:
             return empty_bars()
         arr = np.asarray(rows, dtype=float)

@@ -208,6 +208,32 @@ def test_live_bar_store_append_revise_and_read(tmp_path):
     again.close()
 
 
+def test_live_bar_store_reads_a_series_once_until_it_changes(tmp_path, monkeypatch):
+    path = tmp_path / "live_bars.sqlite"
+    store, other = LiveBarStore(path), LiveBarStore(path)  # the session and another process
+    days = pd.bdate_range("2024-02-05", periods=6, tz=UTC)
+    frame = _bars(days)
+    store.append("builtin", "SP500", "1D", frame.iloc[:4])
+    reads = []
+    real_read = store._read
+    monkeypatch.setattr(store, "_read", lambda *key: reads.append(key) or real_read(*key))
+    first = store.frame("builtin", "SP500", "1D")
+    first["close"] = -1.0  # a caller changing its frame changes nothing kept
+    pd.testing.assert_frame_equal(store.frame("builtin", "SP500", "1D"), frame.iloc[:4], check_freq=False)
+    assert list(store.frame("builtin", "SP500", "1D", days[1], days[2]).index) == list(days[1:3])
+    assert len(reads) == 1  # three reads, one query
+    store.append("builtin", "SP500", "1D", frame.iloc[4:5])  # our own write
+    pd.testing.assert_frame_equal(store.frame("builtin", "SP500", "1D"), frame.iloc[:5], check_freq=False)
+    revised = frame.iloc[2:3].copy()
+    revised["close"] += 5.0
+    other.append("builtin", "SP500", "1D", revised)  # a revision committed by another connection
+    got = store.frame("builtin", "SP500", "1D")
+    assert got["close"].iloc[2] == revised["close"].iloc[0] and len(reads) == 3
+    other.append("builtin", "SP500", "1D", frame.iloc[5:])
+    assert store.frame("builtin", "SP500", "1D").index[-1] == days[5]
+    store.close(), other.close()
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_live_bar_store_refuses_non_finite_bars(tmp_path, bad):
     store = LiveBarStore(tmp_path / "live_bars.sqlite")
