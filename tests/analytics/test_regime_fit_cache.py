@@ -155,3 +155,22 @@ def test_kept_blocks_are_never_used_for_other_data(series, monkeypatch):
     other_rule = dict(WF, persistence=PersistenceRule(0.6, 2))
     _same_all(walk_forward_regimes(series, GaussianHMMRegime(), fit_cache=cache, **other_rule),
               walk_forward_regimes(series, GaussianHMMRegime(), **other_rule))
+
+
+@pytest.mark.parametrize("name", ["SP500", "NASDAQ"])
+def test_500_bars_of_real_data_bar_by_bar_equal_a_full_recomputation(name, monkeypatch):
+    """The embedded index series, 500 consecutive bars (about 24 monthly refits): each bar with
+    the finished blocks kept equals a run that walks every block again."""
+    import analytics._regime_common as rc
+    from analytics import detect_regimes
+    from tests.analytics import _series
+
+    logp = getattr(_series, name)[-1501:]
+    r = pd.Series(np.diff(logp), index=pd.bdate_range("2013-01-01", periods=len(logp) - 1, tz="UTC"))
+    kept = rc._PrefixStore()
+    cache: dict = {}
+    for end in range(1000, 1500):
+        monkeypatch.setattr(rc, "_PREFIXES", kept)
+        inc = detect_regimes(r.iloc[:end], method="hmm", fit_cache=cache)
+        monkeypatch.setattr(rc, "_PREFIXES", rc._PrefixStore(size=0))  # nothing kept: every block walked
+        _same_all(inc, detect_regimes(r.iloc[:end], method="hmm", fit_cache=cache))
