@@ -53,6 +53,19 @@ class RunOutcome:
         return RunState(self.state)
 
 
+def _torn_start(snap: Any) -> bool:
+    """No run on the thread, or only a start that a crash cut short before any agent ran.
+
+    A kill between LangGraph's writes leaves either the input checkpoint without the input
+    (no request in the state) or the input checkpoint with the input but no step taken
+    (nothing next). Either way no agent ran, so the run is started again on the same thread.
+    """
+    if not snap.values or "request" not in snap.values:
+        return True
+    meta = snap.metadata or {}
+    return meta.get("source") == "input" and not snap.next
+
+
 class Runner:
     """Runs the graph with durable checkpoints and the journal.
 
@@ -132,13 +145,14 @@ class Runner:
         ``run_id`` and ``thread_id`` default to fresh ones. A live session passes its own,
         derived from the bar, so that a restart continues the same run; a run id already in
         the journal (a crash before the first checkpoint) is reused, a thread that already
-        has checkpoints is refused (use :meth:`resume`).
+        has a checkpointed run is refused (use :meth:`resume`); a thread whose only checkpoint
+        is a start torn by a crash (the input checkpoint without the input) is started again.
         """
         run_id = run_id or uuid.uuid4().hex[:12]
         thread_id = thread_id or f"run-{run_id}"
         graph = self._graph(request.approve)
         config = {"configurable": {"thread_id": thread_id}}
-        if graph.get_state(config).values:
+        if not _torn_start(graph.get_state(config)):
             raise RegimeDeskError(f"thread {thread_id} already has a checkpointed run; resume it instead")
         try:
             self.journal.get_run(run_id)
@@ -180,7 +194,7 @@ class Runner:
         (interrupted by a crash: :meth:`resume` continues it)."""
         probe = self._graph(True)
         snap = probe.get_state({"configurable": {"thread_id": thread_id}})
-        if not snap.values:
+        if _torn_start(snap):
             return None
         if not snap.next:
             return "finished"

@@ -157,6 +157,46 @@ def test_resume_after_a_crash(runner, monkeypatch):
     assert done.state["agents_ran"].count("market_data") == 1
 
 
+@pytest.mark.parametrize("keep_input_writes", [False, True], ids=["input-not-written", "no-step-taken"])
+def test_a_start_torn_by_a_crash_is_started_again_on_the_same_thread(runner, monkeypatch, keep_input_writes):
+    """kill -9 inside the first checkpoint writes leaves only the input checkpoint (with or
+    without the input): no agent ran, so the run starts again on the same thread instead of
+    failing as an unknown thread (seen in the kill -9 test) or counting as finished."""
+    from agents.graph.nodes import market_data
+
+    real_make = market_data.make
+
+    def crashing_make(ctx):
+        def node(state):
+            raise RuntimeError("simulated crash")
+
+        return node
+
+    monkeypatch.setattr(market_data, "make", crashing_make)
+    runner._graphs.clear()
+    request = RunRequest(("SP500",), as_of="2010-06-30")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        runner.start(request, run_id="torn1", thread_id="live-torn")
+    monkeypatch.setattr(market_data, "make", real_make)
+    runner._graphs.clear()
+    # What a kill leaves: the input checkpoint only (and, in one window, its input writes).
+    conn = runner.checkpointer.conn
+    (first,) = conn.execute("SELECT checkpoint_id FROM checkpoints WHERE thread_id = 'live-torn' "
+                            "AND json_extract(CAST(metadata AS TEXT), '$.source') = 'input'").fetchone()
+    conn.execute("DELETE FROM checkpoints WHERE thread_id = 'live-torn' AND checkpoint_id != ?", (first,))
+    conn.execute("DELETE FROM writes WHERE thread_id = 'live-torn'" + (" AND checkpoint_id != ?" if keep_input_writes
+                                                                       else ""), (first,) if keep_input_writes else ())
+    conn.commit()
+    snap = runner._graph(True).get_state({"configurable": {"thread_id": "live-torn"}})
+    assert ("request" in snap.values) is keep_input_writes and snap.metadata["step"] == -1
+    assert runner.checkpoint_state("live-torn") is None
+    done = runner.start(request, run_id="torn1", thread_id="live-torn")
+    assert done.status == "completed" and done.state["agents_ran"].count("market_data") == 1
+    assert runner.checkpoint_state("live-torn") == "finished"
+    with pytest.raises(RegimeDeskError, match="already has a checkpointed run"):
+        runner.start(request, run_id="torn1", thread_id="live-torn")
+
+
 def test_unknown_thread(runner):
     with pytest.raises(UnknownThreadError):
         runner.resume("run-doesnotexist")
