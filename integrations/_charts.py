@@ -423,6 +423,24 @@ def _maybe_float(value: object) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
+def _reliability_bins(rows: Sequence[Mapping[str, float]]) -> tuple[np.ndarray, ...]:
+    """Validated bins as arrays: low, high, mean forecast, observed frequency, count (NaN -> 0)."""
+    rows = list(rows)
+    if not rows:
+        raise ValueError("rows is empty")
+    parsed = []
+    for i, row in enumerate(rows):
+        missing = [k for k in _RELIABILITY_KEYS if k not in row]
+        if missing:
+            raise ValueError(f"rows[{i}] lacks key(s) {missing}")
+        try:
+            parsed.append({k: _maybe_float(row[k]) for k in _RELIABILITY_KEYS})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"rows[{i}] has a non-numeric value: {exc}") from exc
+    low, high, mean, observed, count = (np.array([r[k] for r in parsed]) for k in _RELIABILITY_KEYS)
+    return low, high, mean, observed, np.nan_to_num(count, nan=0.0)
+
+
 def reliability_chart(rows: Sequence[Mapping[str, float]], *, title: str = "") -> bytes:
     """Reliability (calibration) diagram: observed frequency against mean forecast.
 
@@ -446,23 +464,7 @@ def reliability_chart(rows: Sequence[Mapping[str, float]], *, title: str = "") -
     ValueError
         If ``rows`` is empty or a row lacks a key (the message names the row index).
     """
-    rows = list(rows)
-    if not rows:
-        raise ValueError("rows is empty")
-    parsed = []
-    for i, row in enumerate(rows):
-        missing = [k for k in _RELIABILITY_KEYS if k not in row]
-        if missing:
-            raise ValueError(f"rows[{i}] lacks key(s) {missing}")
-        try:
-            parsed.append({k: _maybe_float(row[k]) for k in _RELIABILITY_KEYS})
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"rows[{i}] has a non-numeric value: {exc}") from exc
-    low = np.array([r["bin_low"] for r in parsed])
-    high = np.array([r["bin_high"] for r in parsed])
-    mean = np.array([r["mean_forecast"] for r in parsed])
-    observed = np.array([r["observed_frequency"] for r in parsed])
-    count = np.nan_to_num(np.array([r["count"] for r in parsed]), nan=0.0)
+    low, high, mean, observed, count = _reliability_bins(rows)
     ok = (count > 0) & np.isfinite(mean) & np.isfinite(observed)
 
     fig, (ax, cax) = _new_figure(4.6, nrows=2, height_ratios=(3, 1))
@@ -607,6 +609,25 @@ def var_backtest_chart(
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+def _month_grid(table: pd.DataFrame) -> tuple[np.ndarray, list[str], float]:
+    """Validated year x month values in percent (NaN blank), the year labels and the colour limit."""
+    if not isinstance(table, pd.DataFrame) or table.empty:
+        raise ValueError("table must be a non-empty DataFrame")
+    try:
+        months = [int(c) for c in table.columns]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"table columns must be month numbers: {exc}") from exc
+    if any(not 1 <= m <= 12 for m in months):
+        raise ValueError("table columns must be month numbers 1..12")
+    grid = table.set_axis(months, axis=1).reindex(columns=range(1, 13)).astype(float)
+    values = grid.to_numpy() * 100
+    finite = np.isfinite(values)
+    if not finite.any():
+        raise ValueError("table has no finite values")
+    # The colour scale is symmetric around zero, clipped at the 95th percentile of |value|.
+    return values, [str(y) for y in grid.index], float(np.percentile(np.abs(values[finite]), 95)) or 1.0
+
+
 def monthly_returns_heatmap(table: pd.DataFrame, *, title: str = "") -> bytes:
     """Calendar heatmap of monthly returns: one row per year, one column per month.
 
@@ -631,21 +652,8 @@ def monthly_returns_heatmap(table: pd.DataFrame, *, title: str = "") -> bytes:
     ValueError
         If ``table`` has no rows, a column outside 1..12 or no finite value.
     """
-    if not isinstance(table, pd.DataFrame) or table.empty:
-        raise ValueError("table must be a non-empty DataFrame")
-    try:
-        months = [int(c) for c in table.columns]
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"table columns must be month numbers: {exc}") from exc
-    if any(not 1 <= m <= 12 for m in months):
-        raise ValueError("table columns must be month numbers 1..12")
-    grid = table.set_axis(months, axis=1).reindex(columns=range(1, 13)).astype(float)
-    values = grid.to_numpy() * 100
+    values, years, limit = _month_grid(table)
     finite = np.isfinite(values)
-    if not finite.any():
-        raise ValueError("table has no finite values")
-    limit = float(np.percentile(np.abs(values[finite]), 95)) or 1.0
-    years = [str(y) for y in grid.index]
 
     fig, (ax,) = _new_figure(0.9 + 0.24 * len(years))
     ax.grid(False)

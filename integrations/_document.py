@@ -38,6 +38,7 @@ __all__ = [
     "PARAGRAPH_STYLES",
     "CHART_KINDS",
     "write_atomic",
+    "render_target",
     "REPORT_FORMATS",
     "report_format",
 ]
@@ -408,6 +409,26 @@ class RenderedReport:
     figures: int
     bytes: int
     format: str = "pdf"
+
+
+def render_target(doc: object, path: object, what: str) -> Path:
+    """Check a renderer's arguments: ``doc`` a :class:`ReportDocument`, ``path`` a file path.
+
+    Raises
+    ------
+    TypeError
+        ``doc`` or ``path`` of the wrong type.
+    ValueError
+        ``path`` empty or an existing directory (``what`` names the file in the message).
+    """
+    if not isinstance(doc, ReportDocument):
+        raise TypeError(f"doc must be a ReportDocument, got {type(doc).__name__}")
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a str or Path, got {type(path).__name__}")
+    target = Path(path)
+    if str(path) == "" or target.is_dir():
+        raise ValueError(f"path {str(path)!r} is a directory; give a file name for the {what}")
+    return target
 
 
 def write_atomic(path: Path, data: bytes) -> None:

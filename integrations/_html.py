@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
@@ -33,6 +32,7 @@ from integrations._document import (
     ReportDocument,
     Section,
     Table,
+    render_target,
     write_atomic,
 )
 
@@ -222,13 +222,7 @@ def render_html(doc: ReportDocument, path: str | Path) -> RenderedReport:
     OSError
         If the file cannot be written; no partial file is left at ``path``.
     """
-    if not isinstance(doc, ReportDocument):
-        raise TypeError(f"doc must be a ReportDocument, got {type(doc).__name__}")
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"path must be a str or Path, got {type(path).__name__}")
-    target = Path(path)
-    if str(path) == "" or target.is_dir():
-        raise ValueError(f"path {str(path)!r} is a directory; give a file name for the HTML report")
+    target = render_target(doc, path, "HTML report")
     page, figures = _page(doc, doc.generated_at or datetime.now(UTC))
     data = page.encode("utf-8")
     write_atomic(target, data)

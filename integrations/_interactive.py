@@ -28,7 +28,6 @@ from integrations._charts import (
     _NAVY,
     _ORANGE,
     _RED,
-    _RELIABILITY_KEYS,
     _SHADE,
     _check_log_series,
     _dates,
@@ -36,7 +35,9 @@ from integrations._charts import (
     _family_keys,
     _floats,
     _maybe_float,
+    _month_grid,
     _rebase,
+    _reliability_bins,
 )
 
 __all__ = [
@@ -227,23 +228,7 @@ def reliability_chart(rows: Sequence[Mapping[str, float]], *, title: str = "") -
     dict
         Plotly figure (see :func:`integrations.reliability_chart`).
     """
-    rows = list(rows)
-    if not rows:
-        raise ValueError("rows is empty")
-    parsed = []
-    for i, row in enumerate(rows):
-        missing = [k for k in _RELIABILITY_KEYS if k not in row]
-        if missing:
-            raise ValueError(f"rows[{i}] lacks key(s) {missing}")
-        try:
-            parsed.append({k: _maybe_float(row[k]) for k in _RELIABILITY_KEYS})
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"rows[{i}] has a non-numeric value: {exc}") from exc
-    low = np.array([r["bin_low"] for r in parsed])
-    high = np.array([r["bin_high"] for r in parsed])
-    mean = np.array([r["mean_forecast"] for r in parsed])
-    observed = np.array([r["observed_frequency"] for r in parsed])
-    count = np.nan_to_num(np.array([r["count"] for r in parsed]), nan=0.0)
+    low, high, mean, observed, count = _reliability_bins(rows)
     ok = (count > 0) & np.isfinite(mean) & np.isfinite(observed)
     bins = np.isfinite(low) & np.isfinite(high) & (high > low)
     data: list[Spec] = [
@@ -354,23 +339,9 @@ def monthly_returns_heatmap(table: pd.DataFrame, *, title: str = "") -> Spec:
         Plotly figure (see :func:`integrations.monthly_returns_heatmap`): red loss, green gain,
         symmetric around zero; each cell shows its value.
     """
-    if not isinstance(table, pd.DataFrame) or table.empty:
-        raise ValueError("table must be a non-empty DataFrame")
-    try:
-        months = [int(c) for c in table.columns]
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"table columns must be month numbers: {exc}") from exc
-    if any(not 1 <= m <= 12 for m in months):
-        raise ValueError("table columns must be month numbers 1..12")
-    grid = table.set_axis(months, axis=1).reindex(columns=range(1, 13)).astype(float)
-    values = grid.to_numpy() * 100
-    finite = np.isfinite(values)
-    if not finite.any():
-        raise ValueError("table has no finite values")
-    limit = float(np.percentile(np.abs(values[finite]), 95)) or 1.0
+    values, years, limit = _month_grid(table)
     z = [_values(row) for row in values]
     text = [["" if v is None else ("0.0" if f"{v:.1f}" == "-0.0" else f"{v:.1f}") for v in row] for row in z]
-    years = [str(y) for y in grid.index]
     data = [{"type": "heatmap", "z": z, "x": list(_MONTHS), "y": years, "text": text, "texttemplate": "%{text}",
              "textfont": {"size": 10}, "colorscale": _colourscale("RdYlGn"), "zmin": -limit, "zmax": limit, "zmid": 0,
              "showscale": False, "xgap": 1, "ygap": 1, "hoverongaps": False,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import html
 import io
-import os
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from integrations._document import (
     ReportRenderError,
     Section,
     Table,
+    render_target,
     write_atomic,
 )
 
@@ -583,13 +583,7 @@ def render_pdf(doc: ReportDocument, path: str | Path) -> RenderedReport:
     OSError
         If the file cannot be written; no partial file is left at ``path``.
     """
-    if not isinstance(doc, ReportDocument):
-        raise TypeError(f"doc must be a ReportDocument, got {type(doc).__name__}")
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"path must be a str or Path, got {type(path).__name__}")
-    target = Path(path)
-    if str(path) == "" or target.is_dir():
-        raise ValueError(f"path {str(path)!r} is a directory; give a file name for the PDF")
+    target = render_target(doc, path, "PDF")
     generated = doc.generated_at or datetime.now(UTC)
 
     story, figures = _flowables(doc, generated)
