@@ -54,10 +54,10 @@ class LiveBarStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        # Whole stored series by key, with the database state they were read at: our own
-        # writes bump _generation, another connection's commits bump SQLite's data_version.
-        self._frames: dict[tuple[str, str, str], tuple[tuple[int, int], pd.DataFrame]] = {}
-        self._generation = 0
+        # Whole stored series by key, with SQLite's data_version when read: another
+        # connection's commit changes it and drops them all; our own writes to a key extend
+        # its kept series (new bars after the last one) or drop it (a revision).
+        self._frames: dict[tuple[str, str, str], tuple[int, pd.DataFrame]] = {}
         self._conn = open_database(
             self.path, what="live data cache", error=LiveBarStoreError,
             setup=lambda conn: apply_schema(conn, _SCHEMA, 1, pd.Timestamp.now(tz="UTC").isoformat(),
@@ -82,12 +82,12 @@ class LiveBarStore:
             raise ValueError(f"{symbol} {timeframe}: bars must be finite to enter the live data cache")
         stamps = frame.index.tz_convert("UTC").as_unit("ns").asi8
         rows = [(upstream, symbol, timeframe, int(t), *map(float, v)) for t, v in zip(stamps, values, strict=True)]
+        key = (upstream, symbol, timeframe)
         with self._lock:
             before = self._conn.execute(
-                "SELECT COUNT(*) FROM bars WHERE upstream = ? AND symbol = ? AND timeframe = ?",
-                (upstream, symbol, timeframe)).fetchone()[0]
-            self._generation += 1
-            self._frames.pop((upstream, symbol, timeframe), None)
+                "SELECT COUNT(*) FROM bars WHERE upstream = ? AND symbol = ? AND timeframe = ?", key).fetchone()[0]
+            kept = self._frames.pop(key, None)
+            version = self._data_version()
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.executemany(
@@ -98,8 +98,16 @@ class LiveBarStore:
                 self._conn.execute("ROLLBACK")
                 raise
             after = self._conn.execute(
-                "SELECT COUNT(*) FROM bars WHERE upstream = ? AND symbol = ? AND timeframe = ?",
-                (upstream, symbol, timeframe)).fetchone()[0]
+                "SELECT COUNT(*) FROM bars WHERE upstream = ? AND symbol = ? AND timeframe = ?", key).fetchone()[0]
+            if kept is not None and kept[0] == version and (kept[1].empty or stamps.min() > kept[1].index.asi8[-1]):
+                # Only bars after the kept series: extend it with exactly what SQLite now holds
+                # (the last of equal stamps wins, as with INSERT OR REPLACE).
+                order = np.argsort(stamps, kind="stable")
+                last = np.r_[stamps[order][1:] != stamps[order][:-1], True]
+                take = order[last]
+                new = pd.DataFrame(values[take], columns=list(BAR_COLUMNS),
+                                   index=pd.DatetimeIndex(pd.to_datetime(stamps[take], utc=True), name="timestamp"))
+                self._frames[key] = (version, pd.concat([kept[1], new]) if not kept[1].empty else new)
         return int(after - before)
 
     def frame(self, upstream: str, symbol: str, timeframe: str, start: pd.Timestamp | None = None,
@@ -111,10 +119,12 @@ class LiveBarStore:
         """
         key = (upstream, symbol, timeframe)
         with self._lock:
-            state = (int(self._conn.execute("PRAGMA data_version").fetchone()[0]), self._generation)
+            version = self._data_version()
             kept = self._frames.get(key)
-            if kept is None or kept[0] != state:
-                kept = (state, self._read(*key))
+            if kept is None or kept[0] != version:
+                if kept is not None:  # another process wrote: nothing kept is trusted
+                    self._frames.clear()
+                kept = (version, self._read(*key))
                 self._frames[key] = kept
         whole = kept[1]
         if whole.empty:
@@ -125,6 +135,9 @@ class LiveBarStore:
         if end is not None:
             mask &= whole.index.asi8 <= _ns(end)
         return whole.loc[mask].copy()
+
+    def _data_version(self) -> int:
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     def _read(self, upstream: str, symbol: str, timeframe: str) -> pd.DataFrame:
         rows = self._conn.execute(

@@ -14,6 +14,8 @@ from urllib.parse import parse_qs
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from werkzeug import Response
 
 from agents.runtime.live import silence_deadline
@@ -222,8 +224,14 @@ def test_live_bar_store_reads_a_series_once_until_it_changes(tmp_path, monkeypat
     pd.testing.assert_frame_equal(store.frame("builtin", "SP500", "1D"), frame.iloc[:4], check_freq=False)
     assert list(store.frame("builtin", "SP500", "1D", days[1], days[2]).index) == list(days[1:3])
     assert len(reads) == 1  # three reads, one query
-    store.append("builtin", "SP500", "1D", frame.iloc[4:5])  # our own write
+    store.append("builtin", "SP500", "1D", frame.iloc[4:5])  # our own write of a new bar: kept series extended
     pd.testing.assert_frame_equal(store.frame("builtin", "SP500", "1D"), frame.iloc[:5], check_freq=False)
+    store.append("builtin", "NASDAQ", "1D", frame.iloc[:2])  # another key's write leaves this one kept
+    assert store.frame("builtin", "SP500", "1D").index[-1] == days[4] and len(reads) == 1
+    own = frame.iloc[1:2].copy()
+    own["close"] += 2.0
+    store.append("builtin", "SP500", "1D", own)  # our own revision: read again
+    assert store.frame("builtin", "SP500", "1D")["close"].iloc[1] == own["close"].iloc[0] and len(reads) == 2
     revised = frame.iloc[2:3].copy()
     revised["close"] += 5.0
     other.append("builtin", "SP500", "1D", revised)  # a revision committed by another connection
@@ -232,6 +240,31 @@ def test_live_bar_store_reads_a_series_once_until_it_changes(tmp_path, monkeypat
     other.append("builtin", "SP500", "1D", frame.iloc[5:])
     assert store.frame("builtin", "SP500", "1D").index[-1] == days[5]
     store.close(), other.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(1, 4), st.booleans(), st.booleans()), min_size=1, max_size=12))
+def test_live_bar_store_kept_series_equals_a_fresh_read(tmp_path, writes):
+    """Whatever mix of new bars, revisions, repeated and unsorted stamps is written, the
+    series kept in memory equals what another connection reads from the file."""
+    path = tmp_path / f"kept-{abs(hash(tuple(writes)))}.sqlite"
+    days = pd.bdate_range("2024-01-01", periods=40, tz=UTC)
+    store = LiveBarStore(path)
+    for k, (first, n, shuffle, repeat) in enumerate(writes):
+        chunk = _bars(days[first:first + n], seed=k)
+        if repeat:
+            again = chunk.iloc[-1:].copy()
+            again["close"] += 1.0
+            chunk = pd.concat([chunk, again])
+        if shuffle:
+            chunk = chunk.iloc[::-1]
+        store.append("builtin", "SP500", "1D", chunk)
+        kept = store.frame("builtin", "SP500", "1D")
+        fresh = LiveBarStore(path)
+        pd.testing.assert_frame_equal(kept, fresh.frame("builtin", "SP500", "1D"), check_freq=False)
+        fresh.close()
+    store.close()
+    path.unlink()
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
