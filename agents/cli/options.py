@@ -22,8 +22,8 @@ from analytics import RegimeDeskError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CommandParser", "add_symbol_options", "bar_store", "OutputPathError", "output_file", "output_dir",
-           "write_failed", "date_option", "bar_length"]
+__all__ = ["CommandParser", "add_symbol_options", "add_start_option", "bar_store", "OutputPathError", "output_file",
+           "output_dir", "write_failed", "date_option", "bar_length"]
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -70,18 +70,32 @@ def add_symbol_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
-def bar_store(args: argparse.Namespace, ctx, option: str = "--as-of"):
+def add_start_option(p: argparse.ArgumentParser, what: str = "computations") -> None:
+    """``--start DATE``: the first bar loaded (``run``, ``regime``, ``stats``; ``dest='start'``).
+
+    Only for commands whose ``--start`` has no other meaning (in ``export``, ``backtest``,
+    ``data show`` and ``live`` it has its own).
+    """
+    p.add_argument("--start", metavar="DATE",
+                   help="first bar loaded (inclusive), e.g. 2010-01-01; the "
+                        f"{what} see nothing earlier (default: data.history_years (30 unless configured) years "
+                        "back from the last bar; intraday bars keep their short look-back)")
+
+
+def bar_store(args: argparse.Namespace, ctx, option: str = "--as-of", *, start: str | None = None):
     """The run-style bar store for a single-symbol command, and the canonical symbol.
 
-    The symbol's bars must load, by the as-of date if one is given (``option`` names it in
-    messages); else the command fails at once with the reason (unknown symbol, missing key,
-    no bars by then). A date after the last bar is said in one warning, and
+    The symbol's bars must load, from ``start`` (``--start``, the first bar loaded; default
+    ``data.history_years`` back from the last bar) and by the as-of date if one is given
+    (``option`` names it in messages); else the command fails at once with the reason (unknown
+    symbol, missing key, no bars then). A date after the last bar is said in one warning, and
     ``store.as_of_effective`` is the last bar's stamp (see :meth:`BarStore.check_data`).
+    ``start`` is passed explicitly: some commands' ``--start`` means something else.
     """
     from agents.services.context import symbol_bar_store
 
     return symbol_bar_store(ctx.settings, ctx.secrets, args.symbol, source=args.source, as_of=args.as_of,
-                            option=option)
+                            option=option, start=start)
 
 
 class OutputPathError(RegimeDeskError, ValueError):

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from agents.cli.helptext import examples
-from agents.cli.options import add_symbol_options, bar_store
+from agents.cli.options import add_start_option, add_symbol_options, bar_store
 from agents.cli.output import print_json, print_table
 
 # Services (and with them the regime models) are imported when the command runs, not at start-up.
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.epilog = examples("regimedesk regime SP500",
-                        "regimedesk regime NASDAQ --method garch --history",
+                        "regimedesk regime NASDAQ --method garch --history --start 2010-01-01",
                         "regimedesk regime SP500 --as-of 2008-10-15 --json")
     p.fill_later(_options)
     p.set_defaults(handler=_regime)
@@ -45,6 +45,7 @@ def _options(p: argparse.ArgumentParser) -> None:
     from agents.services.regime import METHODS
 
     add_symbol_options(p)
+    add_start_option(p, "regime fits")
     p.add_argument("--method", choices=METHODS, default="hmm", help="regime model (default hmm)")
     p.add_argument("--history", action="store_true",
                    help=f"print the causal regime path per timeframe ({HELD_MARK}: label held by the "
@@ -61,7 +62,7 @@ def _regime(args: argparse.Namespace, ctx) -> int:
     from agents.services.regime import analyse_regimes, regime_history, regime_report
 
     logging.getLogger("hmmlearn").setLevel(logging.ERROR)
-    store, symbol = bar_store(args, ctx)
+    store, symbol = bar_store(args, ctx, start=args.start)
     sys.stderr.write(f"fitting {args.method} regimes walk-forward on {symbol} (LT, MT, ST, US)...\n")
     analysis = analyse_regimes(store, symbol, args.method, seed=args.seed)
     report = regime_report(analysis)
@@ -69,7 +70,7 @@ def _regime(args: argparse.Namespace, ctx) -> int:
         history = regime_history(analysis)
         if args.json:
             print_json({"symbol": symbol, "method": args.method, "as_of": args.as_of,
-                        "as_of_effective": store.as_of_effective, "history": history})
+                        "as_of_effective": store.as_of_effective, "start": args.start, "history": history})
             return 0
         dates = sorted({row["date"] for rows in history.values() for row in rows})
         lookup = {tf: {r["date"]: r for r in rows} for tf, rows in history.items()}
@@ -86,7 +87,7 @@ def _regime(args: argparse.Namespace, ctx) -> int:
             print(f"\n{HELD_LEGEND}")
         return 0
     if args.json:
-        print_json({**report, "as_of": args.as_of, "as_of_effective": store.as_of_effective})
+        print_json({**report, "as_of": args.as_of, "as_of_effective": store.as_of_effective, "start": args.start})
         return 0
     print(f"{symbol} regimes ({args.method})" + (f" as of {store.as_of_text}" if store.as_of_text else ""))
     rows = []

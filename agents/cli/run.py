@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agents.cli.helptext import examples
-from agents.cli.options import output_file
+from agents.cli.options import add_start_option, output_file
 from agents.cli.output import print_json, print_table
 from agents.services.run_summary import run_summary_text
 
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     run.epilog = examples("regimedesk run SP500",
-                          "regimedesk run SP500 NASDAQ --as-of 2015-06-30 --json",
+                          "regimedesk run SP500 NASDAQ --start 2005-01-01 --as-of 2015-06-30 --json",
                           "regimedesk run SP500 --broker paper --approve")
     run.fill_later(_run_options)
     run.set_defaults(handler=_run)
@@ -90,6 +90,7 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("symbols", nargs="*", metavar="SYMBOL", help="symbols, e.g. SP500 NASDAQ")
     run.add_argument("--source", choices=SOURCE_NAMES, help="market-data source (default: data.source)")
     run.add_argument("--as-of", dest="as_of", help="run as of this date with data up to then only")
+    add_start_option(run, "agents")
     run.add_argument("--llm", choices=("template", "openai"), help="narrator backend (default: llm.backend)")
     run.add_argument("--broker", choices=("none", "paper", "alpaca"), default="none",
                      help="where approved orders go (default none)")
@@ -138,6 +139,8 @@ def _run(args: argparse.Namespace, ctx) -> int:
     if args.resume:
         if args.symbols:
             raise ValueError("--resume continues a run: give no symbols")
+        if args.start is not None:
+            raise ValueError("--resume continues a run with its own --start: give no --start")
         progress = _Progress(quiet=False)
         with _runner(ctx) as runner:
             runner.ctx.status = progress.note
@@ -148,11 +151,12 @@ def _run(args: argparse.Namespace, ctx) -> int:
 
     report = report_path(args.report, "--report", symbols=args.symbols) if args.report else None
     request = build_request(ctx.settings, ctx.secrets, args.symbols, source=args.source, llm=args.llm,
-                            as_of=args.as_of, broker=args.broker, approve=args.approve, report=report,
+                            as_of=args.as_of, start=args.start, broker=args.broker, approve=args.approve, report=report,
                             report_backtest=ctx.settings.report.backtest and not args.no_backtest,
                             **({"recompute": True} if args.recompute else {}))
+    since = f", from {request.start}" if request.start is not None else ""
     return start_run(ctx, request, args.json,
-                     f"run over {', '.join(request.symbols)} (source {request.source}, llm {request.llm})")
+                     f"run over {', '.join(request.symbols)} (source {request.source}, llm {request.llm}{since})")
 
 
 def start_run(ctx, request, as_json: bool, banner: str) -> int:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from agents.cli.helptext import examples
-from agents.cli.options import add_symbol_options, bar_store
+from agents.cli.options import add_start_option, add_symbol_options, bar_store
 from agents.cli.output import print_json
 from analytics import RegimeDeskError
 
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.epilog = examples("regimedesk stats SP500",
                         "regimedesk stats NASDAQ --horizon MT --window 500",
-                        "regimedesk stats SP500 --as-of 2010-12-31 --json")
+                        "regimedesk stats SP500 --start 2005-01-01 --as-of 2010-12-31 --json")
     p.fill_later(_options)
     p.set_defaults(handler=_stats)
 
@@ -38,6 +38,7 @@ def _options(p: argparse.ArgumentParser) -> None:
     from agents.config import TIMEFRAME_NAMES
 
     add_symbol_options(p)
+    add_start_option(p, "tests")
     p.add_argument("--horizon", choices=TIMEFRAME_NAMES,
                    help="one analysis horizon: LT weekly, MT or ST daily, US intraday (default: all)")
     # --timeframe is a bar length (1D, 1W, 5Min) in every other command; the old spelling here
@@ -60,10 +61,10 @@ def _stats(args: argparse.Namespace, ctx) -> int:
 
     if args.window is not None and args.window < 20:
         raise ValueError("--window must be >= 20")
-    store, symbol = bar_store(args, ctx)
+    store, symbol = bar_store(args, ctx, start=args.start)
     timeframes = [args.horizon] if args.horizon else list(TIMEFRAME_NAMES)
     out: dict[str, Any] = {"symbol": symbol, "as_of": args.as_of, "as_of_effective": store.as_of_effective,
-                           "timeframes": {}}
+                           "start": args.start, "timeframes": {}}
     for tf in timeframes:
         try:
             bars = store.get(symbol, tf)

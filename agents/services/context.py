@@ -17,10 +17,11 @@ import pandas as pd
 
 from agents.config import TIMEFRAME_NAMES, Secrets, Settings
 from agents.services.data import build_market_data
-from analytics import RegimeDeskError, RegimeDeskWarning, shown
+from analytics import RegimeDeskError, RegimeDeskWarning, Timeframe, shown
 from integrations import Bars, MarketData, NoDataError
 
-__all__ = ["RunRequest", "BarStore", "AppContext", "as_of_clock", "build_request", "check_services", "symbol_bar_store"]
+__all__ = ["RunRequest", "BarStore", "AppContext", "as_of_clock", "build_request", "check_services", "start_stamp",
+           "symbol_bar_store"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class RunRequest:
     recompute : bool
         Rebuild every feature row from history instead of the newest bar's only (an audit;
         ``engine.recompute``, ``--recompute``).
+    start : str or None
+        The date of the first bar the run loads (inclusive, ``--start``): every computation
+        sees nothing earlier. None: ``data.history_years`` back from the last bar. Must be a
+        date not after ``as_of``.
     """
 
     symbols: tuple[str, ...]
@@ -63,6 +68,7 @@ class RunRequest:
     report_backtest: bool = True
     as_of_effective: str | None = None
     recompute: bool = False
+    start: str | None = None
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -73,6 +79,7 @@ class RunRequest:
             raise ValueError(f"llm must be template or openai, not {self.llm!r}")
         if self.broker not in ("none", "paper", "alpaca"):
             raise ValueError(f"broker must be none, paper or alpaca, not {self.broker!r}")
+        start_stamp(self.start, self.as_of)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +93,7 @@ class RunRequest:
             "report_backtest": self.report_backtest,
             "as_of_effective": self.as_of_effective,
             "recompute": self.recompute,
+            "start": self.start,
         }
 
     @classmethod
@@ -101,6 +109,7 @@ class RunRequest:
             report_backtest=bool(doc.get("report_backtest", True)),
             as_of_effective=doc.get("as_of_effective"),
             recompute=bool(doc.get("recompute", False)),
+            start=doc.get("start"),
         )
 
 
@@ -109,11 +118,11 @@ def build_request(settings: Settings, secrets: Secrets, symbols, *, source: str 
     """A validated :class:`RunRequest` with canonical, de-duplicated symbols.
 
     ``source`` and ``llm`` default to the configuration; ``fields`` are the other
-    :class:`RunRequest` fields (``as_of``, ``broker``, ``approve``, ``report``, ...).
+    :class:`RunRequest` fields (``as_of``, ``start``, ``broker``, ``approve``, ``report``, ...).
     Everything that can be checked before the agents run is checked here, so that a run
-    fails at once rather than after minutes of work: the date, the data source's, the
+    fails at once rather than after minutes of work: the dates, the data source's, the
     narrator's and the broker's credentials (:func:`check_services`), and that each
-    symbol's bars load, by ``as_of`` if given (:meth:`BarStore.check_data`, which also sets
+    symbol's bars load, from ``start`` and by ``as_of`` if given (:meth:`BarStore.check_data`, which also sets
     ``as_of_effective``). This loads every symbol's daily bars once (a second fetch for a
     network source when the run loads them again without an as-of date).
 
@@ -131,11 +140,12 @@ def build_request(settings: Settings, secrets: Secrets, symbols, *, source: str 
     canonical = tuple(dict.fromkeys(src.canonical_symbol(s) for s in symbols))
     as_of = fields.get("as_of")
     as_of_clock(as_of)  # validate before anything runs
+    start_stamp(fields.get("start"), as_of)
     backend = llm or settings.llm.backend
     fields.setdefault("recompute", settings.engine.recompute)
     request = RunRequest(symbols=canonical, source=name, llm=backend, **fields)
     check_services(settings, secrets, llm=request.llm, broker=request.broker, source=name)
-    store = BarStore(build_market_data(settings, secrets, name), settings, as_of)
+    store = BarStore(build_market_data(settings, secrets, name), settings, as_of, start=request.start)
     failed = store.check_data(canonical, partial=True)
     if failed:
         warnings.warn(
@@ -199,18 +209,62 @@ def as_of_clock(as_of: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | 
     return ts, ts
 
 
+def start_stamp(start: str | None, as_of: str | None = None) -> pd.Timestamp | None:
+    """The UTC stamp of a run's first bar (``--start``), checked against its as-of date.
+
+    Parameters
+    ----------
+    start : str or None
+        The date (or date and time) of the first bar to load, inclusive; naive values are UTC.
+    as_of : str or None
+        The run's as-of date (see :func:`as_of_clock`), which ``start`` may not be after.
+
+    Returns
+    -------
+    Timestamp or None
+        ``start`` as a UTC timestamp, or None when not given.
+
+    Raises
+    ------
+    ValueError
+        ``start`` (or ``as_of``) is not a date, or ``start`` is after ``as_of``.
+    """
+    if start is None:
+        return None
+    try:
+        ts = pd.Timestamp(start)
+    except (ValueError, TypeError):
+        raise ValueError(f"--start: cannot parse {shown(start)} as a date") from None
+    if pd.isna(ts):
+        raise ValueError(f"--start: {shown(start)} is not a date")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    end, _ = as_of_clock(as_of)
+    if end is not None and ts > end:
+        raise ValueError(f"--start {shown(start)} is after --as-of {shown(as_of)}: the run would have no bars")
+    return ts
+
+
 class BarStore:
     """Keyed cache of bars for one run: ``(symbol, bar timeframe) -> Bars``.
 
     MT and ST share the daily load. Errors are cached too, so an unavailable timeframe
     (e.g. no intraday bars in the builtin source) is reported once, consistently.
+
+    With ``start`` (``--start``) no bar before that date is loaded, at any bar length: daily
+    bars are read from it (however far back; without it ``data.history_years`` back from the
+    last bar), weekly bars are resampled from those daily bars, and intraday bars keep their
+    short look-back but are cut at ``start`` too.
     """
 
-    def __init__(self, market: MarketData, settings: Settings, as_of: str | None) -> None:
+    def __init__(self, market: MarketData, settings: Settings, as_of: str | None, *,
+                 start: str | None = None) -> None:
         self.market = market
         self.settings = settings
         self.as_of = as_of
+        self.start = start
         self.end, self.now = as_of_clock(as_of)
+        #: The UTC stamp of ``start`` (None: the default look-back).
+        self.first = start_stamp(start, as_of)
         #: Set by :meth:`check_data`: the stamp of the last bar available at ``as_of``.
         self.as_of_effective: str | None = None
         self._cache: dict[tuple[str, str], Bars | Exception] = {}
@@ -230,11 +284,11 @@ class BarStore:
         return getattr(self.settings.timeframes, timeframe).lookback
 
     def get(self, symbol: str, timeframe: str) -> Bars:
-        """Full available history of ``symbol`` at the bar length of ``timeframe`` (LT/MT/ST/US)."""
+        """The run's history of ``symbol`` (from :attr:`start`) at the bar length of ``timeframe`` (LT/MT/ST/US)."""
         return self.get_bar(symbol, self.bar_of(timeframe))
 
     def get_bar(self, symbol: str, bar: str) -> Bars:
-        """Full available history of ``symbol`` in bars of length ``bar`` (e.g. ``1D``, ``1W``)."""
+        """The run's history of ``symbol`` (from :attr:`start`) in bars of length ``bar`` (e.g. ``1D``, ``1W``)."""
         key = (symbol, bar)
         with self._lock:
             hit = self._cache.get(key)
@@ -259,8 +313,22 @@ class BarStore:
             except Exception:  # noqa: BLE001 - the weekly load below reports its own error
                 daily = None
             if daily is not None:
-                return self.market.weekly_from(daily, now=self.now)
-        return self.market.bars(symbol, bar, None, self.end, now=self.now)
+                return self._from_start(self.market.weekly_from(daily, now=self.now))
+        if self.first is None or Timeframe.parse(bar).unit in ("D", "W"):
+            return self.market.bars(symbol, bar, self.first, self.end, now=self.now)
+        # Intraday: a start years back would ask a network source for years of minute bars;
+        # the usual short look-back is loaded and cut at the start instead.
+        return self._from_start(self.market.bars(symbol, bar, None, self.end, now=self.now))
+
+    def _from_start(self, bars: Bars) -> Bars:
+        """``bars`` without the bars stamped before :attr:`first` (all of them without a start)."""
+        if self.first is None:
+            return bars
+        frame = bars.frame.loc[bars.frame.index >= self.first]
+        if frame.empty:
+            raise NoDataError(f"no {bars.timeframe} bars for {bars.symbol} from {bars.source} on or after "
+                              f"--start {shown(self.start)}")
+        return replace(bars, frame=frame)
 
     def check_data(self, symbols: Iterable[str], option: str = "--as-of", *,
                    partial: bool = False) -> dict[str, RegimeDeskError]:
@@ -293,7 +361,9 @@ class BarStore:
         ------
         NoDataError
             A symbol has no bars at or before the as-of date (the message names the date
-            and, for local sources, the first bar there is), or none at all.
+            and, for local sources, the first bar there is), none from the start date
+            (``--start``; the message names it and, for local sources, the data's span), or
+            none at all.
         RegimeDeskError
             A symbol's data cannot be loaded (unknown symbol, unreadable file, missing key,
             a failing service): that error. With ``partial``, only when no symbol loads;
@@ -348,6 +418,10 @@ class BarStore:
                 return self.get(symbol, tf)
             except NoDataError as exc:
                 first_error = first_error or exc
+        if self.first is not None:
+            until = "" if self.as_of is None else f" to --as-of {shown(self.as_of)}"
+            raise NoDataError(f"--start {shown(self.start)}: no bars of {symbol} from that date{until}"
+                              f"{self._first_bar_note(symbol, last=True)}") from first_error
         if self.as_of is None:
             raise first_error
         raise NoDataError(
@@ -355,18 +429,24 @@ class BarStore:
             f"{self._first_bar_note(symbol)}"
         ) from first_error
 
-    def _first_bar_note(self, symbol: str) -> str:
-        """'' or ' (the data start on DATE)', for sources that are cheap to ask (local files, builtin)."""
+    def _first_bar_note(self, symbol: str, *, last: bool = False) -> str:
+        """'' or ' (the data start on DATE)' (``last``: ' (the data run from DATE to DATE)'), for
+        sources that are cheap to ask (local files, builtin)."""
         if self.market.source.cacheable:
             return ""
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RegimeDeskWarning)  # the command fails; its data notes are noise
-                first = self.market.bars(symbol, self.bar_of("MT")).frame.index[0]
+                index = self.market.bars(symbol, self.bar_of("MT"), _ALL_DATA if last else None).frame.index
         except Exception:  # noqa: BLE001 - only a hint for the message
             return ""
-        return f" (the data start on {_stamp_text(first)})"
+        if last:
+            return f" (the data run from {_stamp_text(index[0])} to {_stamp_text(index[-1])})"
+        return f" (the data start on {_stamp_text(index[0])})"
 
+
+#: A start before any bar a local source can hold: reads its whole data.
+_ALL_DATA = pd.Timestamp("1678-01-01", tz="UTC")
 
 #: The timeframes whose last bar dates a symbol's data, finest usual one first.
 _DAILY_FIRST = ("MT", "ST", "US", "LT")
@@ -384,7 +464,7 @@ class AppContext:
     settings: Settings
     secrets: Secrets
     journal: Any = None  # integrations.Journal or None
-    _stores: dict[tuple[str, str | None], BarStore] = field(default_factory=dict)
+    _stores: dict[tuple[str, str | None, str | None], BarStore] = field(default_factory=dict)
     _narrators: dict[str, Any] = field(default_factory=dict)
     _brokers: dict[str, Any] = field(default_factory=dict)
     _risk_store: Any = None
@@ -409,13 +489,14 @@ class AppContext:
             return self._memo[key]
 
     def bars(self, request: dict[str, Any]) -> BarStore:
-        """The bar store for this request's source and as-of time."""
-        key = (request["source"], request.get("as_of"))
+        """The bar store for this request's source, as-of time and first bar (``start``)."""
+        key = (request["source"], request.get("as_of"), request.get("start"))
         with self._lock:
             store = self._stores.get(key)
             if store is None:
                 market = build_market_data(self.settings, self.secrets, request["source"])
-                store = self._stores[key] = BarStore(market, self.settings, request.get("as_of"))
+                store = self._stores[key] = BarStore(market, self.settings, request.get("as_of"),
+                                                     start=request.get("start"))
         return store
 
     def release(self, request: dict[str, Any]) -> None:
@@ -423,7 +504,7 @@ class AppContext:
         each bar, so a long-running process does not keep every bar's data)."""
         key = (request["source"], request.get("as_of"))
         with self._lock:
-            self._stores.pop(key, None)
+            self._stores.pop((*key, request.get("start")), None)
             for k in [k for k in self._memo if k[1:3] == key]:
                 self._memo.pop(k, None)
                 self._memo_locks.pop(k, None)
@@ -486,25 +567,28 @@ class AppContext:
 
 
 def symbol_bar_store(settings: Settings, secrets: Secrets, symbol: str, *, source: str | None = None,
-                     as_of: str | None = None, option: str = "--as-of") -> tuple[BarStore, str]:
+                     as_of: str | None = None, option: str = "--as-of",
+                     start: str | None = None) -> tuple[BarStore, str]:
     """The run-style bar store for one symbol, and the symbol's canonical name.
 
     Used by the single-symbol commands of the command line and the bot alike. The symbol's
-    bars must load, by ``as_of`` if given (``option`` names it in messages); else this fails
-    at once with the reason (unknown symbol, missing key, no bars by then). A date after the
-    last bar is said in one warning, and ``store.as_of_effective`` is the last bar's stamp
+    bars must load, from ``start`` (the first bar, ``--start``; default ``data.history_years``
+    back from the last bar) and by ``as_of`` if given (``option`` names it in messages); else
+    this fails at once with the reason (unknown symbol, missing key, no bars then). A date after
+    the last bar is said in one warning, and ``store.as_of_effective`` is the last bar's stamp
     (see :meth:`BarStore.check_data`).
 
     Raises
     ------
     ValueError
-        ``as_of`` is not a date.
+        ``as_of`` or ``start`` is not a date, or ``start`` is after ``as_of``.
     RegimeDeskError
         The symbol's data cannot be loaded.
     """
     as_of_clock(as_of)
+    start_stamp(start, as_of)
     app = AppContext(settings, secrets)
-    store = app.bars({"source": source or settings.data.source, "as_of": as_of})
+    store = app.bars({"source": source or settings.data.source, "as_of": as_of, "start": start})
     canonical = store.market.source.canonical_symbol(symbol)
     store.check_data([canonical], option)
     return store, canonical

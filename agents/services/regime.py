@@ -375,5 +375,5 @@ def run_regimes(ctx: Any, request: Mapping[str, Any], symbol: str) -> RegimeAnal
     there under the request's source, as-of date and symbol, and refits reuse its fit cache.
     """
     store = ctx.bars(request)
-    key = ("regimes", request["source"], request.get("as_of"), symbol, AGENT_METHOD)
+    key = ("regimes", request["source"], request.get("as_of"), request.get("start"), symbol, AGENT_METHOD)
     return ctx.memo(key, lambda: analyse_regimes(store, symbol, AGENT_METHOD, fit_cache=ctx.fit_cache()))
