@@ -23,6 +23,7 @@ from pydantic import (
     ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from agents.paths import HomePaths
@@ -220,7 +221,19 @@ class MLConfig(_Model):
     max_model_age_days: float = Field(default=30.0, gt=0)
     stale_model: Literal["warn", "refuse"] = "refuse"
     auto_train: bool = True
+    # Live sessions and scheduled runs retrain a model after a bar once it is this old, so
+    # decisions find a fresh one and never train (0: off; then only `regimedesk train` or a
+    # decision that finds no usable model trains).
+    retrain_after_days: float = Field(default=21.0, ge=0)
     regime_timeframe: Literal[_ML_REGIME_TIMEFRAMES] = "MT"  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _retrain_before_stale(self) -> MLConfig:
+        if self.retrain_after_days >= self.max_model_age_days:
+            raise ValueError(f"ml.retrain_after_days ({self.retrain_after_days:g}) must be below "
+                             f"ml.max_model_age_days ({self.max_model_age_days:g}), so a model is retrained "
+                             "before decisions refuse it")
+        return self
 
 
 class EngineConfig(_Model):
@@ -706,6 +719,9 @@ embargo = 5
 max_model_age_days = 30.0
 stale_model = "refuse"
 auto_train = true
+# Live sessions and scheduled runs retrain a model after a bar once it is this many days
+# old (below max_model_age_days), so decisions never train; 0 turns it off.
+retrain_after_days = 21.0
 # Timeframe whose filtered risk-off probability is a model feature.
 regime_timeframe = "MT"
 

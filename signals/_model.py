@@ -349,6 +349,8 @@ def prediction_contributions(model: FittedModel, X: pd.DataFrame) -> pd.DataFram
     """
     from xgboost import DMatrix
 
-    dm = DMatrix(X[list(model.features)].to_numpy(dtype=float))
-    contrib = model.model.get_booster().predict(dm, pred_contribs=True)
+    booster = model.model.get_booster()
+    threads = model.model.get_params().get("n_jobs") or 0  # 0/None: XGBoost's default (all cores)
+    dm = DMatrix(X[list(model.features)].to_numpy(dtype=float), nthread=threads if threads > 0 else -1)
+    contrib = booster.predict(dm, pred_contribs=True)
     return pd.DataFrame(contrib, index=X.index, columns=[*model.features, "bias"])

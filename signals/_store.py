@@ -14,6 +14,7 @@ import platform
 import re
 import shutil
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +125,13 @@ def check_model_age(
     return float(age)
 
 
+#: Loaded classifiers by model file (resolved path, mtime, size): a version directory is
+#: written once and never changed, so a decision does not parse the file again. Predicting
+#: from an XGBoost booster is thread-safe; callers never refit a loaded model.
+_LOADED: dict[tuple[str, int, int], Any] = {}
+_LOADED_LOCK = threading.Lock()
+
+
 class ModelStore:
     """Models per symbol, versioned ``v0001``, ``v0002``, ...
 
@@ -197,16 +205,31 @@ class ModelStore:
             raise ModelNotFoundError(f"no model {symbol} {version}; stored: {', '.join(versions)}")
         path = self._dir(symbol) / version
         meta = json.loads((path / "metadata.json").read_text())
-        clf = XGBClassifier()
-        clf.load_model(str(path / "model.ubj"))
+        file = path / "model.ubj"
+        st = file.stat()
+        key = (str(file.resolve()), st.st_mtime_ns, st.st_size)
+        with _LOADED_LOCK:
+            clf = _LOADED.get(key)
+        if clf is None:
+            clf = XGBClassifier()
+            clf.load_model(str(file))
+            # One thread: a decision predicts one row, and OpenMP threads on a busy machine
+            # cost tens of milliseconds (training uses ModelConfig.n_jobs, 1 by default).
+            clf.set_params(n_jobs=1)
+            with _LOADED_LOCK:
+                _LOADED[key] = clf
+                while len(_LOADED) > 64:
+                    del _LOADED[next(iter(_LOADED))]
         fm = FittedModel(
             clf, tuple(meta["features"]), int(meta["max_depth"]), int(meta["n_trees"]),
             float(meta["validation_logloss"]), int(meta["n_train"]), int(meta["n_validation"]),
         )
         return StoredModel(symbol, version, path, fm, meta)
 
-    def latest(self, symbol: str, *, as_of: pd.Timestamp | None = None, **match: Any) -> StoredModel:
-        """Newest version trained on data up to ``as_of`` whose metadata matches ``match``.
+    def latest(self, symbol: str, *, as_of: pd.Timestamp | None = None, data_from: pd.Timestamp | None = None,
+               **match: Any) -> StoredModel:
+        """Newest version trained on data up to ``as_of`` (and, with ``data_from``, none before
+        it: a run's ``--start``) whose metadata matches ``match``.
 
         Raises
         ------
@@ -220,9 +243,15 @@ class ModelStore:
                 end = pd.Timestamp(meta["train_end"])
                 if end > _like(as_of, end):
                     continue
+            if data_from is not None:
+                first = pd.Timestamp(meta.get("data_start", "1678-01-01"))
+                if first < _like(data_from, first):
+                    continue
             return self.load(symbol, version)
         what = ", ".join(f"{k}={v}" for k, v in match.items())
         when = f" trained on data up to {pd.Timestamp(as_of).date()}" if as_of is not None else ""
+        if data_from is not None:
+            when += f" and none before {pd.Timestamp(data_from).date()}"
         raise ModelNotFoundError(
             f"no stored model for {symbol}{when}{' with ' + what if what else ''}; "
             f"train one with 'regimedesk train {symbol}'"

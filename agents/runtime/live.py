@@ -482,22 +482,43 @@ class LiveLoop:
                     received: pd.Timestamp) -> dict[str, Any]:
         started = time.perf_counter()
         try:
-            outcome, attempts = self._run_bar(request, thread_id, run_id)
-        except Exception as exc:  # noqa: BLE001 - the loop degrades: bar failed, alert, next bar
+            try:
+                outcome, attempts = self._run_bar(request, thread_id, run_id)
+            except Exception as exc:  # noqa: BLE001 - the loop degrades: bar failed, alert, next bar
+                seconds = time.perf_counter() - started
+                self.live_state.update_live_bar(self.session, bar_time, "failed", seconds=seconds,
+                                                error=f"{type(exc).__name__}: {exc}")
+                self._event("bar_failed", f"bar {bar_time} failed ({type(exc).__name__}: {exc}); nothing more is "
+                                          "sent for it; journaled orders are reconciled with the next bar")
+                return {"status": "failed", "seconds": seconds, "orders": 0}
             seconds = time.perf_counter() - started
-            self.live_state.update_live_bar(self.session, bar_time, "failed", seconds=seconds,
-                                            error=f"{type(exc).__name__}: {exc}")
-            self._event("bar_failed", f"bar {bar_time} failed ({type(exc).__name__}: {exc}); nothing more is sent "
-                                      "for it; journaled orders are reconciled with the next bar")
-            return {"status": "failed", "seconds": seconds, "orders": 0}
+            self._alert_given_up((outcome.state.get("execution") or {}).get("reconciled") or [])
+            status = "waiting" if outcome.status == "interrupted" else "completed"
+            self.live_state.update_live_bar(self.session, bar_time, status, seconds=seconds, attempts=attempts)
+            self._say(self._bar_line(bar_time, outcome.state, status, seconds, received))
+            retrained = self._retrain_models(request)
         finally:
             self.runner.ctx.release(request.to_dict())
-        seconds = time.perf_counter() - started
-        self._alert_given_up((outcome.state.get("execution") or {}).get("reconciled") or [])
-        status = "waiting" if outcome.status == "interrupted" else "completed"
-        self.live_state.update_live_bar(self.session, bar_time, status, seconds=seconds, attempts=attempts)
-        self._say(self._bar_line(bar_time, outcome.state, status, seconds, received))
-        return {"status": status, "seconds": seconds, "orders": len(_sent(outcome.state))}
+        return {"status": status, "seconds": seconds, "orders": len(_sent(outcome.state)), "retrained": retrained}
+
+    def _retrain_models(self, request: RunRequest) -> int:
+        """After the bar: retrain the models due (``ml.retrain_after_days``), off the decision."""
+        from agents.services.ml import retrain_due_models
+
+        try:
+            done = retrain_due_models(self.runner.ctx, request.to_dict())
+        except Exception as exc:  # noqa: BLE001 - a failed retrain never stops the session
+            self._event("model_retrain_failed", f"after bar {request.as_of}: {type(exc).__name__}: {exc}")
+            return 0
+        for d in done:
+            if "error" in d:
+                self._event("model_retrain_failed", f"{d['symbol']} after bar {request.as_of} ({d['reason']}): "
+                                                    f"{d['error']}; the next decision uses the model it finds")
+            else:
+                self._event("model_retrained", f"{d['symbol']}: model {d['version']} trained on bars to "
+                                               f"{d['train_end'][:10]} ({d['reason']}) in {d['seconds']:.1f} s, "
+                                               "used from the next bar")
+        return sum("error" not in d for d in done)
 
     def _bar_line(self, bar_time: str, state: dict[str, Any], status: str, seconds: float,
                   received: pd.Timestamp) -> str:

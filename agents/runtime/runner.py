@@ -96,6 +96,9 @@ class Runner:
         self.journal = journal if journal is not None else Journal(settings.paths.journal)
         path = checkpoint_path or settings.paths.checkpoints
         self._conn = sqlite3.connect(str(path), check_same_thread=False)
+        # The saver turns on WAL; NORMAL (as for the journal) syncs at WAL checkpoints, not on
+        # every step's commit: a commit survives a killed process, only not a power cut.
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         self.checkpointer = SqliteSaver(self._conn)
         self.ctx = AppContext(settings, secrets, self.journal)
         self._graphs: dict[bool, Any] = {}

@@ -274,7 +274,12 @@ class JobExecutor:
         with Runner(self.settings, self.secrets) as runner:
             runner.ctx.status = self.status
             outcome = runner.start(request)
-        return outcome, report_path
+            retrained = []
+            if job.kind == "run":  # after the orders: the next run's decision finds a fresh model
+                from agents.services.ml import retrain_due_models
+
+                retrained = retrain_due_models(runner.ctx, request.to_dict())
+        return outcome, report_path, retrained
 
     def _deliver(self, job: ScheduledJob, outcome, report_path: Path | None, summary: str, stamp: str):
         files: list[str] = []
@@ -317,9 +322,13 @@ class JobExecutor:
         stamp = (scheduled_for or started).astimezone(ZoneInfo(job.timezone)).strftime("%Y%m%d-%H%M")
         run_id = None
         try:
-            outcome, report_path = self._run(job, stamp)
+            outcome, report_path, retrained = self._run(job, stamp)
             run_id = outcome.run_id
             summary = run_summary_text(outcome)
+            for d in retrained:
+                summary += (f"\nModel {d['symbol']}: retrained after the run ({d['reason']}): {d['version']}"
+                            if "error" not in d else
+                            f"\nModel {d['symbol']}: the retrain after the run failed ({d['reason']}): {d['error']}")
             files, deliveries = self._deliver(job, outcome, report_path, summary, stamp)
             status = "ok" if all(d["ok"] for d in deliveries) else "partial"
             result = JobOutcome(job.name, job.kind, status, scheduled_for, started, self.clock(), run_id,

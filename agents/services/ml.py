@@ -25,12 +25,14 @@ from agents.services.regime import (
     analyse_regimes,
     consensus_path,
     risk_off_path,
+    run_regimes,
 )
 from analytics import (
     POLICY_GRIDS,
     BacktestConfig,
     InsufficientDataError,
     PolicyParams,
+    RegimeDeskError,
     run_backtest,
     select_policy_params,
     target_weights,
@@ -62,6 +64,8 @@ __all__ = [
     "splitter",
     "train_model",
     "usable_model",
+    "retrain_due",
+    "retrain_due_models",
     "current_signal",
     "decide",
     "policy_params_of",
@@ -217,7 +221,7 @@ def usable_model(store, symbol: str, settings: Settings, *, analysis: RegimeAnal
     ms = model_store(settings)
     note = None
     try:
-        stored = ms.latest(symbol, as_of=as_of, source=bars.source)
+        stored = ms.latest(symbol, as_of=as_of, data_from=getattr(store, "first", None), source=bars.source)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             check_model_age(stored, as_of, settings.ml.max_model_age_days, settings.ml.stale_model)
@@ -234,6 +238,65 @@ def usable_model(store, symbol: str, settings: Settings, *, analysis: RegimeAnal
     model = train_model(store, symbol, settings, analysis=analysis, progress=progress, dataset=dataset,
                         fit_cache=fit_cache)
     return model, note
+
+
+def retrain_due(store, symbol: str, settings: Settings) -> str | None:
+    """Why ``symbol``'s model should be retrained after the store's last bar (None: not due).
+
+    Due when ``ml.retrain_after_days`` is on (> 0) and the newest model allowed at that bar
+    is at least that old, or there is none. Live sessions and scheduled runs call this after
+    a bar's orders are sent and train then, so the next decision finds a fresh model and
+    never trains (see ``ml.retrain_after_days``).
+    """
+    after = settings.ml.retrain_after_days
+    if not after:
+        return None
+    bars = store.get(symbol, "MT")
+    as_of = bars.frame.index[-1]
+    try:
+        stored = model_store(settings).latest(symbol, as_of=as_of, data_from=getattr(store, "first", None),
+                                                  source=bars.source)
+    except ModelNotFoundError:
+        return "no model stored" if settings.ml.auto_train else None
+    age = float((as_of - stored.train_end) / pd.Timedelta(days=1))
+    if age < after:
+        return None
+    return f"model {stored.version} is {age:g} days old (ml.retrain_after_days {after:g})"
+
+
+def retrain_due_models(ctx: Any, request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Train every model of ``request``'s symbols that :func:`retrain_due` says is due.
+
+    Called by a live session after a bar and by the scheduler after a run, once the orders
+    are sent: the training uses the bars of that run (``request``, memoised regimes and the
+    fit cache of ``ctx``, an :class:`agents.services.context.AppContext`), and the next
+    decision predicts from the new model. A symbol whose training fails is reported, not
+    raised: the next decision then uses the model it finds (or refuses a stale one).
+
+    Returns
+    -------
+    list of dict
+        Per symbol trained or failed: ``symbol``, ``reason``, and ``version`` and ``seconds``
+        or ``error``.
+    """
+    import time
+
+    store = ctx.bars(request)
+    done: list[dict[str, Any]] = []
+    for symbol in request["symbols"]:
+        reason = "the age check failed"
+        try:
+            reason = retrain_due(store, symbol, ctx.settings)
+            if reason is None:
+                continue
+            t0 = time.perf_counter()
+            model = train_model(store, symbol, ctx.settings, analysis=run_regimes(ctx, request, symbol),
+                                fit_cache=ctx.fit_cache())
+            done.append({"symbol": symbol, "reason": reason, "version": model.version,
+                         "train_end": model.metadata["train_end"], "seconds": time.perf_counter() - t0})
+        except (RegimeDeskError, ValueError) as exc:
+            done.append({"symbol": symbol, "reason": reason, "error": f"{type(exc).__name__}: {exc}"})
+    return done
 
 
 def current_signal(store, symbol: str, settings: Settings, *, analysis: RegimeAnalysis | None = None,

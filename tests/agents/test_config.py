@@ -54,6 +54,8 @@ def test_local_file_and_env_variable_are_found(tmp_path, monkeypatch):
         ("[data]\nretries = 0\n", "data.retries"),
         ('[timeframes.LT]\nbar = "weekly"\nlookback = 10\n', "timeframes.LT"),
         ('[data.validation.policy]\ngap = "repair"\n', "cannot be repaired"),
+        ("[ml]\nretrain_after_days = 30.0\n", "retrain_after_days .30. must be below ml.max_model_age_days .30."),
+        ("[ml]\nretrain_after_days = -1\n", "ml.retrain_after_days"),
         ('[data.polygon]\napi_key = "abc"\n', "POLYGON_API_KEY"),
         ('[data.file]\ntimezone = "Mars/Olympus"\n', "unknown time zone"),
         ("not toml = = 1", "not valid TOML"),

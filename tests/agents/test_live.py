@@ -297,3 +297,32 @@ def test_silence_deadline_is_on_the_trading_calendar():
     assert silence_deadline(fri, "1D") == pd.Timestamp("2018-11-21", tz="UTC")
     close = pd.Timestamp("2018-11-16 15:50", tz="America/New_York").tz_convert("UTC")  # 5Min bar to 15:55
     assert silence_deadline(close, "5Min") == pd.Timestamp("2018-11-19 09:35", tz="America/New_York")
+
+
+def test_models_are_retrained_after_a_bar_never_inside_a_decision(tmp_path, monkeypatch, capsys):
+    """ml.retrain_after_days: the session retrains a model once it is that old, after the
+    bar's orders; the next decision predicts from it and no decision after the first trains."""
+    cfg = tmp_path / "retrain.toml"
+    cfg.write_text(FAST.replace("[ml]\n", "[ml]\nretrain_after_days = 3.0\nmax_model_age_days = 5.0\n"))
+    monkeypatch.setenv("REGIMEDESK_CONFIG", str(cfg))
+    assert main(["live", "SP500", "--start", "2018-12-03", "--max-bars", "6", "--json"]) == 0
+    assert _json(capsys)["handled"] == 6
+    bars = _bars()
+    settings = load_settings()
+    with Journal(settings.home_dir / "journal.sqlite") as j:
+        signals = []
+        for b in bars:
+            (out,) = [o["output"] for o in j.show_run(b["run_id"])["agent_outputs"] if o["agent"] == "ml_signal"]
+            signals.append(out["ml_signal"]["SP500"])
+        events = [e for e in j.live_events(limit=500) if e["kind"].startswith("model_retrain")]
+    # bar 1 (2018-12-03) trains inside the decision: no model yet. Every later decision uses a stored model.
+    assert signals[0]["model_note"].startswith("trained a new model")
+    assert all(s["model_note"] is None for s in signals[1:])
+    # trained to 12-03; due (>= 3 days old) after the bar of 12-06: retrained to 12-06, used from 12-07;
+    # due again after 12-10 (4 days): trained to 12-10, used from 12-11.
+    ends = [s["model_train_end"][:10] for s in signals]
+    assert ends == ["2018-12-03", "2018-12-03", "2018-12-03", "2018-12-06", "2018-12-06", "2018-12-10"]
+    assert [s["model_version"] for s in signals] == ["v0001"] * 3 + ["v0002"] * 2 + ["v0003"]
+    assert [e["kind"] for e in events] == ["model_retrained", "model_retrained"]
+    assert "model v0002 trained on bars to 2018-12-06" in events[0]["message"]
+    assert all(s["model_age_days"] < 5.0 for s in signals)

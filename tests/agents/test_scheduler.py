@@ -346,6 +346,38 @@ def test_run_job_delivers_a_summary_and_reports_a_failed_delivery(tmp_path, stub
         ex.close()
 
 
+def test_a_run_job_retrains_a_model_due_after_the_run(tmp_path, stub, monkeypatch, capsys):
+    """ml.retrain_after_days: the job's decision predicts from the stored 31-day-old model
+    (not stale under a 60-day limit, so it trains nothing) and the job retrains it afterwards."""
+    from agents.cli import main
+
+    home = tmp_path / "home"
+    body = FAST.format(home=home).replace(
+        "refit_every = 252\n", "refit_every = 252\nmax_model_age_days = 60.0\nretrain_after_days = 21.0\n")
+    body += _job_toml(name="daily-run", kind="run", cron="0 9 * * *", symbols=["NASDAQ"])
+    path = _config(tmp_path, body)
+    monkeypatch.setenv("REGIMEDESK_CONFIG", str(path))
+    assert main(["train", "NASDAQ", "--as-of", "2018-11-30", "--json"]) == 0
+    capsys.readouterr()
+    settings = load_settings(path, env={})
+    ex = JobExecutor(settings, Secrets.from_env({}))
+    try:
+        outcome = ex(settings.schedule.jobs[0], None)
+        assert outcome.status == "ok", outcome.error
+        assert ex.state().job_runs()[0]["status"] == "ok"
+        text = open(outcome.files[0]).read()
+        assert "Model NASDAQ: retrained after the run (model v0001 is 31 days old (ml.retrain_after_days 21)): v0002" \
+            in text
+    finally:
+        ex.close()
+    from integrations import Journal
+
+    with Journal(home / "journal.sqlite") as j:
+        (out,) = [o["output"] for o in j.show_run(outcome.run_id)["agent_outputs"] if o["agent"] == "ml_signal"]
+    used = out["ml_signal"]["NASDAQ"]
+    assert used["model_version"] == "v0001" and used["model_note"] is None  # the decision trained nothing
+
+
 def test_no_token_means_no_telegram(tmp_path, stub):
     settings = _executor_settings(tmp_path, stub, [
         {"name": "r", "kind": "run", "cron": "0 9 * * *", "symbols": ["NOSUCH"]}])

@@ -102,3 +102,41 @@ def test_resample_refuses_impossible_conversions():
 def test_resample_empty_input():
     empty = _daily(3).iloc[:0]
     assert resample_bars(empty, "1D", "1W").empty
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 120), seed=st.integers(0, 10_000), weekly=st.booleans(), unit=st.sampled_from(["ns", "s"]),
+       scale=st.sampled_from([1.0, 1e-3, 1e9]))
+def test_sorted_fast_path_equals_the_groupby_path(n, seed, weekly, unit, scale):
+    """Time-sorted finite bars take a by-position path; it gives pandas' groupby numbers
+    (first/max/min/last exactly, the volume sum to rounding), index and its unit included."""
+    from analytics import bars as mod
+
+    rng = np.random.default_rng(seed)
+    bars = _daily(n, seed=seed)
+    if not weekly:
+        bars = bars.set_axis(pd.date_range("2024-03-04 14:30", periods=n, freq="5min", tz="UTC", name="timestamp"))
+    bars = bars.iloc[np.sort(rng.choice(n, size=max(1, n - n // 5), replace=False))]
+    bars["volume"] = rng.random(len(bars)) * scale  # fractional volumes: the sum's rounding matters
+    bars.index = bars.index.as_unit(unit)
+    base, target = ("1D", "1W") if weekly else ("5Min", "1H")
+    fast = mod.resample_bars(bars, base, target)
+    values = np.column_stack([bars[c].to_numpy(dtype=float) for c in mod.BAR_COLUMNS])
+    ends = pd.DatetimeIndex(mod._bucket_ends(bars.index.tz_convert("UTC"), Timeframe.parse(target)))
+    out, bucket_end = mod._aggregate_grouped(values, ends)
+    coverage = bars.index[-1] + Timeframe.parse(base).step
+    if coverage < bucket_end[-1]:
+        out, bucket_end = out.iloc[:-1], bucket_end[:-1]
+    out.index = pd.DatetimeIndex(bucket_end - Timeframe.parse(base).step, name="timestamp")
+    want = out.astype("float64")
+    pd.testing.assert_frame_equal(fast.drop(columns="volume"), want.drop(columns="volume"), check_exact=True)
+    np.testing.assert_allclose(fast["volume"], want["volume"], rtol=1e-14, atol=0)
+
+
+def test_missing_values_keep_groupby_semantics():
+    bars = _daily(10)
+    bars.iloc[0, 0] = np.nan  # Monday's open missing: the week opens at Tuesday's
+    bars.iloc[2, 4] = np.nan  # a missing volume counts as nothing
+    out = resample_bars(bars, "1D", "1W")
+    assert out["open"].iloc[0] == bars["open"].iloc[1]
+    assert out["volume"].iloc[0] == bars["volume"].iloc[[0, 1, 3, 4]].sum()
