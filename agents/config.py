@@ -162,6 +162,20 @@ class FileSourceConfig(_Model):
     def _tf(cls, value: str) -> str:
         return str(Timeframe.parse(value))
 
+    @model_validator(mode="after")
+    def _daily_companions(self) -> FileSourceConfig:
+        # "SYMBOL.1D" names the daily companion of an intraday file (integrations.FileSource).
+        companions = [k for k in self.files if k.strip().upper().endswith(".1D")]
+        for key in companions:
+            if key.strip().upper() == ".1D":
+                raise ValueError(f"data.file.files key {shown(key)} names no symbol; write \"SYMBOL.1D\"")
+        if companions and not Timeframe.parse(self.timeframe).intraday:
+            raise ValueError(
+                f"data.file.files key {shown(companions[0])} names the daily file beside an intraday one, but "
+                f"data.file.timeframe is {self.timeframe}: list a daily file under its symbol"
+            )
+        return self
+
 
 class PolygonConfig(_Model):
     base_url: str = "https://api.polygon.io"
@@ -677,6 +691,10 @@ jump_window = 63
 # directory = "/path/to/bars"
 # files = { SPY = "/path/to/spy.csv" }
 timezone = "UTC"
+# Bar length of the files. An intraday one (5Min, 1H ...) also needs each symbol's daily
+# bars, for the daily timeframes: SYMBOL.1D.csv (or .parquet) in the directory, or
+# files = { SPY = "/path/to/spy_5min.csv", "SPY.1D" = "/path/to/spy_daily.csv" }.
+# Daily rows are session dates (naive dates as written; timezone is the intraday files').
 timeframe = "1D"
 
 [data.polygon]

@@ -684,6 +684,12 @@ def _read_raw(path: Path, where: str) -> pd.DataFrame:
     return raw
 
 
+#: Suffix of the daily companion of an intraday file: ``SPX.1D.csv`` beside ``SPX.csv``, or the
+#: ``data.file.files`` key ``"SPX.1D"``.
+_COMPANION = ".1D"
+_DAY = Timeframe(1, "D")
+
+
 class FileSource(BarSource):
     """Bars from ``DIRECTORY/SYMBOL.csv`` or ``DIRECTORY/SYMBOL.parquet``, or named files.
 
@@ -692,11 +698,24 @@ class FileSource(BarSource):
     directory : Path, optional
         Folder searched for ``<SYMBOL>.parquet``, ``<SYMBOL>.csv``, ``<symbol>.csv`` ...
     files : dict, optional
-        Explicit ``SYMBOL -> path`` entries; they win over the directory.
+        Explicit ``SYMBOL -> path`` entries; they win over the directory. With an intraday
+        ``timeframe`` the key ``"SYMBOL.1D"`` names the symbol's daily companion file.
     timezone : str
         Time zone of naive timestamps in the files.
     timeframe : str
         The bar length the files hold (default 1D).
+
+    Notes
+    -----
+    An intraday source (``timeframe`` in minutes or hours) also serves daily bars, which an
+    intraday session needs for its daily regimes, statistics and ML signal: each symbol has a
+    daily companion file, ``<SYMBOL>.1D.parquet``, ``<SYMBOL>.1D.csv`` or ``<SYMBOL>.1D.csv.gz``
+    in ``directory`` (the stems tried as for :meth:`path_for`), or the ``files`` entry
+    ``"SYMBOL.1D"``, which wins. Its rows are sessions: a naive time is read as the session date
+    written (``2019-01-02``; ``timezone`` is the intraday files' zone and does not move daily
+    dates), an aware time or an epoch number gives its UTC date, as in a daily source with
+    ``timezone = "UTC"``. Weekly bars are built from the daily ones by :class:`MarketData`.
+    A daily source (``timeframe`` 1D) serves its own files' bars only.
     """
 
     name = "file"
@@ -714,34 +733,28 @@ class FileSource(BarSource):
         self.timeframe = Timeframe.parse(timeframe)
 
     def supports(self, timeframe: Timeframe) -> bool:
-        return timeframe == self.timeframe
+        return timeframe == self.timeframe or (self.timeframe.intraday and timeframe == _DAY)
 
     def offers(self) -> str:
+        if self.timeframe.intraday:
+            return (f"{self.timeframe} bars (data.file.timeframe), and 1D bars from SYMBOL.1D.csv or "
+                    "SYMBOL.1D.parquet files beside them")
         return f"{self.timeframe} bars only (data.file.timeframe)"
 
     def path_for(self, symbol: str) -> Path:
         """The file holding ``symbol``'s bars.
 
         An explicitly listed file wins; otherwise the file must lie inside ``directory``:
-        a symbol that would lead out of it (``../x``, an absolute path) is refused.
+        a symbol that would lead out of it (``../x``, an absolute path) is refused. An intraday
+        source refuses a symbol ending in ``.1D``: that names a daily companion file.
         """
+        self._refuse_companion_name(symbol)
         key = symbol.strip().upper()
         if key in self.files:
             return self.files[key]
-        if self.directory is not None:
-            given = symbol.strip()
-            parts = given.replace("\\", "/").split("/")
-            escapes = given.startswith(("/", "\\", "~")) or any(p in ("", ".", "..") for p in parts)
-            if escapes or "\0" in given:
-                raise UnknownSymbolError(
-                    f"symbol {shown(symbol)} is not a file name inside {self.directory} "
-                    "(data.file.directory); list other files under data.file.files"
-                )
-            for stem in (key, given, key.lower()):
-                for ext in (".parquet", ".csv", ".csv.gz"):
-                    candidate = self.directory / f"{stem}{ext}"
-                    if candidate.exists():
-                        return candidate
+        found = self._in_directory(symbol, "")
+        if found is not None:
+            return found
         where = f" in {self.directory}" if self.directory else ""
         name = key if len(key) <= 20 else "SYMBOL"
         raise UnknownSymbolError(
@@ -749,10 +762,84 @@ class FileSource(BarSource):
             "(set data.file.directory or data.file.files in the configuration)"
         )
 
+    def daily_path_for(self, symbol: str) -> Path:
+        """The daily companion file of ``symbol`` in an intraday source.
+
+        The ``files`` entry ``"SYMBOL.1D"`` wins; otherwise ``<SYMBOL>.1D.parquet``,
+        ``<SYMBOL>.1D.csv`` or ``<SYMBOL>.1D.csv.gz`` inside ``directory`` (a symbol that would
+        lead out of it is refused, as by :meth:`path_for`).
+
+        Raises
+        ------
+        NoDataError
+            If the source is daily, or no companion file exists (the message names the file
+            looked for).
+        UnknownSymbolError
+            If the symbol would lead out of ``directory`` or itself ends in ``.1D``.
+        """
+        if not self.timeframe.intraday:
+            raise NoDataError(f"the file source holds {self.timeframe} bars: its files are the daily ones")
+        self._refuse_companion_name(symbol)
+        key = symbol.strip().upper()
+        listed = self.files.get(key + _COMPANION)
+        if listed is not None:
+            return listed
+        found = self._in_directory(symbol, _COMPANION)
+        if found is not None:
+            return found
+        name = key if len(key) <= 20 else "SYMBOL"
+        expected = f"{name}.1D.csv or {name}.1D.parquet"
+        if self.directory is None:
+            place = "; set data.file.directory"
+        else:
+            try:
+                intraday: Path | None = self.path_for(symbol)
+            except UnknownSymbolError:
+                intraday = None
+            place = f" beside {intraday.name}" if intraday is not None and intraday.parent == self.directory else ""
+            place += f" in {_path_text(self.directory)}"
+        raise NoDataError(
+            f"no daily file for {name}: expected {expected}{place} "
+            f"(an intraday file source needs one for the daily timeframes; or list it under data.file.files "
+            f"as \"{name}.1D\")"
+        )
+
+    def _refuse_companion_name(self, symbol: str) -> None:
+        if self.timeframe.intraday and symbol.strip().upper().endswith(_COMPANION):
+            raise UnknownSymbolError(
+                f"symbol {shown(symbol)} names a daily companion file, not a symbol "
+                f"(data.file.timeframe is {self.timeframe}; ask for the symbol's 1D bars instead)"
+            )
+
+    def _in_directory(self, symbol: str, suffix: str) -> Path | None:
+        """``<stem><suffix>.parquet|.csv|.csv.gz`` inside ``directory``, or None; refuses escapes."""
+        if self.directory is None:
+            return None
+        key = symbol.strip().upper()
+        given = symbol.strip()
+        parts = given.replace("\\", "/").split("/")
+        escapes = given.startswith(("/", "\\", "~")) or any(p in ("", ".", "..") for p in parts)
+        if escapes or "\0" in given:
+            raise UnknownSymbolError(
+                f"symbol {shown(symbol)} is not a file name inside {self.directory} "
+                "(data.file.directory); list other files under data.file.files"
+            )
+        for stem in (key, given, key.lower()):
+            for ext in (".parquet", ".csv", ".csv.gz"):
+                candidate = self.directory / f"{stem}{suffix}{ext}"
+                if candidate.exists():
+                    return candidate
+        return None
+
     def fetch(self, symbol, timeframe, start, end):
         if not self.supports(timeframe):
+            if self.timeframe.intraday:
+                raise NoDataError(f"the file source holds {self.timeframe} bars and 1D bars, not {timeframe}")
             raise NoDataError(f"the file source holds {self.timeframe} bars, not {timeframe}")
-        frame = read_bar_file(self.path_for(symbol), self.timezone)
+        if timeframe != self.timeframe:  # the daily companion of an intraday source
+            frame = read_bar_file(self.daily_path_for(symbol), "UTC")
+        else:
+            frame = read_bar_file(self.path_for(symbol), self.timezone)
         if timeframe.unit == "D":
             frame.index = _session_dates(frame.index, "UTC")
         return frame.loc[(frame.index >= start) & (frame.index <= end)]

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from werkzeug import Response
 
-from analytics import DataQualityWarning
+from analytics import DataQualityWarning, Timeframe
 from integrations import (
     AlpacaSource,
     BuiltinSource,
@@ -223,6 +223,138 @@ def test_long_symbols_are_not_echoed_whole():
     with pytest.raises(UnknownSymbolError) as info:
         BuiltinSource().canonical_symbol("B" * 5000)
     assert len(str(info.value)) < 300 and "(5,000 characters)" in str(info.value)
+
+
+# ----------------------------------------------------------------------------- intraday files + daily companion
+
+FIVE = Timeframe.parse("5Min")
+DAY = Timeframe.parse("1D")
+WIDE = (pd.Timestamp("1990-01-01", tz="UTC"), pd.Timestamp("2100-01-01", tz="UTC"))
+
+
+def _intraday_csv(path, days=("2022-03-01", "2022-03-02"), first=100.0):
+    """Two sessions of 5-minute bars 09:30-10:25 New York, naive local stamps (bar starts)."""
+    stamps = [pd.Timestamp(d) + pd.Timedelta(minutes=9 * 60 + 30 + 5 * i) for d in days for i in range(12)]
+    close = first + np.arange(len(stamps)) * 0.1
+    pd.DataFrame({"timestamp": [s.strftime("%Y-%m-%d %H:%M:%S") for s in stamps], "open": close - 0.05,
+                  "high": close + 0.2, "low": close - 0.2, "close": close, "volume": 1000.0}).to_csv(path, index=False)
+
+
+def _daily_frame(n=30, first=50.0):
+    """Daily bars on business days from 2022-03-01 (naive dates), closes ``first, first + 1, ...``."""
+    idx = pd.bdate_range("2022-03-01", periods=n, name="date")
+    close = first + np.arange(n, dtype=float)
+    return pd.DataFrame({"open": close - 0.5, "high": close + 1, "low": close - 1, "close": close,
+                         "volume": 1e6}, index=idx)
+
+
+def test_intraday_file_source_serves_daily_bars_from_a_csv_companion(tmp_path):
+    _intraday_csv(tmp_path / "SPY.csv")
+    daily = _daily_frame()
+    daily.reset_index().assign(date=lambda f: f["date"].dt.strftime("%Y-%m-%d")).to_csv(
+        tmp_path / "SPY.1D.csv", index=False)
+    src = FileSource(directory=tmp_path, timezone="America/New_York", timeframe="5Min")
+    assert src.supports(FIVE) and src.supports(DAY)
+    assert not src.supports(Timeframe.parse("1H")) and not src.supports(Timeframe.parse("1W"))
+    assert src.offers() == "5Min bars (data.file.timeframe), and 1D bars from SYMBOL.1D.csv or " \
+                           "SYMBOL.1D.parquet files beside them"
+    assert src.daily_path_for("spy") == tmp_path / "SPY.1D.csv"
+    five = src.fetch("SPY", FIVE, *WIDE)
+    assert len(five) == 24 and five.index[0] == pd.Timestamp("2022-03-01 14:30", tz="UTC")  # 09:30 EST
+    one = src.fetch("SPY", DAY, *WIDE)
+    # session dates at 00:00 UTC, the daily file's values (not the 5-minute ones)
+    assert list(one.index) == list(pd.bdate_range("2022-03-01", periods=30, tz="UTC"))
+    np.testing.assert_array_equal(one["close"].to_numpy(), 50.0 + np.arange(30))
+    with pytest.raises(NoDataError, match="holds 5Min bars and 1D bars, not 1H"):
+        src.fetch("SPY", Timeframe.parse("1H"), *WIDE)
+    # MarketData: daily, and weekly built from the companion (Friday closes)
+    market = MarketData(src)
+    assert len(market.bars("SPY", "1D", now=NOW).frame) == 30
+    weekly = market.bars("SPY", "1W", now=NOW).frame
+    assert (weekly.index.day_of_week == 4).all()
+    assert weekly["close"].iloc[0] == 53.0  # Tue 1 .. Fri 4 March 2022: the 4th daily close
+
+
+def test_daily_companion_dates_are_the_dates_written_whatever_the_intraday_zone(tmp_path):
+    # A naive 2022-03-01 read in Asia/Tokyo would be 2022-02-28 15:00 UTC: the companion's
+    # dates stay the sessions written.
+    _intraday_csv(tmp_path / "N225.csv")
+    _daily_frame(5).reset_index().to_csv(tmp_path / "N225.1D.csv", index=False)
+    one = FileSource(directory=tmp_path, timezone="Asia/Tokyo", timeframe="1H").fetch("N225", DAY, *WIDE)
+    assert one.index[0] == pd.Timestamp("2022-03-01", tz="UTC") and len(one) == 5
+
+
+def test_daily_companion_from_parquet_and_from_an_explicit_entry(tmp_path):
+    _intraday_csv(tmp_path / "QQQ.csv")
+    aware = _daily_frame(10, first=200.0)
+    aware.index = aware.index.tz_localize("UTC")
+    aware.to_parquet(tmp_path / "qqq.1D.parquet")  # lower-case stem, as path_for finds qqq.csv
+    src = FileSource(directory=tmp_path, timezone="America/New_York", timeframe="5Min")
+    assert src.daily_path_for("QQQ") == tmp_path / "qqq.1D.parquet"
+    one = src.fetch("QQQ", DAY, *WIDE)
+    assert one.index[0] == pd.Timestamp("2022-03-01", tz="UTC")
+    np.testing.assert_array_equal(one["close"].to_numpy(), 200.0 + np.arange(10))
+    # the files entry "SYMBOL.1D" wins over the directory, and may live anywhere
+    (tmp_path / "elsewhere").mkdir()
+    _daily_frame(4, first=7.0).to_parquet(tmp_path / "elsewhere" / "daily.parquet")
+    listed = FileSource(directory=tmp_path, files={"qqq.1d": tmp_path / "elsewhere" / "daily.parquet"},
+                        timezone="America/New_York", timeframe="5Min")
+    np.testing.assert_array_equal(listed.fetch("QQQ", DAY, *WIDE)["close"].to_numpy(), [7.0, 8.0, 9.0, 10.0])
+    # only explicit files, no directory
+    only = FileSource(files={"QQQ": tmp_path / "QQQ.csv", "QQQ.1D": tmp_path / "qqq.1D.parquet"},
+                      timeframe="5Min")
+    assert len(only.fetch("QQQ", DAY, *WIDE)) == 10
+
+
+def test_a_missing_daily_companion_names_the_file_looked_for(tmp_path):
+    _intraday_csv(tmp_path / "SPX.csv")
+    src = FileSource(directory=tmp_path, timezone="America/New_York", timeframe="5Min")
+    assert len(src.fetch("SPX", FIVE, *WIDE)) == 24  # the intraday bars alone are fine
+    expected = (r"no daily file for SPX: expected SPX\.1D\.csv or SPX\.1D\.parquet beside SPX\.csv in .+ "
+                r"\(an intraday file source needs one for the daily timeframes; or list it under "
+                r"data\.file\.files as \"SPX\.1D\"\)")
+    with pytest.raises(NoDataError, match=expected):
+        src.fetch("spx", DAY, *WIDE)
+    with pytest.raises(NoDataError, match="no daily file for SPX"):
+        MarketData(src).bars("SPX", "1W", now=NOW)
+    no_dir = FileSource(files={"SPX": tmp_path / "SPX.csv"}, timeframe="5Min")
+    with pytest.raises(NoDataError, match=r"expected SPX\.1D\.csv or SPX\.1D\.parquet; set data\.file\.directory"):
+        no_dir.fetch("SPX", DAY, *WIDE)
+
+
+def test_daily_companions_stay_inside_the_data_directory(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "OUTSIDE").mkdir()
+    _intraday_csv(data / "SPY.csv")
+    _intraday_csv(tmp_path / "OUTSIDE" / "SECRET.csv")
+    _daily_frame().to_csv(tmp_path / "OUTSIDE" / "SECRET.1D.csv")
+    src = FileSource(directory=data, timezone="America/New_York", timeframe="5Min")
+    for symbol in ("../OUTSIDE/SECRET", "..", "./../OUTSIDE/SECRET", "/OUTSIDE/SECRET", "A/../../OUTSIDE/SECRET"):
+        with pytest.raises(UnknownSymbolError, match="not a file name inside"):
+            src.daily_path_for(symbol)
+        with pytest.raises(UnknownSymbolError, match="not a file name inside"):
+            src.fetch(symbol, DAY, *WIDE)
+    # a companion is not a symbol of its own: its daily rows would be served as 5-minute bars
+    _daily_frame().to_csv(data / "SPY.1D.csv")
+    with pytest.raises(UnknownSymbolError, match="names a daily companion file, not a symbol"):
+        src.fetch("SPY.1D", FIVE, *WIDE)
+
+
+def test_a_daily_file_source_is_unchanged_by_companions(tmp_path):
+    _daily_frame().to_csv(tmp_path / "SPY.csv")
+    _daily_frame(first=900.0).to_csv(tmp_path / "SPY.1D.csv")  # ignored by a daily source
+    src = FileSource(directory=tmp_path)
+    assert src.supports(DAY) and not src.supports(FIVE)
+    assert src.offers() == "1D bars only (data.file.timeframe)"
+    one = src.fetch("SPY", DAY, *WIDE)
+    np.testing.assert_array_equal(one["close"].to_numpy(), 50.0 + np.arange(30))
+    with pytest.raises(NoDataError, match="the file source holds 1D bars, not 5Min$"):
+        src.fetch("SPY", FIVE, *WIDE)
+    with pytest.raises(NoDataError, match="its files are the daily ones"):
+        src.daily_path_for("SPY")
+    # a daily source still reads a symbol named like a companion as its own file
+    assert src.path_for("SPY.1D") == tmp_path / "SPY.1D.csv"
 
 
 # ----------------------------------------------------------------------------- polygon stub
