@@ -238,7 +238,7 @@ class MLConfig(_Model):
     # Live sessions and scheduled runs retrain a model after a bar once it is this old, so
     # decisions find a fresh one and never train (0: off; then only `regimedesk train` or a
     # decision that finds no usable model trains).
-    retrain_after_days: float = Field(default=21.0, ge=0)
+    retrain_after_days: float = Field(default=25.0, ge=0)
     regime_timeframe: Literal[_ML_REGIME_TIMEFRAMES] = "MT"  # type: ignore[valid-type]
 
     @model_validator(mode="after")
@@ -739,7 +739,7 @@ stale_model = "refuse"
 auto_train = true
 # Live sessions and scheduled runs retrain a model after a bar once it is this many days
 # old (below max_model_age_days), so decisions never train; 0 turns it off.
-retrain_after_days = 21.0
+retrain_after_days = 25.0
 # Timeframe whose filtered risk-off probability is a model feature.
 regime_timeframe = "MT"
 

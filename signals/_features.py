@@ -127,8 +127,6 @@ def garch_volatility(
     Series
         Annualised ``sigma_{t+1|t}`` stamped at ``t``.
     """
-    from arch import arch_model
-
     r = returns.to_numpy(dtype=float) * 100.0  # arch converges better in percent
     n = r.size
     out = np.full(n, np.nan)
@@ -145,6 +143,9 @@ def garch_volatility(
         key = digest.hexdigest()
         params = None if fit_cache is None else fit_cache.get(key)
         if params is None:
+            # only for a fit the cache lacks: arch takes ~0.5 s to import
+            from arch import arch_model
+
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 res = arch_model(r[:start], mean="Constant", vol="GARCH", p=1, q=1).fit(disp="off")

@@ -167,8 +167,12 @@ def fit_classifier(
             best = (loss, depth, m)
     loss, depth, model = best
     n_trees = int(model.best_iteration) + 1
-    final = _xgb(cfg, depth, n_trees, early=False)  # exactly the chosen trees, no eval set needed
-    final.fit(X_fit, y_fit, verbose=False)
+    # Exactly the chosen trees: the first n_trees trees of the early-stopped fit are what a
+    # fresh fit of n_trees trees on the same rows gives (same seed, the same row and column
+    # samples tree by tree; the eval set draws nothing), so they are taken, not trained again
+    # (tests/signals/test_model.py checks predictions, contributions and gains are equal).
+    final = _xgb(cfg, depth, n_trees, early=False)
+    final.load_model(bytearray(model.get_booster()[:n_trees].save_raw("ubj")))
     return FittedModel(final, tuple(X.columns), int(depth), n_trees, loss, int(fit_stop), int(n_val))
 
 

@@ -271,3 +271,28 @@ def test_reliability_table_values():
 def test_model_config_validation(kwargs):
     with pytest.raises(ValueError):
         ModelConfig(**kwargs)
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), strength=st.sampled_from([0.0, 0.5, 1.5]), n=st.integers(300, 700))
+def test_final_model_equals_a_fresh_fit_of_the_chosen_trees(seed, strength, n):
+    """The final model is the early-stopped fit cut to its chosen trees; it must be what
+    training that many trees again gives: the same predictions, contributions and gains,
+    also after a save and load."""
+    import xgboost
+
+    from signals._model import _xgb
+
+    X, y = planted(n, seed=seed, strength=strength)
+    fm = fit_classifier(X, y, horizon=2, config=FAST)
+    keep = y.notna().to_numpy()
+    Xv, yv = X.to_numpy(dtype=float)[keep], y.to_numpy(dtype=float)[keep].astype(int)
+    refit = _xgb(FAST, fm.max_depth, fm.n_trees, early=False)
+    refit.fit(Xv[:fm.n_train], yv[:fm.n_train], verbose=False)
+    dm = xgboost.DMatrix(X.to_numpy(dtype=float))
+    assert np.array_equal(fm.model.predict_proba(X.to_numpy(dtype=float)), refit.predict_proba(X.to_numpy(dtype=float)))
+    assert np.array_equal(fm.model.get_booster().predict(dm, pred_contribs=True),
+                          refit.get_booster().predict(dm, pred_contribs=True))
+    assert fm.model.get_booster().get_score(importance_type="total_gain") == \
+        refit.get_booster().get_score(importance_type="total_gain")
+    assert fm.model.get_params()["n_estimators"] == fm.n_trees == refit.get_booster().num_boosted_rounds()
