@@ -238,8 +238,61 @@ def latest_features(
                                 fit_cache=fit_cache, from_bar=len(r) - 1).iloc[-1]
         gv.iloc[-1] = last
     regime = _regime_input(regime_risk_off, bars.index)
-    return _feature_frame(tail, cfg, gv, None if regime is None else regime.reindex(tail.index),
-                          _has_volume(bars)).iloc[[-1]]
+    return _last_row(tail, cfg, float(gv.iloc[-1]), None if regime is None else float(regime.iloc[-1]),
+                     _has_volume(bars))
+
+
+def _last_row(bars: pd.DataFrame, cfg: FeatureConfig, garch_vol: float, regime_risk_off: float | None,
+              volume: bool) -> pd.DataFrame:
+    """The last row of :func:`_feature_frame` of ``bars``, from the windows that row reads.
+
+    Every rolling statistic is taken over its own last window only (NumPy instead of pandas
+    rolling over the whole tail; the same numbers to rounding, 1e-9 in
+    ``tests/signals/test_latest_features.py``), so a decision's features cost about a
+    millisecond plus the Hurst, variance-ratio and ADF estimates of one window.
+    """
+    close = bars["close"].to_numpy(dtype=float)
+    high = bars["high"].to_numpy(dtype=float)
+    low = bars["low"].to_numpy(dtype=float)
+    m = close.size
+    ppy = cfg.periods_per_year
+    sw, lw, win = cfg.short_window, cfg.long_window, cfg.stats_window
+    logc = np.log(close)
+    r = np.diff(logc)  # the returns of the tail (pandas' first, NaN, return dropped)
+    nan = float("nan")
+
+    def mean(x: np.ndarray, w: int) -> float:
+        return float(np.mean(x[-w:])) if x.size >= w else nan
+
+    def std(x: np.ndarray, w: int) -> float:
+        return float(np.std(x[-w:], ddof=1)) if x.size >= w >= 2 else nan
+
+    row: dict[str, float] = {}
+    for h in cfg.return_horizons:
+        row[f"ret_{h}"] = float(logc[-1] - logc[-1 - int(h)]) if m > int(h) else nan
+    row[f"rv_{sw}"] = std(r, sw) * np.sqrt(ppy)
+    row[f"rv_{lw}"] = std(r, lw) * np.sqrt(ppy)
+    row["garch_vol"] = garch_vol
+    with np.errstate(divide="ignore", invalid="ignore"):
+        row["vol_ratio"] = float(np.float64(row[f"rv_{sw}"]) / np.float64(row[f"rv_{lw}"]))
+        hl = np.log(high / low)
+        row["range"] = float(hl[-1])
+        row["park_vol"] = float(np.sqrt(mean(hl**2, sw) / (4 * np.log(2)) * ppy))
+        span = high[-1] - low[-1]
+        row["close_loc"] = float(np.clip((close[-1] - low[-1]) / span, 0, 1)) if span > 0 else nan
+        row["ma_gap"] = float(logc[-1] - np.log(mean(close, 4 * lw)))
+        if volume:
+            lv = np.log(bars["volume"].to_numpy(dtype=float))
+            row["volume_z"] = float(np.float64(lv[-1] - mean(lv, lw)) / np.float64(std(lv, lw)))
+            row["volume_trend"] = mean(lv, 5) - mean(lv, lw)
+    row["hurst"] = float(rolling_hurst(r[-win:], win).hurst[-1]) if r.size else nan
+    vr = rolling_variance_ratio(logc[-(win + 1):], win, lags=5)
+    row["vr_stat"] = float(np.asarray(vr.stat).reshape(min(m, win + 1), -1)[-1, 0])
+    row["adf_stat"] = float(rolling_adf(logc[-(win + 1):], win, maxlag=1, autolag=None).stat[-1])
+    if regime_risk_off is not None:
+        row["regime_risk_off"] = regime_risk_off
+    frame = pd.DataFrame({k: [v] for k, v in row.items()}, index=bars.index[-1:], dtype=float)
+    return frame.replace([np.inf, -np.inf], np.nan)
 
 
 def _checked_close(bars: pd.DataFrame) -> pd.Series:
