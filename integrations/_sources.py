@@ -701,7 +701,8 @@ class FileSource(BarSource):
         Explicit ``SYMBOL -> path`` entries; they win over the directory. With an intraday
         ``timeframe`` the key ``"SYMBOL.1D"`` names the symbol's daily companion file.
     timezone : str
-        Time zone of naive timestamps in the files.
+        Time zone of naive timestamps in intraday files. Daily files hold sessions: a naive
+        date is the session date as written, whatever the zone.
     timeframe : str
         The bar length the files hold (default 1D).
 
@@ -836,10 +837,11 @@ class FileSource(BarSource):
             if self.timeframe.intraday:
                 raise NoDataError(f"the file source holds {self.timeframe} bars and 1D bars, not {timeframe}")
             raise NoDataError(f"the file source holds {self.timeframe} bars, not {timeframe}")
-        if timeframe != self.timeframe:  # the daily companion of an intraday source
-            frame = read_bar_file(self.daily_path_for(symbol), "UTC")
-        else:
-            frame = read_bar_file(self.path_for(symbol), self.timezone)
+        path = self.daily_path_for(symbol) if timeframe != self.timeframe else self.path_for(symbol)
+        # Daily rows are sessions: a naive date (or date and time) is the session date as
+        # written, in any data.file.timezone (localising it there and taking the UTC date
+        # moved every session east of UTC back a day); aware times and epochs give their UTC date.
+        frame = read_bar_file(path, "UTC" if timeframe.unit == "D" else self.timezone)
         if timeframe.unit == "D":
             frame.index = _session_dates(frame.index, "UTC")
         return frame.loc[(frame.index >= start) & (frame.index <= end)]

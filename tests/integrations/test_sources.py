@@ -106,6 +106,17 @@ def test_csv_case_insensitive_columns_and_timezone(tmp_path):
     assert len(bars.frame) == 30
 
 
+@pytest.mark.parametrize("zone", ["Asia/Tokyo", "Australia/Sydney", "America/New_York", "UTC"])
+def test_daily_file_sessions_are_the_dates_written_in_any_zone(tmp_path, zone):
+    """A naive daily date is its session, wherever data.file.timezone is (east of UTC the
+    session used to move back a day); a naive date with a late time stays on its date."""
+    df = _sample()
+    df.index = df.index + pd.Timedelta(hours=20)  # e.g. a close stamped 20:00 local
+    df.reset_index().to_csv(tmp_path / "N.csv", index=False)
+    got = FileSource(directory=tmp_path, timezone=zone).fetch("N", DAY, *WIDE)
+    assert list(got.index) == list(pd.DatetimeIndex(_sample().index).tz_localize("UTC"))
+
+
 def test_parquet_with_index_and_adjusted_close(tmp_path):
     df = _sample()
     df["Adj Close"] = df["Close"] / 2
