@@ -30,11 +30,9 @@ US timeframe", both paths in one process. This benchmark
    and the ratio, and checks that both paths journaled the same decision for every symbol on
    every bar (numbers within 1e-9, relative); it stops with an error if they differ.
 
-Speed: the default run (20 sessions: 1560 bars per path, two paths, one symbol) takes much
-longer than the issue's ~5 minutes: 11 minutes on the 2-core development machine (with other
-jobs running; about 0.21 s per bar on average over both paths; measured when the benchmark still
-fed the same files through a stand-in source, before ``FileSource`` served daily companions).
-``--sessions 8`` stays under 5 minutes. The run prints its own estimate first.
+Speed: the default run (20 sessions: 1560 bars per path, two paths, one symbol) takes about
+6.5 minutes on the idle 2-core development machine (default path 148 s, recompute 244 s);
+``--sessions 8`` stays under 3 minutes. The run prints its own estimate first.
 
 Usage: python benchmarks/intraday_replay.py [--sessions 20] [--symbols 1] [--seed 7]
        [--history-sessions 10]
@@ -64,7 +62,7 @@ _NY = "America/New_York"
 _BARS_PER_SESSION = 78
 _CALM, _TURBULENT = 0.0006, 0.0020  # 5-minute log-return volatility of the two regimes
 _SWITCH = 1.0 / 200.0  # chance per bar of leaving the current volatility regime
-_SECONDS_PER_BAR = 0.21  # measured: 20 sessions, both paths, one symbol, 2-core machine (first bars included)
+_SECONDS_PER_BAR = 0.125  # measured: 20 sessions, both paths, one symbol, idle 2-core machine (first bars included)
 
 
 @dataclass(frozen=True)
@@ -299,7 +297,7 @@ def main() -> None:
               f"the simulated sessions), seed {args.seed}, paper broker, template narrator", flush=True)
         est = _SECONDS_PER_BAR * 2 * n_bars * len(names) / 60
         print(f"expected run time: about {est:.0f} min (measured {_SECONDS_PER_BAR} s per bar and symbol on the "
-              "2-core development machine)" + (" - longer than the issue's ~5 minutes; --sessions 8 stays under it"
+              "2-core development machine)" + (" - longer than the issue's ~5 minutes; --sessions 12 stays under it"
                                               if est > 5 else ""), flush=True)
         print("feed: replay of the file source (data.file.timeframe = 5Min; daily bars from SYM.1D.csv)",
               flush=True)
