@@ -239,6 +239,9 @@ class MLConfig(_Model):
     # decisions find a fresh one and never train (0: off; then only `regimedesk train` or a
     # decision that finds no usable model trains).
     retrain_after_days: float = Field(default=25.0, ge=0)
+    # Walk-forward folds fitted side by side when training (threads; the same model for any
+    # value, XGBoost trains outside the interpreter lock).
+    train_threads: int = Field(default=2, ge=1, le=64)
     regime_timeframe: Literal[_ML_REGIME_TIMEFRAMES] = "MT"  # type: ignore[valid-type]
 
     @model_validator(mode="after")
@@ -740,6 +743,8 @@ auto_train = true
 # Live sessions and scheduled runs retrain a model after a bar once it is this many days
 # old (below max_model_age_days), so decisions never train; 0 turns it off.
 retrain_after_days = 25.0
+# Walk-forward folds fitted side by side when training (the same model for any value).
+train_threads = 2
 # Timeframe whose filtered risk-off probability is a model feature.
 regime_timeframe = "MT"
 

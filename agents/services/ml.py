@@ -149,7 +149,8 @@ def build_dataset(store, symbol: str, settings: Settings, analysis: RegimeAnalys
 
 def _wf(ds: Dataset, settings: Settings, progress: Progress | None, fit_cache=None) -> WalkForwardResult:
     cb = (lambda d, t: progress("walk-forward folds", d, t)) if progress else None
-    return walk_forward_predict(ds.features, ds.labels, splitter(settings), progress=cb, fit_cache=fit_cache)
+    return walk_forward_predict(ds.features, ds.labels, splitter(settings), progress=cb, fit_cache=fit_cache,
+                                workers=settings.ml.train_threads)
 
 
 def policy_params_of(stored: StoredModel | None, policy: str) -> PolicyParams:

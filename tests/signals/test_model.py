@@ -296,3 +296,28 @@ def test_final_model_equals_a_fresh_fit_of_the_chosen_trees(seed, strength, n):
     assert fm.model.get_booster().get_score(importance_type="total_gain") == \
         refit.get_booster().get_score(importance_type="total_gain")
     assert fm.model.get_params()["n_estimators"] == fm.n_trees == refit.get_booster().num_boosted_rounds()
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_folds_fitted_side_by_side_give_the_same_result(data, workers):
+    """workers > 1 fits the folds in threads: the same probabilities, folds and metrics as
+    one after the other, a skipped fold included; a cache filled by either serves the other;
+    progress still counts every fold once, up to the total."""
+    X, y = data
+    y2 = y.copy()
+    y2.iloc[:400] = 1.0  # the first fold is skipped (one class)
+    sp = PurgedWalkForwardSplit(min_train=400, test_size=100, horizon=1, embargo=1)
+    one = walk_forward_predict(X, y2, sp, FAST)
+    seen, cache = [], {}
+    many = walk_forward_predict(X, y2, sp, FAST, progress=lambda k, total: seen.append((k, total)),
+                                fit_cache=cache, workers=workers)
+    pd.testing.assert_series_equal(one.probability, many.probability, check_exact=True)
+    assert one.folds == many.folds and one.metrics == many.metrics
+    assert "skipped" in many.folds[0] and len(many.folds) == 8
+    assert seen == [(k, 8) for k in range(1, 9)]
+    seen.clear()
+    again = walk_forward_predict(X, y2, sp, FAST, progress=lambda k, total: seen.append((k, total)),
+                                 fit_cache=cache, workers=workers)  # every fold read back
+    assert again.folds == one.folds and seen == [(8, 8)]
+    with pytest.raises(ValueError, match="workers"):
+        walk_forward_predict(X, y2, sp, FAST, workers=0)
