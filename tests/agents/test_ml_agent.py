@@ -102,6 +102,28 @@ def test_train_store_infer_and_refuse_look_ahead(fast_config, tmp_path):
     assert _ml.model_store(settings).versions("SP500") == ["v0001", "v0002"]
 
 
+def test_training_threads_give_the_same_model(fast_config, tmp_path, monkeypatch):
+    """ml.train_threads 1 and 3: walk-forward folds side by side or one after the other, the
+    same stored model (metadata but its creation time, predictions, contributions)."""
+    import xgboost
+
+    stored = {}
+    for threads in (1, 3):
+        monkeypatch.setenv("REGIMEDESK_HOME", str(tmp_path / f"home-{threads}"))
+        settings = load_settings(fast_config)
+        settings = settings.model_copy(update={"ml": settings.ml.model_copy(update={"train_threads": threads})})
+        stored[threads] = _ml.train_model(_store(settings, "2006-12-29"), "SP500", settings)
+    one, many = stored[1], stored[3]
+    m1, m3 = dict(one.metadata), dict(many.metadata)
+    m1.pop("created_at"), m3.pop("created_at")
+    assert m1 == m3
+    x = _ml.build_dataset(_store(settings, "2006-12-29"), "SP500", settings).features
+    assert np.array_equal(one.model.predict_proba(x), many.model.predict_proba(x))
+    dm = xgboost.DMatrix(x[list(one.model.features)].to_numpy(dtype=float))
+    assert np.array_equal(one.model.model.get_booster().predict(dm, pred_contribs=True),
+                          many.model.model.get_booster().predict(dm, pred_contribs=True))
+
+
 def test_decide_symbol_rules():
     regime = RegimeReport({"consensus": {"family": "risk_off"}})
     params = {p: PolicyParams(risk_off_weight=0.5, target_vol=0.1).to_dict() for p in ("regime", "ml", "combined")}
