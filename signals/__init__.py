@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         StaleModelError,
         StaleModelWarning,
         StoredModel,
+        UnreadableModelError,
         check_model_age,
         data_hash,
         library_versions,
@@ -60,6 +61,7 @@ __all__ = [
     "ModelNotFoundError",
     "StaleModelError",
     "StaleModelWarning",
+    "UnreadableModelError",
     "check_model_age",
     "data_hash",
     "library_versions",
@@ -84,7 +86,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "signals._split": ("PurgedWalkForwardSplit",),
     "signals._store": (
         "ModelNotFoundError", "ModelStore", "StaleModelError", "StaleModelWarning", "StoredModel",
-        "check_model_age", "data_hash", "library_versions",
+        "check_model_age", "data_hash", "library_versions", "UnreadableModelError",
     ),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _SOURCES, globals())

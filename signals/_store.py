@@ -35,6 +35,7 @@ __all__ = [
     "data_hash",
     "library_versions",
     "check_model_age",
+    "UnreadableModelError",
 ]
 
 _VERSION = re.compile(r"^v(\d{4,})$")
@@ -42,6 +43,14 @@ _VERSION = re.compile(r"^v(\d{4,})$")
 
 class ModelNotFoundError(RegimeDeskError):
     """No stored model fits the request."""
+
+
+class UnreadableModelError(ModelNotFoundError):
+    """A stored model version whose files cannot be read (damaged, truncated, foreign).
+
+    A subclass of :class:`ModelNotFoundError`: with ``ml.auto_train`` a new version is
+    trained in its place, and the note says why.
+    """
 
 
 class StaleModelError(RegimeDeskError):
@@ -204,15 +213,23 @@ class ModelStore:
         if version not in versions:
             raise ModelNotFoundError(f"no model {symbol} {version}; stored: {', '.join(versions)}")
         path = self._dir(symbol) / version
-        meta = json.loads((path / "metadata.json").read_text())
+        meta = self._metadata(symbol, version)
         file = path / "model.ubj"
-        st = file.stat()
+        try:
+            st = file.stat()
+        except OSError as exc:
+            raise UnreadableModelError(f"model {symbol} {version} cannot be read ({file}: {exc.strerror})") from None
         key = (str(file.resolve()), st.st_mtime_ns, st.st_size)
         with _LOADED_LOCK:
             clf = _LOADED.get(key)
         if clf is None:
             clf = XGBClassifier()
-            clf.load_model(str(file))
+            try:
+                clf.load_model(str(file))
+            except Exception as exc:  # noqa: BLE001 - XGBoostError and friends: a damaged file
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                reason = re.sub(r"^\[[\d:]+\] \S+: ", "", reason)[:200]
+                raise UnreadableModelError(f"model {symbol} {version} cannot be read ({file}: {reason})") from None
             # One thread: a decision predicts one row, and OpenMP threads on a busy machine
             # cost tens of milliseconds (training uses ModelConfig.n_jobs, 1 by default).
             clf.set_params(n_jobs=1)
@@ -226,6 +243,18 @@ class ModelStore:
         )
         return StoredModel(symbol, version, path, fm, meta)
 
+    def _metadata(self, symbol: str, version: str) -> dict[str, Any]:
+        file = self._dir(symbol) / version / "metadata.json"
+        try:
+            meta = json.loads(file.read_text())
+            pd.Timestamp(meta["train_end"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UnreadableModelError(
+                f"model {symbol} {version} cannot be read ({file}: {type(exc).__name__}: {exc})"[:400]) from None
+        if not isinstance(meta, dict):
+            raise UnreadableModelError(f"model {symbol} {version} cannot be read ({file}: not a JSON object)")
+        return meta
+
     def latest(self, symbol: str, *, as_of: pd.Timestamp | None = None, data_from: pd.Timestamp | None = None,
                **match: Any) -> StoredModel:
         """Newest version trained on data up to ``as_of`` (and, with ``data_from``, none before
@@ -236,7 +265,7 @@ class ModelStore:
         ModelNotFoundError
         """
         for version in reversed(self.versions(symbol)):
-            meta = json.loads((self._dir(symbol) / version / "metadata.json").read_text())
+            meta = self._metadata(symbol, version)  # an unreadable newer version is an error, not skipped
             if any(meta.get(k) != v for k, v in match.items()):
                 continue
             if as_of is not None:

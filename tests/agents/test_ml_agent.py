@@ -100,6 +100,12 @@ def test_train_store_infer_and_refuse_look_ahead(fast_config, tmp_path):
     _, note = _ml.usable_model(_store(settings, "2007-06-29"), "SP500", settings)
     assert "trained a new model" in note
     assert _ml.model_store(settings).versions("SP500") == ["v0001", "v0002"]
+    # a damaged newest version is named, and replaced by a new one with auto_train
+    (_ml.model_store(settings).load("SP500", "v0002").path / "model.ubj").write_bytes(b"truncated")
+    with pytest.raises(ModelNotFoundError, match="model SP500 v0002 cannot be read"):
+        _ml.usable_model(_store(manual, "2007-06-29"), "SP500", manual)
+    stored, note = _ml.usable_model(_store(settings, "2007-06-29"), "SP500", settings)
+    assert stored.version == "v0003" and note.startswith("trained a new model: model SP500 v0002 cannot be read")
 
 
 def test_training_threads_give_the_same_model(fast_config, tmp_path, monkeypatch):

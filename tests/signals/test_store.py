@@ -15,6 +15,7 @@ from signals import (
     ModelStore,
     StaleModelError,
     StaleModelWarning,
+    UnreadableModelError,
     check_model_age,
     data_hash,
     fit_classifier,
@@ -180,3 +181,36 @@ def test_distinct_symbols_do_not_share_models(tmp_path, model):
     store.save("BTC/USD", model, _meta("2023-01-31"))
     with pytest.raises(ModelNotFoundError):
         store.latest("BTC:USD")
+
+
+@pytest.mark.parametrize("damage", [
+    ("model.ubj", b"garbage", "cannot be read .*model.ubj: .*Invalid model format"),
+    ("model.ubj", b"", "cannot be read .*model.ubj"),
+    ("model.ubj", None, "cannot be read .*model.ubj: No such file"),
+    ("metadata.json", b"{not json", "cannot be read .*metadata.json: JSONDecodeError"),
+    ("metadata.json", b"[1, 2]", "cannot be read .*metadata.json"),
+    ("metadata.json", b'{"train_end": "soon"}', "cannot be read .*metadata.json"),
+])
+def test_a_damaged_version_is_reported_never_skipped(tmp_path, model, data, damage):
+    """A damaged newest version raises UnreadableModelError (a ModelNotFoundError, so
+    auto-training replaces it) naming the file; it never falls back to an older version."""
+    name, content, message = damage
+    store = ModelStore(tmp_path / "models")
+    store.save("SPY", model, _meta("2023-01-31"))
+    newest = store.save("SPY", model, _meta("2023-02-28"))
+    target = newest.path / name
+    if content is None:
+        target.unlink()
+    else:
+        target.write_bytes(content)
+    with pytest.raises(UnreadableModelError, match=message):
+        store.latest("SPY", as_of=pd.Timestamp("2023-03-31"))
+    with pytest.raises(ModelNotFoundError, match=message):
+        store.load("SPY", "v0002")
+    assert store.load("SPY", "v0001").version == "v0001"  # the older version itself is fine
+    X, _ = data
+    if name == "model.ubj":  # its metadata says it is too new for February 1: the older one serves
+        assert store.latest("SPY", as_of=pd.Timestamp("2023-02-01")).model.predict_proba(X).shape == (len(X),)
+    else:  # unreadable metadata cannot say when its data end: an error, not a guess
+        with pytest.raises(UnreadableModelError):
+            store.latest("SPY", as_of=pd.Timestamp("2023-02-01"))
