@@ -535,9 +535,9 @@ class AppContext:
         """Fitted regime parameter sets shared by runs (``home/fit_cache.sqlite``)."""
         with self._lock:
             if self._fit_cache is None:
-                from agents.services.fitcache import FitCache
+                from agents.services.fitcache import open_fit_cache
 
-                self._fit_cache = FitCache(self.settings.paths.fit_cache)
+                self._fit_cache = open_fit_cache(self.settings.paths.fit_cache)
         return self._fit_cache
 
     def close(self) -> None:

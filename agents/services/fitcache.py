@@ -18,6 +18,7 @@ import pickle
 import sqlite3
 import sys
 import threading
+import warnings
 from collections.abc import Iterator, MutableMapping
 from importlib import metadata
 from pathlib import Path
@@ -26,10 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analytics import RegimeDeskError
+from analytics import RegimeDeskError, RegimeDeskWarning
 from integrations import apply_schema, open_database
 
-__all__ = ["FitCache", "FitCacheError"]
+__all__ = ["FitCache", "FitCacheError", "FitCacheWarning", "open_fit_cache"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL);
@@ -134,3 +135,36 @@ class FitCache(MutableMapping[str, Any]):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+class FitCacheWarning(RegimeDeskWarning):
+    """The fit cache file could not be used; fits are estimated again."""
+
+
+def open_fit_cache(path: str | Path) -> FitCache:
+    """The fit cache at ``path``; a damaged file is set aside and the cache rebuilt, saying so.
+
+    The cache only ever saves work: every value in it can be estimated again from history.
+    A file that is not an SQLite database, or a damaged one, is renamed to
+    ``<name>.damaged-<UTC time>`` (kept for inspection) and a new cache started; a file this
+    version cannot use otherwise (e.g. written by a newer RegimeDesk) is left alone and this
+    process keeps its fits in memory. Either way a :class:`FitCacheWarning` says what happened
+    and that the next runs re-estimate their fits (same results, slower).
+    """
+    path = Path(path)
+    try:
+        return FitCache(path)
+    except FitCacheError as exc:
+        text = str(exc)
+        damaged = any(s in text for s in ("not a database", "malformed", "file is encrypted"))
+        if damaged and path.is_file():
+            aside = path.with_name(f"{path.name}.damaged-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}")
+            path.rename(aside)
+            for suffix in ("-wal", "-shm"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+            warnings.warn(f"{text}; moved it to {aside.name} and started a new fit cache: fits are estimated "
+                          "again from history (same results, slower this once)", FitCacheWarning, stacklevel=2)
+            return FitCache(path)
+        warnings.warn(f"{text}; this process keeps its fits in memory only (estimated again from history)",
+                      FitCacheWarning, stacklevel=2)
+        return FitCache(None)

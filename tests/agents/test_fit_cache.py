@@ -49,3 +49,29 @@ def test_memory_only_cache():
     cache["k"] = 1
     assert cache["k"] == 1 and cache.hits == 1
     assert cache.get("z") is None and cache.misses == 1
+
+
+def test_a_damaged_fit_cache_file_is_set_aside_and_rebuilt(tmp_path):
+    from agents.services.fitcache import FitCacheWarning, open_fit_cache
+
+    path = tmp_path / "fit_cache.sqlite"
+    path.write_bytes(b"\x00not an sqlite file" * 10)
+    with pytest.warns(FitCacheWarning, match="not a database; moved it to fit_cache.sqlite.damaged-"):
+        cache = open_fit_cache(path)
+    cache["k"] = (1.0, 2.0)
+    assert cache.path == path and cache["k"] == (1.0, 2.0)
+    cache.close()
+    (aside,) = tmp_path.glob("fit_cache.sqlite.damaged-*")
+    assert aside.read_bytes().startswith(b"\x00not an sqlite file")  # kept for inspection
+    again = open_fit_cache(path)  # the new file is used from now on, silently
+    assert again["k"] == (1.0, 2.0)
+    again.close()
+    # a file from a newer RegimeDesk is left alone: fits stay in memory in this process
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (99, 'later')")
+    with pytest.warns(FitCacheWarning, match="in memory only"):
+        mem = open_fit_cache(path)
+    assert mem.path is None
+    mem["x"] = 3
+    assert mem["x"] == 3
+    assert len(list(tmp_path.glob("fit_cache.sqlite.damaged-*"))) == 1
