@@ -99,18 +99,18 @@ def _path_from_result(res: RegimeResult) -> _Path:
     rows = np.arange(len(res.dates))
     probs = res.probabilities[rows, res.persistent_states]
     allp = res.label_probabilities()
-    lp = allp.iloc[-1]
+    values, names = allp.to_numpy(), list(allp.columns)
     fam = {"risk_on": 0.0, "risk_off": 0.0}
-    for lab, p in lp.items():
+    for lab, p in zip(names, values[-1], strict=True):
         fam[REGIME_FAMILIES[lab]] += float(p)
-    risk_off = allp[[c for c in allp.columns if REGIME_FAMILIES[c] == "risk_off"]].sum(axis=1)
+    risk_off = values[:, [i for i, c in enumerate(names) if REGIME_FAMILIES[c] == "risk_off"]].sum(axis=1)
     return _Path(
         dates=res.dates,
         labels=np.asarray(res.labels),
         probability=np.asarray(probs, dtype=float),
         raw_labels=np.asarray(res.raw_labels).astype(str),
         raw_probability=np.asarray(res.probabilities[rows, res.states], dtype=float),
-        risk_off=risk_off.to_numpy(dtype=float),
+        risk_off=np.asarray(risk_off, dtype=float),
         family_probabilities=fam,
         expected_duration=float(res.expected_durations[res.current_state]),
         transition_matrix=[[float(x) for x in row] for row in res.transition_matrix],
