@@ -74,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="session name (default derived from feed, timeframe, symbols, broker and replay start; "
                         "the same options continue the same session)")
     p.add_argument("--llm", choices=["template", "openai"], help="narrator backend (default: configuration)")
+    p.add_argument("--recompute", action="store_true",
+                   help="every bar's run rebuilds every feature row from history (an audit of the fast path, "
+                        "the same numbers to rounding; default: engine.recompute)")
     p.add_argument("--json", action="store_true", help="print the summary (or the status) as JSON")
     p.set_defaults(handler=_live)
 
@@ -88,6 +91,8 @@ def _live(args: argparse.Namespace, ctx) -> int:
     from agents.runtime.live import LiveLoop, LiveSpec
 
     settings, secrets = ctx.settings, ctx.secrets
+    if args.recompute:
+        settings = settings.model_copy(update={"engine": settings.engine.model_copy(update={"recompute": True})})
     spec = LiveSpec(symbols=tuple(args.symbols), feed=args.feed, broker=args.broker, timeframe=args.timeframe,
                     approve=args.approve, source=args.source, start=args.start, end=args.end, speed=args.speed,
                     llm=args.llm or settings.llm.backend, session=args.session)

@@ -326,3 +326,21 @@ def test_models_are_retrained_after_a_bar_never_inside_a_decision(tmp_path, monk
     assert [e["kind"] for e in events] == ["model_retrained", "model_retrained"]
     assert "model v0002 trained on bars to 2018-12-06" in events[0]["message"]
     assert all(s["model_age_days"] < 5.0 for s in signals)
+
+
+def test_live_recompute_takes_the_audit_path_with_the_same_decisions(fast, capsys, monkeypatch):
+    """live --recompute: every bar's run is journaled with recompute on; a session on the
+    default path over the same bars (another home) decides the same target weights."""
+    weights = {}
+    for flag in ([], ["--recompute"]):
+        home = load_settings().home_dir.parent / ("home-recompute" if flag else "home-default")
+        monkeypatch.setenv("REGIMEDESK_HOME", str(home))
+        assert main(["live", "SP500", "--start", "2018-12-03", "--max-bars", "2", "--json", *flag]) == 0
+        assert _json(capsys)["handled"] == 2
+        settings = load_settings()
+        with Journal(settings.home_dir / "journal.sqlite") as j:
+            shown = [j.show_run(b["run_id"]) for b in _bars()]
+        assert all(s["run"]["params"]["recompute"] is bool(flag) for s in shown)
+        weights[bool(flag)] = [next(o["output"]["decision"]["symbols"]["SP500"]["target_weight"]
+                                    for o in s["agent_outputs"] if o["agent"] == "decision") for s in shown]
+    assert weights[True] == pytest.approx(weights[False], rel=1e-9, abs=1e-12)
