@@ -139,8 +139,7 @@ def build_request(settings: Settings, secrets: Secrets, symbols, *, source: str 
     src = build_source(settings, secrets, name)
     canonical = tuple(dict.fromkeys(src.canonical_symbol(s) for s in symbols))
     as_of = fields.get("as_of")
-    as_of_clock(as_of)  # validate before anything runs
-    start_stamp(fields.get("start"), as_of)
+    as_of_clock(as_of)  # validate before anything runs (RunRequest checks start against it)
     backend = llm or settings.llm.backend
     fields.setdefault("recompute", settings.engine.recompute)
     request = RunRequest(symbols=canonical, source=name, llm=backend, **fields)
@@ -191,6 +190,17 @@ def check_services(settings: Settings, secrets: Secrets, *, llm: str = "template
         build_broker(settings, secrets, "alpaca").close()
 
 
+def _utc_date(value: str, option: str) -> pd.Timestamp:
+    """``value`` as a UTC timestamp (naive values are UTC); a ValueError naming ``option``."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"{option}: cannot parse {shown(value)} as a date") from None
+    if pd.isna(ts):
+        raise ValueError(f"{option}: {shown(value)} is not a date")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
 def as_of_clock(as_of: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     """``(end, now)`` for a run as of ``as_of``.
 
@@ -199,11 +209,7 @@ def as_of_clock(as_of: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | 
     """
     if as_of is None:
         return None, None
-    try:
-        ts = pd.Timestamp(as_of)
-    except (ValueError, TypeError):
-        raise ValueError(f"--as-of: cannot parse {shown(as_of)} as a date") from None
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    ts = _utc_date(as_of, "--as-of")
     if ts == ts.normalize() and ":" not in str(as_of):
         return ts, ts + pd.Timedelta(days=1)
     return ts, ts
@@ -231,13 +237,7 @@ def start_stamp(start: str | None, as_of: str | None = None) -> pd.Timestamp | N
     """
     if start is None:
         return None
-    try:
-        ts = pd.Timestamp(start)
-    except (ValueError, TypeError):
-        raise ValueError(f"--start: cannot parse {shown(start)} as a date") from None
-    if pd.isna(ts):
-        raise ValueError(f"--start: {shown(start)} is not a date")
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    ts = _utc_date(start, "--start")
     end, _ = as_of_clock(as_of)
     if end is not None and ts > end:
         raise ValueError(f"--start {shown(start)} is after --as-of {shown(as_of)}: the run would have no bars")

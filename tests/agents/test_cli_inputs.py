@@ -149,6 +149,8 @@ def test_run_request_carries_the_effective_as_of(capsys):
          "--start 2025-01-01 is after the last daily bar of SP500 (2018-12-31)"),
         (("backtest", "SP500", "--start", "someday"), 2, "--start: cannot parse 'someday'"),
         (("export", "csv", "SP500", "--start", "2025-01-01"), 1, "--start 2025-01-01 is after the last daily bar"),
+        (("run", "SP500", "--as-of", "NaT"), 2, "--as-of: 'NaT' is not a date"),  # was an internal error
+        (("run", "SP500", "--start", "NaT"), 2, "--start: 'NaT' is not a date"),
     ],
 )
 def test_backtest_and_export_dates_are_checked_first(capsys, argv, code, needle):
