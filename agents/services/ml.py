@@ -46,6 +46,7 @@ from signals import (
     PurgedWalkForwardSplit,
     StaleModelError,
     StoredModel,
+    UnreadableModelError,
     WalkForwardResult,
     build_features,
     check_model_age,
@@ -205,6 +206,14 @@ def train_model(
     return model_store(settings).save(symbol, fm, meta)
 
 
+def _newest_model(store, symbol: str, settings: Settings) -> StoredModel:
+    """The newest stored model allowed at the store's last daily bar: trained on bars up to it,
+    none before the run's ``--start``, from the same source (ModelNotFoundError otherwise)."""
+    bars = store.get(symbol, "MT")
+    return model_store(settings).latest(symbol, as_of=bars.frame.index[-1], data_from=getattr(store, "first", None),
+                                        source=bars.source)
+
+
 def usable_model(store, symbol: str, settings: Settings, *, analysis: RegimeAnalysis | None = None,
                  progress: Progress | None = None, dataset: Dataset | None = None,
                  fit_cache=None) -> tuple[StoredModel, str | None]:
@@ -217,12 +226,10 @@ def usable_model(store, symbol: str, settings: Settings, *, analysis: RegimeAnal
     ModelNotFoundError, StaleModelError
         No usable model and ``ml.auto_train`` is off.
     """
-    bars = store.get(symbol, "MT")
-    as_of = bars.frame.index[-1]
-    ms = model_store(settings)
+    as_of = store.get(symbol, "MT").frame.index[-1]
     note = None
     try:
-        stored = ms.latest(symbol, as_of=as_of, data_from=getattr(store, "first", None), source=bars.source)
+        stored = _newest_model(store, symbol, settings)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             check_model_age(stored, as_of, settings.ml.max_model_age_days, settings.ml.stale_model)
@@ -252,11 +259,11 @@ def retrain_due(store, symbol: str, settings: Settings) -> str | None:
     after = settings.ml.retrain_after_days
     if not after:
         return None
-    bars = store.get(symbol, "MT")
-    as_of = bars.frame.index[-1]
+    as_of = store.get(symbol, "MT").frame.index[-1]
     try:
-        stored = model_store(settings).latest(symbol, as_of=as_of, data_from=getattr(store, "first", None),
-                                                  source=bars.source)
+        stored = _newest_model(store, symbol, settings)
+    except UnreadableModelError as exc:
+        return str(exc) if settings.ml.auto_train else None
     except ModelNotFoundError:
         return "no model stored" if settings.ml.auto_train else None
     age = float((as_of - stored.train_end) / pd.Timedelta(days=1))
