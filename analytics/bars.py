@@ -232,7 +232,8 @@ def resample_bars(
 def _aggregate_sorted(values: np.ndarray, ends):
     """Buckets of time-sorted finite bars by position: what :func:`_aggregate_grouped` gives
     (open, high, low and close exactly; a volume sum may differ from pandas' compensated sum
-    in the last bit), ten times faster."""
+    in the last bit), without pandas' groupby machinery (3.5 -> 0.8 ms for 20 years of weekly bars,
+    bucketing included)."""
     import pandas as pd
 
     end_ns = ends.asi8
