@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@echo "==> upgrading pip"
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "==> installing RegimeDesk and its dependencies (pandas, statsmodels, arch, hmmlearn,"
-	@echo "    scikit-learn, xgboost, langgraph, openai, alpaca-py, polygon, telegram, reportlab and"
+	@echo "    scikit-learn, xgboost, skfolio, langgraph, openai, alpaca-py, polygon, telegram, reportlab and"
 	@echo "    the test tools): about 100 packages, 1 GB installed; a few minutes the first time"
 	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
 	touch $(STAMP)

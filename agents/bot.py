@@ -425,6 +425,10 @@ class DeskCommands:
             CommandSpec("positions", self.positions, "/positions [paper|alpaca]", "the broker's positions"),
             CommandSpec("orders", self.orders, "/orders [paper|alpaca] [--all]", "open (or all) orders"),
             CommandSpec("risk", self.risk, "/risk", "risk state and its recent changes"),
+            CommandSpec("portfolio", self.portfolio, "/portfolio [UNIVERSE] [erc|mv|hrp|invvol|equal] [--as-of DATE]",
+                        "a universe's target weights, 99% VaR and ES", long=True),
+            CommandSpec("stress", self.stress, "/stress [UNIVERSE] [ltcm|dotcom|gfc|euro|covid|all] [--as-of DATE]",
+                        "historical stress windows on those weights", long=True),
             CommandSpec("halt", self.halt, "/halt [REASON]", "kill switch: reject every new order", admin=True),
             CommandSpec("reduce", self.reduce, "/reduce [REASON]", "only exposure-reducing orders", admin=True),
             CommandSpec("resume", self.resume, "/resume [REASON]", "back to normal trading", admin=True),
@@ -733,6 +737,27 @@ class DeskCommands:
         for e in events:
             lines.append(f"{_when(e['ts'])} {e['from']}->{e['to']} by {e['by']}: {str(e['reason'])[:80]}")
         return CommandReply(_lines(lines))
+
+    def portfolio(self, inv: Invocation) -> CommandReply:
+        """Today's target weights of a universe with their one-day VaR and ES (read-only)."""
+        from agents.services import portfolio_text as text
+        from agents.services.portfolio_risk import load_book, universe_var
+
+        parsed = parse_args(inv.args, options={"as-of": _as_of})
+        universe, method = text.portfolio_args(self.settings, parsed.positional)
+        book, _ = load_book(self.settings, self.secrets, universe, method, as_of=parsed.options.get("as-of"))
+        doc = universe_var(book, [text.VAR_METHOD], level=text.VAR_LEVEL)
+        return CommandReply(text.portfolio_text(self.settings, book, doc))
+
+    def stress(self, inv: Invocation) -> CommandReply:
+        """Historical stress windows on a universe's target weights (read-only)."""
+        from agents.services.portfolio_risk import load_book, universe_stress
+        from agents.services.portfolio_text import stress_args, stress_text
+
+        parsed = parse_args(inv.args, options={"as-of": _as_of})
+        universe, keys = stress_args(self.settings, parsed.positional)
+        book, store = load_book(self.settings, self.secrets, universe, as_of=parsed.options.get("as-of"))
+        return CommandReply(stress_text(universe_stress(self.settings, book, store, keys, {})))
 
     def _set_state(self, inv: Invocation, to: str) -> CommandReply:
         from agents.services.context import AppContext

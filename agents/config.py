@@ -42,6 +42,9 @@ __all__ = [
     "LLMConfig",
     "MLConfig",
     "DecisionConfig",
+    "PortfolioConfig",
+    "PortfolioCapsConfig",
+    "PORTFOLIO_CHOICES",
     "RiskConfig",
     "RISK_OFF_AT_ZERO",
     "BrokerConfig",
@@ -271,6 +274,82 @@ class DecisionConfig(_Model):
     max_weight: float = Field(default=1.0, gt=0, le=1)
 
 
+PORTFOLIO_CHOICES: tuple[str, ...] = ("erc", "mv", "hrp", "invvol", "none")
+_FAMILIES = ("risk_on", "risk_off", "unavailable")
+
+
+class PortfolioCapsConfig(_Model):
+    """Exposure caps of one consensus regime family."""
+
+    gross: float = Field(gt=0, le=2)
+    per_asset: float = Field(gt=0, le=2)
+
+
+class PortfolioConfig(_Model):
+    """Portfolio construction over many assets (``--portfolio``, ``backtest --universe``)."""
+
+    # erc | mv | hrp | invvol, or none: every symbol keeps its own target weight.
+    method: Literal["erc", "mv", "hrp", "invvol", "none"] = "none"
+    # Named universes of your own: name -> symbols (the builtin ones are sp500-20 and factors).
+    universes: dict[str, list[str]] = Field(default_factory=dict)
+    # The symbol whose regime is the consensus of a universe without a builtin benchmark.
+    regime_symbol: str | None = None
+    # Returns fed to the covariance, returns needed before the first decision.
+    cov_window: int = Field(default=504, ge=60, le=10_000)
+    min_history: int = Field(default=252, ge=60, le=10_000)
+    # Bars between scheduled re-estimates; largest drift of one weight before a trade.
+    review_every: int = Field(default=21, ge=1, le=2520)
+    band: float = Field(default=0.02, ge=0, le=1)
+    cost_bps: float = Field(default=5.0, ge=0, le=1000)
+    risk_aversion: float = Field(default=5.0, ge=0, le=1000)
+    # EWMA half-life in bars and the caps, per consensus family.
+    half_lives: dict[str, float] = Field(default_factory=lambda: {"risk_on": 126.0, "risk_off": 21.0,
+                                                                    "unavailable": 42.0})
+    caps: dict[str, PortfolioCapsConfig] = Field(default_factory=lambda: {
+        "risk_on": PortfolioCapsConfig(gross=1.0, per_asset=0.25),
+        "risk_off": PortfolioCapsConfig(gross=0.6, per_asset=0.15),
+        "unavailable": PortfolioCapsConfig(gross=0.6, per_asset=0.15),
+    })
+
+    @field_validator("half_lives", "caps")
+    @classmethod
+    def _families(cls, value: dict) -> dict:
+        unknown = sorted(set(value) - set(_FAMILIES))
+        missing = sorted(set(_FAMILIES) - set(value))
+        if unknown or missing:
+            raise ValueError(f"keys must be exactly {', '.join(_FAMILIES)}"
+                             + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+                             + (f"; missing: {', '.join(missing)}" if missing else ""))
+        return value
+
+    @field_validator("half_lives")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, v in value.items() if not (v > 0 and v < 100_000)]
+        if bad:
+            raise ValueError(f"half-lives must be between 0 and 100000 bars: {', '.join(bad)}")
+        return value
+
+    @field_validator("caps")
+    @classmethod
+    def _caps_order(cls, value: dict[str, PortfolioCapsConfig]) -> dict[str, PortfolioCapsConfig]:
+        bad = [k for k, c in value.items() if c.per_asset > c.gross]
+        if bad:
+            raise ValueError(f"per_asset must not exceed gross: {', '.join(bad)}")
+        return value
+
+    @field_validator("universes")
+    @classmethod
+    def _universes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, symbols in value.items():
+            if not symbols:
+                raise ValueError(f"universe {name!r} has no symbols")
+            dup = sorted({s for s in symbols if symbols.count(s) > 1})
+            if dup:
+                raise ValueError(f"universe {name!r} repeats {', '.join(dup)}")
+        return value
+
+
 #: ``[risk]`` keys whose value 0 switches their check off (the only way to switch one off).
 RISK_OFF_AT_ZERO: tuple[str, ...] = (
     "max_staleness_bars", "collar_pct", "min_confidence", "duplicate_window_seconds", "max_orders_per_window",
@@ -307,6 +386,9 @@ class RiskConfig(_Model):
     max_gross_exposure: float = Field(default=1.0, ge=0, le=10)
     max_net_exposure: float = Field(default=1.0, ge=0, le=10)
     regime_gross_caps: dict[str, float] = Field(default_factory=lambda: {"high_volatility": 0.5})
+    # Multipliers in (0, 1] of var_limit and es_limit while a symbol of the portfolio after the
+    # trade is in that regime (the smallest applies).
+    regime_var_scales: dict[str, float] = Field(default_factory=lambda: {"high_volatility": 0.5})
     var_limit: float = Field(default=0.05, ge=0, le=1)
     es_limit: float = Field(default=0.07, ge=0, le=1)
     var_level: float = Field(default=0.99, gt=0.5, lt=1)
@@ -344,6 +426,19 @@ class RiskConfig(_Model):
                 raise ValueError(f"unknown regime {label!r}; regimes are {', '.join(REGIME_LABELS)}")
             if not 0 <= cap <= 10:
                 raise ValueError(f"cap for {label!r} must be between 0 and 10")
+        return value
+
+    @field_validator("regime_var_scales")
+    @classmethod
+    def _var_scales(cls, value: dict[str, float]) -> dict[str, float]:
+        from analytics import REGIME_LABELS
+
+        for label, scale in value.items():
+            if label not in REGIME_LABELS:
+                raise ValueError(f"unknown regime {label!r}; regimes are {', '.join(REGIME_LABELS)}")
+            if not 0 < scale <= 1:
+                raise ValueError(f"scale for {label!r} must be above 0 and at most 1 (a multiplier of var_limit and "
+                                 f"es_limit), got {scale!r}")
         return value
 
 
@@ -498,6 +593,7 @@ class Settings(_Model):
     ml: MLConfig = MLConfig()
     engine: EngineConfig = EngineConfig()
     decision: DecisionConfig = DecisionConfig()
+    portfolio: PortfolioConfig = PortfolioConfig()
     risk: RiskConfig = RiskConfig()
     broker: BrokerConfig = BrokerConfig()
     report: ReportConfig = ReportConfig()
@@ -794,6 +890,11 @@ min_order_qty = 1.0             # smallest order of whole shares (below: below_m
 
 [risk.regime_gross_caps]
 # Lower gross exposure in these regimes (regime of the symbol's MT timeframe).
+high_volatility = 0.5
+
+[risk.regime_var_scales]
+# Multiply var_limit and es_limit in these regimes (0 < scale <= 1). The smallest scale among the regimes
+# of the symbols held after the trade applies; rejections are then regime_var_limit / regime_es_limit.
 high_volatility = 0.5
 
 [broker]

@@ -63,6 +63,39 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         target_weights,
         walk_forward_policy,
     )
+    from analytics._portfolio import (
+        DEFAULT_HALF_LIVES,
+        DEFAULT_REGIME_CAPS,
+        PORTFOLIO_METHODS,
+        CovarianceEstimate,
+        PortfolioWeights,
+        RegimeCaps,
+        caps_for,
+        drift_weights,
+        portfolio_weights,
+        rebalance_due,
+        regime_covariance,
+        risk_contributions,
+    )
+    from analytics._portfolio_backtest import (
+        BENCHMARK_METHODS,
+        CrisisWindow,
+        PortfolioBacktestConfig,
+        PortfolioBacktestResult,
+        crisis_windows,
+        run_portfolio_backtest,
+    )
+    from analytics._portfolio_risk import (
+        HISTORICAL_SCENARIOS,
+        PORTFOLIO_VAR_METHODS,
+        PortfolioVaR,
+        ShockResult,
+        StressResult,
+        StressScenario,
+        historical_stress,
+        hypothetical_shock,
+        portfolio_var,
+    )
     from analytics._regime_common import (
         REGIME_FAMILIES,
         REGIME_LABELS,
@@ -135,7 +168,16 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         rolling_variance_ratio,
         variance_ratio,
     )
-    from analytics.bars import BAR_COLUMNS, Timeframe, empty_bars, resample_bars, shown
+    from analytics.bars import (
+        BAR_COLUMNS,
+        CLOSE_ONLY_MISSING,
+        Timeframe,
+        close_only_bars,
+        empty_bars,
+        is_close_only,
+        resample_bars,
+        shown,
+    )
     from analytics.errors import (
         ConfigError,
         DataQualityWarning,
@@ -156,6 +198,34 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
     )
 
 __all__ = [
+    # portfolio
+    "DEFAULT_HALF_LIVES",
+    "DEFAULT_REGIME_CAPS",
+    "PORTFOLIO_METHODS",
+    "CovarianceEstimate",
+    "PortfolioWeights",
+    "RegimeCaps",
+    "caps_for",
+    "drift_weights",
+    "portfolio_weights",
+    "rebalance_due",
+    "regime_covariance",
+    "risk_contributions",
+    "BENCHMARK_METHODS",
+    "CrisisWindow",
+    "PortfolioBacktestConfig",
+    "PortfolioBacktestResult",
+    "crisis_windows",
+    "run_portfolio_backtest",
+    "HISTORICAL_SCENARIOS",
+    "PORTFOLIO_VAR_METHODS",
+    "PortfolioVaR",
+    "ShockResult",
+    "StressResult",
+    "StressScenario",
+    "historical_stress",
+    "hypothetical_shock",
+    "portfolio_var",
     # errors
     "RegimeDeskError",
     "InsufficientDataError",
@@ -166,6 +236,9 @@ __all__ = [
     "EstimationWarning",
     # bars
     "BAR_COLUMNS",
+    "CLOSE_ONLY_MISSING",
+    "close_only_bars",
+    "is_close_only",
     "Timeframe",
     "empty_bars",
     "resample_bars",
@@ -311,6 +384,15 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "POLICIES", "POLICY_GRIDS", "PolicyParams", "WalkForwardPolicy", "select_policy_params",
         "target_weights", "walk_forward_policy",
     ),
+    "analytics._portfolio": (
+        "DEFAULT_HALF_LIVES", "DEFAULT_REGIME_CAPS", "PORTFOLIO_METHODS", "CovarianceEstimate", "PortfolioWeights", "RegimeCaps", "caps_for", "drift_weights", "portfolio_weights", "rebalance_due", "regime_covariance", "risk_contributions",
+    ),
+    "analytics._portfolio_backtest": (
+        "BENCHMARK_METHODS", "CrisisWindow", "PortfolioBacktestConfig", "PortfolioBacktestResult", "crisis_windows", "run_portfolio_backtest",
+    ),
+    "analytics._portfolio_risk": (
+        "HISTORICAL_SCENARIOS", "PORTFOLIO_VAR_METHODS", "PortfolioVaR", "ShockResult", "StressResult", "StressScenario", "historical_stress", "hypothetical_shock", "portfolio_var",
+    ),
     "analytics._regime_common": (
         "REGIME_FAMILIES", "REGIME_LABELS", "UNAVAILABLE", "PersistenceRule", "RegimeFit",
         "RegimeResult", "apply_persistence", "expected_durations", "forward_filter",
@@ -338,7 +420,8 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "RollingVarianceRatioResult", "VarianceRatioResult", "chow_denning_pvalue",
         "rolling_variance_ratio", "variance_ratio",
     ),
-    "analytics.bars": ("BAR_COLUMNS", "Timeframe", "empty_bars", "resample_bars", "shown"),
+    "analytics.bars": ("BAR_COLUMNS", "CLOSE_ONLY_MISSING", "Timeframe", "close_only_bars", "empty_bars",
+                       "is_close_only", "resample_bars", "shown"),
     "analytics.errors": (
         "ConfigError", "DataQualityWarning", "DataValidationError", "EstimationWarning",
         "InsufficientDataError", "RegimeDeskError", "RegimeDeskWarning",

@@ -190,6 +190,9 @@ def run_backtest(
     ----------
     bars : DataFrame
         At least ``open`` and ``close`` columns, positive and finite, indexed by bar.
+        Close-only bars (every ``open`` NaN, see :func:`analytics.is_close_only`) have no
+        open to trade at: their targets are traded at the next bar's *close*, one bar later
+        than with OHLC bars, and each bar earns its close-to-close return.
     target : Series
         Target weight decided at the close of each bar (same index as ``bars``, or a
         subset: missing bars and NaN mean "flat"). Clipped to ``[min_weight, max_weight]``.
@@ -198,8 +201,9 @@ def run_backtest(
     Returns
     -------
     BacktestResult
-        ``weights[t]`` is the weight held during bar ``t`` (= clipped target of ``t - 1``);
-        ``returns[t]`` the net return of bar ``t``; the first bar has weight 0 and return 0.
+        ``weights[t]`` is the weight held during bar ``t`` (= clipped target of ``t - 1``;
+        of ``t - 2`` for close-only bars); ``returns[t]`` the net return of bar ``t``; the
+        first bar has weight 0 and return 0.
 
     Raises
     ------
@@ -215,15 +219,19 @@ def run_backtest(
         raise InsufficientDataError(f"need at least 3 bars, got {len(bars)}")
     o = bars["open"].to_numpy(dtype=float)
     c = bars["close"].to_numpy(dtype=float)
+    close_only = bool(np.isnan(o).all())
+    if close_only:
+        o = np.concatenate([[c[0]], c[:-1]])  # no gap: the "session" of bar t is close t-1 -> close t
     if not (np.isfinite(o).all() and np.isfinite(c).all() and (o > 0).all() and (c > 0).all()):
-        raise ValueError("bars open/close must be finite and positive")
+        raise ValueError("bars open/close must be finite and positive (or every open NaN: close-only bars)")
     extra = target.index.difference(bars.index)
     if len(extra):
         raise ValueError(f"target has {len(extra)} timestamps not in bars (first {extra[0]})")
     decided = target.reindex(bars.index).to_numpy(dtype=float)
     decided = np.where(np.isfinite(decided), decided, 0.0)
     decided = np.clip(decided, config.min_weight, config.max_weight)
-    w = np.concatenate([[0.0], decided[:-1]])  # trade at the next bar's open
+    # OHLC: trade at the next bar's open; close-only: at the next bar's close, so held a bar later.
+    w = np.concatenate([[0.0, 0.0], decided[:-2]]) if close_only else np.concatenate([[0.0], decided[:-1]])
     w_prev = np.concatenate([[0.0], w[:-1]])
     gap = np.concatenate([[0.0], o[1:] / c[:-1] - 1.0])
     session = np.concatenate([[0.0], c[1:] / o[1:] - 1.0])

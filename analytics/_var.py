@@ -648,6 +648,33 @@ def _filtered_var_es(returns: Any, level: Any, method: str) -> VaRResult:
     )
 
 
+def _gjr_asset_scenarios(
+    m: np.ndarray, live: np.ndarray, columns: Any, stacklevel: int
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Per-asset GJR-GARCH(1,1,1)-t filtered scenarios of :func:`gjr_filtered_portfolio_var_es`.
+
+    For each column ``j`` in ``live`` (validated finite matrix ``m``, shape (n, k)), the
+    (cached) fit gives ``mu_j``, ``sigma_{j,T+1}`` and ``z_{t,j}``; column ``j`` of the
+    returned matrix is ``mu_j + sigma_{j,T+1} z_{t,j}`` in x100 units (other columns are 0).
+    Also returns the ``mu_j`` (x100, 0 for columns not in ``live``) and whether every fit
+    reported convergence. ``stacklevel`` is passed to the non-convergence warning (count
+    this helper's and ``_filter_series``'s frames too).
+    """
+    name = _MODEL_NAMES["gjr_filtered"]
+    scen = np.zeros(m.shape, dtype=np.float64)
+    mus = np.zeros(m.shape[1], dtype=np.float64)
+    converged = True
+    for j in live:
+        label = f"column {columns[j]!r}" if columns is not None else f"column {j}"
+        g, z, sig = _filter_series(
+            np.ascontiguousarray(m[:, j]), "gjr_filtered", name, label, stacklevel=stacklevel
+        )
+        scen[:, j] = g.mu + sig * z
+        mus[j] = g.mu
+        converged &= g.converged
+    return scen, mus, bool(converged)
+
+
 def gjr_filtered_portfolio_var_es(returns_matrix: Any, weights: Any, level: float = 0.99) -> VaRResult:
     """One-day portfolio VaR and ES by filtered historical simulation with one
     GJR-GARCH(1,1,1)-t filter per asset (Barone-Adesi, Giannopoulos and Vosper, 1999).
@@ -704,25 +731,7 @@ def gjr_filtered_portfolio_var_es(returns_matrix: Any, weights: Any, level: floa
         A fit did not report convergence (its estimates are still used).
     """
     level = _check_level(level)
-    columns = getattr(returns_matrix, "columns", None)
-    m = np.asarray(
-        returns_matrix.to_numpy() if hasattr(returns_matrix, "to_numpy") else returns_matrix,
-        dtype=np.float64,
-    )
-    if m.ndim != 2:
-        raise ValueError(f"returns_matrix must be two-dimensional (n, k), got shape {m.shape}")
-    if columns is not None and hasattr(weights, "reindex") and hasattr(weights, "index"):
-        missing = [c for c in columns if c not in weights.index]
-        if missing:
-            raise ValueError(f"weights has no entry for column(s) {missing!r}")
-        weights = weights.reindex(columns)
-    w, _ = as_float_1d(weights, "weights")
-    if w.size != m.shape[1]:
-        raise ValueError(f"weights has {w.size} entries but returns_matrix has {m.shape[1]} columns")
-    if not np.all(np.isfinite(m)):
-        raise ValueError("returns_matrix contains NaN/inf; drop or fill them first")
-    if not np.all(np.isfinite(w)):
-        raise ValueError("weights contains NaN/inf")
+    m, w, columns = _matrix_and_weights(returns_matrix, weights)
     name = _MODEL_NAMES["gjr_filtered"]
     minimum = max(_GARCH_MIN_OBS, _min_obs(level))
     if m.shape[0] < minimum:
@@ -733,15 +742,12 @@ def gjr_filtered_portfolio_var_es(returns_matrix: Any, weights: Any, level: floa
     if live.size == 0:
         return VaRResult(var=0.0, es=0.0, level=level, n=int(m.shape[0]), n_tail=0,
                          method="gjr_filtered", mean_forecast=0.0, converged=True)
+    asset_scen, mus, converged = _gjr_asset_scenarios(m, live, columns, stacklevel=4)
     scen = np.zeros(m.shape[0])
     mean = 0.0
-    converged = True
     for j in live:
-        label = f"column {columns[j]!r}" if columns is not None else f"column {j}"
-        g, z, sig = _filter_series(np.ascontiguousarray(m[:, j]), "gjr_filtered", name, label, stacklevel=3)
-        scen += w[j] * (g.mu + sig * z)
-        mean += w[j] * g.mu
-        converged &= g.converged
+        scen += w[j] * asset_scen[:, j]
+        mean += w[j] * mus[j]
     q, tail, cnt = _lower_tail(scen[None, :], 1.0 - level)
     return VaRResult(
         var=float(-q[0] / _GARCH_SCALE),
@@ -757,6 +763,39 @@ def gjr_filtered_portfolio_var_es(returns_matrix: Any, weights: Any, level: floa
 
 # ---------------------------------------------------------------------------------------
 # Portfolio
+
+
+def _matrix_and_weights(returns_matrix: Any, weights: Any, name: str = "returns_matrix",
+                        strict: bool = False) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Validated ``(matrix (n, k), weights (k,), column labels or None)`` of a portfolio input.
+
+    Series weights are aligned on a DataFrame's columns (every column needs an entry). With
+    ``strict`` a matrix without columns and non-zero weights of assets not in the matrix are
+    refused too.
+    """
+    columns = getattr(returns_matrix, "columns", None)
+    m = np.asarray(returns_matrix.to_numpy() if hasattr(returns_matrix, "to_numpy") else returns_matrix,
+                   dtype=np.float64)
+    if m.ndim != 2:
+        raise ValueError(f"{name} must be two-dimensional (n, k), got shape {m.shape}")
+    if strict and m.shape[1] == 0:
+        raise ValueError(f"{name} has no columns")
+    if columns is not None and hasattr(weights, "reindex") and hasattr(weights, "index"):
+        missing = [c for c in columns if c not in weights.index]
+        if missing:
+            raise ValueError(f"weights has no entry for column(s) {missing!r}")
+        extra = [c for c in weights.index if c not in set(columns) and weights[c] != 0] if strict else []
+        if extra:
+            raise ValueError(f"weights has non-zero entries for asset(s) not in {name}: {extra!r}")
+        weights = weights.reindex(columns)
+    w, _ = as_float_1d(weights, "weights")
+    if w.size != m.shape[1]:
+        raise ValueError(f"weights has {w.size} entries but {name} has {m.shape[1]} columns")
+    if not np.all(np.isfinite(m)):
+        raise ValueError(f"{name} contains NaN/inf; drop or fill them first")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("weights contains NaN/inf")
+    return m, w, columns
 
 
 def portfolio_returns(returns_matrix: Any, weights: Any) -> Any:
@@ -781,23 +820,8 @@ def portfolio_returns(returns_matrix: Any, weights: Any) -> Any:
     ValueError
         Wrong shapes, NaN/inf, or Series weights that miss a column.
     """
-    columns = getattr(returns_matrix, "columns", None)
     index = getattr(returns_matrix, "index", None)
-    if columns is not None and hasattr(weights, "reindex") and hasattr(weights, "index"):
-        missing = [c for c in columns if c not in weights.index]
-        if missing:
-            raise ValueError(f"weights has no entry for column(s) {missing!r}")
-        weights = weights.reindex(columns)
-    m = np.asarray(returns_matrix.to_numpy() if hasattr(returns_matrix, "to_numpy") else returns_matrix, dtype=np.float64)
-    if m.ndim != 2:
-        raise ValueError(f"returns_matrix must be two-dimensional (n, k), got shape {m.shape}")
-    w, _ = as_float_1d(weights, "weights")
-    if w.size != m.shape[1]:
-        raise ValueError(f"weights has {w.size} entries but returns_matrix has {m.shape[1]} columns")
-    if not np.all(np.isfinite(m)):
-        raise ValueError("returns_matrix contains NaN/inf; drop or fill them first")
-    if not np.all(np.isfinite(w)):
-        raise ValueError("weights contains NaN/inf")
+    m, w, columns = _matrix_and_weights(returns_matrix, weights)
     out = m @ w
     if columns is not None:
         import pandas as pd

@@ -4,6 +4,10 @@ Conventions (the whole project relies on them):
 
 * A bar frame is a ``pandas.DataFrame`` with a tz-aware UTC ``DatetimeIndex`` that is sorted
   and unique, and float columns ``open, high, low, close, volume``.
+* Close-only bars (series published as closes only, such as the adjusted closes of the
+  embedded stock universe) carry NaN in ``open, high, low, volume`` on every row: nothing is
+  invented. :func:`is_close_only` recognises them; validation checks only their closes, and
+  every consumer that needs a bar's range or volume degrades or refuses by name.
 * Intraday bars are stamped with their start time. Daily bars are stamped with their session
   date at 00:00 UTC. Either way a bar stamped ``t`` is *available* at ``t + step``, the end of
   its slot, and not before.
@@ -24,9 +28,21 @@ import numpy as np
 if TYPE_CHECKING:  # imported where used, so that agents.config (Timeframe, shown) does not load pandas
     import pandas as pd
 
-__all__ = ["BAR_COLUMNS", "Timeframe", "resample_bars", "empty_bars", "shown", "SHOWN_CHARS"]
+__all__ = [
+    "BAR_COLUMNS",
+    "CLOSE_ONLY_MISSING",
+    "Timeframe",
+    "resample_bars",
+    "empty_bars",
+    "close_only_bars",
+    "is_close_only",
+    "shown",
+    "SHOWN_CHARS",
+]
 
 BAR_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+#: The columns a close-only bar frame leaves NaN on every row.
+CLOSE_ONLY_MISSING: tuple[str, ...] = ("open", "high", "low", "volume")
 
 #: At most this many characters of a value the user gave are repeated in a message.
 SHOWN_CHARS = 60
@@ -133,6 +149,46 @@ def empty_bars() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype="float64") for c in BAR_COLUMNS}, index=index)
 
 
+def close_only_bars(close: pd.Series) -> pd.DataFrame:
+    """A close-only bar frame: ``close`` as given, NaN open, high, low and volume.
+
+    Parameters
+    ----------
+    close : Series
+        Closes on a tz-aware ``DatetimeIndex`` (converted to UTC, nanoseconds).
+
+    Returns
+    -------
+    DataFrame
+        Canonical columns; :func:`is_close_only` is True for it when it has a row.
+    """
+    import pandas as pd
+
+    if not isinstance(close, pd.Series):
+        raise TypeError(f"close must be a Series, got {type(close).__name__}")
+    if not isinstance(close.index, pd.DatetimeIndex) or close.index.tz is None:
+        raise ValueError("close needs a tz-aware DatetimeIndex")
+    index = close.index.tz_convert("UTC").as_unit("ns")
+    values = close.to_numpy(dtype="float64")
+    nan = np.full(len(values), np.nan)
+    frame = pd.DataFrame({"open": nan, "high": nan, "low": nan, "close": values, "volume": nan.copy()},
+                         index=index)
+    frame.index.name = "timestamp"
+    return frame
+
+
+def is_close_only(bars: pd.DataFrame) -> bool:
+    """True when ``bars`` has rows and ``open, high, low, volume`` are NaN on every one of them.
+
+    A frame with some rows complete and some not is *not* close-only: its missing values are
+    a data fault that validation reports (rule ``non_finite``).
+    """
+    if len(bars) == 0 or any(c not in bars.columns for c in BAR_COLUMNS):
+        return False
+    block = bars.loc[:, list(CLOSE_ONLY_MISSING)].to_numpy(dtype="float64")
+    return bool(np.isnan(block).all())
+
+
 def _bucket_ends(index: pd.DatetimeIndex, target: Timeframe) -> pd.DatetimeIndex:
     """End (exclusive) of the target bucket that holds each timestamp."""
     import pandas as pd
@@ -177,7 +233,8 @@ def resample_bars(
     DataFrame
         One row per complete bucket, stamped with the bucket's last base slot
         (``bucket_end - base.step``): open of the first bar, max high, min low, close of the
-        last bar, summed volume.
+        last bar, summed volume. Close-only bars (:func:`is_close_only`) stay close-only: the
+        last close of each bucket, NaN elsewhere.
 
     Notes
     -----
@@ -215,6 +272,10 @@ def resample_bars(
     ends = _bucket_ends(index, target)
     coverage = (index[-1] + base.step) if as_of is None else pd.Timestamp(as_of).tz_convert("UTC")
     values = np.column_stack([bars[c].to_numpy(dtype=float) for c in BAR_COLUMNS])
+    close_only = is_close_only(bars)
+    if close_only:  # aggregate the closes; the NaN columns are put back afterwards
+        values[:, :3] = values[:, 3:4]
+        values[:, 4] = 0.0
     ends = pd.DatetimeIndex(ends)
     if np.isfinite(values).all() and bool(np.all(np.diff(index.asi8) > 0)):
         out, bucket_end = _aggregate_sorted(values, ends)
@@ -226,6 +287,8 @@ def resample_bars(
         out = out.iloc[:-1]
         bucket_end = bucket_end[:-1]
     out.index = pd.DatetimeIndex(bucket_end - base.step, name="timestamp")
+    if close_only:
+        out.loc[:, list(CLOSE_ONLY_MISSING)] = np.nan
     return out.astype("float64")
 
 

@@ -26,7 +26,10 @@ Order of checks for each order (the first rejection wins; trims accumulate):
    (``trim:<limit>``) or rejects it when nothing is left (``limit:<limit>``); a trimmed
    order for whole shares is floored to whole shares, and an order left below the minimum
    quantity is rejected (``limit:<limit>``)
-5. portfolio VaR and expected shortfall after the trade (``var_limit``, ``es_limit``)
+5. portfolio VaR and expected shortfall after the trade (``var_limit``, ``es_limit``); both
+   limits are multiplied by the smallest ``RiskLimits.regime_var_scales`` entry among the
+   regime labels of the symbols in the post-trade portfolio, and a rejection that only the
+   tightened limit gives is ``regime_var_limit`` / ``regime_es_limit``
 
 The minimum quantity is ``RiskLimits.min_order_qty`` (default one share) for an order of a
 whole number of shares and ``RiskLimits.min_fractional_qty`` (default 1e-6 share) for an
@@ -146,6 +149,11 @@ class RiskLimits:
     rejects every order with ``invalid_input:limits.<name>`` otherwise, since a NaN limit
     would let every order through. ``min_order_qty`` is the smallest order for a whole
     number of shares, ``min_fractional_qty`` the smallest order for a fractional quantity.
+
+    ``regime_gross_caps`` maps a regime label to a gross-exposure cap (values >= 0) for orders
+    in a symbol of that regime. ``regime_var_scales`` maps a regime label to a multiplier in
+    (0, 1] of both ``var_limit`` and ``es_limit``: the smallest multiplier among the labels of
+    the symbols held after the trade (non-zero positions plus the order's symbol) applies.
     """
 
     allowed_symbols: frozenset[str] | None = None
@@ -163,6 +171,7 @@ class RiskLimits:
     max_gross_exposure: float | None = 1.0
     max_net_exposure: float | None = 1.0
     regime_gross_caps: Mapping[str, float] = field(default_factory=dict)
+    regime_var_scales: Mapping[str, float] = field(default_factory=dict)
     var_limit: float | None = None
     es_limit: float | None = None
     var_level: float = 0.99
@@ -302,6 +311,10 @@ def _bad_limit(limits: Any) -> str | None:
     caps = limits.regime_gross_caps
     if not isinstance(caps, Mapping) or not all(isinstance(k, str) and _finite(v) and v >= 0 for k, v in caps.items()):
         return "regime_gross_caps"
+    scales = limits.regime_var_scales
+    if not isinstance(scales, Mapping) or not all(isinstance(k, str) and _finite(v) and 0 < v <= 1
+                                                  for k, v in scales.items()):
+        return "regime_var_scales"
     return None
 
 
@@ -818,8 +831,31 @@ def _evaluate_one(o: ProposedOrder, book: _Book, market: MarketSnapshot, limits:
         var, es = _portfolio_var_es(book, o.symbol, pos + sign * qty, market, limits)
         if not (math.isfinite(var) and math.isfinite(es)):  # NaN > limit is False: it would pass
             raise _Reject("check_error:var_not_finite")
-        if limits.var_limit is not None and var > limits.var_limit:
-            raise _Reject("var_limit")
-        if limits.es_limit is not None and es > limits.es_limit:
-            raise _Reject("es_limit")
+        scale = _regime_var_scale(book, o.symbol, market, limits)
+        if limits.var_limit is not None and var > limits.var_limit * scale:
+            raise _Reject("var_limit" if var > limits.var_limit else "regime_var_limit")
+        if limits.es_limit is not None and es > limits.es_limit * scale:
+            raise _Reject("es_limit" if es > limits.es_limit else "regime_es_limit")
     return qty
+
+
+def _regime_var_scale(book: _Book, sym: str, market: MarketSnapshot, limits: RiskLimits) -> float:
+    """The multiplier of the VaR and ES limits: the smallest table entry among the portfolio's regimes.
+
+    The portfolio is the one after the trade: the symbols held with a non-zero quantity plus
+    ``sym``. A symbol without a label, or with a label not in the table, does not tighten; a
+    label that is not text rejects (``invalid_input:regime``) while the table is not empty.
+    """
+    scales = limits.regime_var_scales
+    if not scales:
+        return 1.0
+    scale = 1.0
+    for s in {s for s, q in book.pos.items() if q} | {sym}:
+        label = market.regime.get(s)
+        if label is None:
+            continue
+        if not isinstance(label, str):
+            raise _Reject("invalid_input:regime")
+        if label in scales:
+            scale = min(scale, float(scales[label]))
+    return scale

@@ -16,6 +16,11 @@ gap         time between two bars exceeds ``max_gap``         none (error or war
 jump        a log return is beyond ``jump_z`` robust z-scores none (error or warn only)
 ========== ================================================ ===========================
 
+Close-only bars (:func:`analytics.bars.is_close_only`: NaN open, high, low and volume on every
+row) are checked on their closes only: ``non_finite`` and ``non_positive`` look at the close,
+``high_low`` and ``volume`` do not apply, and the report says ``close_only``. A frame where
+only some rows lack open/high/low/volume is not close-only; those rows break ``non_finite``.
+
 The jump score of the return into bar ``t`` is ``|r_t - median| / (1.4826 * MAD)`` over the
 ``jump_window`` returns before ``t`` (causal; needs at least 20 of them).
 """
@@ -28,7 +33,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from analytics.bars import BAR_COLUMNS
+from analytics.bars import BAR_COLUMNS, is_close_only
 from analytics.errors import DataQualityWarning, DataValidationError
 
 if TYPE_CHECKING:  # imported where used, so that agents.config does not load pandas
@@ -129,11 +134,15 @@ class ValidationIssue:
 
 @dataclass(frozen=True)
 class ValidationReport:
-    """Outcome of :func:`validate_bars`."""
+    """Outcome of :func:`validate_bars`.
+
+    ``close_only`` is True when the bars carry closes only (no open, high, low or volume).
+    """
 
     n_input: int
     n_output: int
     issues: tuple[ValidationIssue, ...]
+    close_only: bool = False
 
     @property
     def errors(self) -> tuple[ValidationIssue, ...]:
@@ -153,17 +162,19 @@ class ValidationReport:
 
     def summary(self) -> str:
         """One line for a person."""
+        kind = " close-only" if self.close_only else ""
         if not self.issues:
-            return f"ok: {self.n_output} bars, no issues"
+            return f"ok: {self.n_output}{kind} bars, no issues"
         parts = ", ".join(f"{k}={v}" for k, v in self.counts().items())
         state = "FAILED" if self.errors else "ok with repairs/flags"
-        return f"{state}: {self.n_input} bars in, {self.n_output} out; issues: {parts}"
+        return f"{state}: {self.n_input}{kind} bars in, {self.n_output} out; issues: {parts}"
 
     def to_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok,
             "n_input": self.n_input,
             "n_output": self.n_output,
+            "close_only": self.close_only,
             "counts": self.counts(),
             "issues": [i.to_dict() for i in self.issues],
         }
@@ -224,6 +235,9 @@ def validate_bars(
     frame.index.name = "timestamp"
     rows = np.arange(len(frame))
     n_input = len(frame)
+    close_only = is_close_only(frame)
+    checked = ["close"] if close_only else list(BAR_COLUMNS)
+    priced = ["close"] if close_only else _PRICES
 
     def note(rule: str, positions: np.ndarray, messages: list[str]) -> str:
         action = policy.action(rule)
@@ -257,24 +271,24 @@ def validate_bars(
         if note("duplicate", pos, ["timestamp repeats; a later bar has the same stamp"] * pos.size) == "repair":
             drop(dup)
 
-    values = frame.to_numpy()
+    values = frame[checked].to_numpy()
     bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
         pos = np.flatnonzero(bad)
         msgs = [
-            "non-finite " + ", ".join(c for c, v in zip(BAR_COLUMNS, values[p], strict=True) if not np.isfinite(v))
+            "non-finite " + ", ".join(c for c, v in zip(checked, values[p], strict=True) if not np.isfinite(v))
             for p in pos
         ]
         if note("non_finite", pos, msgs) == "repair":
             drop(bad)
 
-    prices = frame[_PRICES].to_numpy()
+    prices = frame[priced].to_numpy()
     with np.errstate(invalid="ignore"):
         bad = (prices <= 0).any(axis=1)
     if bad.any():
         pos = np.flatnonzero(bad)
         msgs = [
-            "price <= 0 in " + ", ".join(c for c, v in zip(_PRICES, prices[p], strict=True) if v <= 0)
+            "price <= 0 in " + ", ".join(c for c, v in zip(priced, prices[p], strict=True) if v <= 0)
             for p in pos
         ]
         if note("non_positive", pos, msgs) == "repair":
@@ -283,7 +297,7 @@ def validate_bars(
     o, h, low, c = (frame[k].to_numpy() for k in _PRICES)
     with np.errstate(invalid="ignore"):
         bad = (h < np.maximum(o, c)) | (low > np.minimum(o, c)) | (h < low)
-    if bad.any():
+    if bad.any() and not close_only:
         pos = np.flatnonzero(bad)
         msgs = [f"high {h[p]:g} / low {low[p]:g} do not contain open {o[p]:g} and close {c[p]:g}" for p in pos]
         if note("high_low", pos, msgs) == "repair":
@@ -293,7 +307,7 @@ def validate_bars(
     vol = frame["volume"].to_numpy()
     with np.errstate(invalid="ignore"):
         bad = vol < 0
-    if bad.any():
+    if bad.any() and not close_only:
         pos = np.flatnonzero(bad)
         if note("volume", pos, [f"volume {vol[p]:g} < 0" for p in pos]) == "repair":
             drop(bad)
@@ -325,7 +339,8 @@ def validate_bars(
             msgs = [f"move of {ret.iloc[i]:+.2%} is {z[i]:.1f} robust z-scores (limit {policy.jump_z:g})" for i in hit]
             note("jump", pos, msgs)
 
-    report = ValidationReport(n_input=n_input, n_output=len(frame), issues=tuple(issues))
+    report = ValidationReport(n_input=n_input, n_output=len(frame), issues=tuple(issues),
+                              close_only=close_only and len(frame) > 0)
     if raise_on_error and not report.ok:
         first = report.errors[0]
         more = len(report.errors) - 1

@@ -8,6 +8,12 @@ from typing import TYPE_CHECKING
 from analytics.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/test_import_graph.py
+    from integrations._builtin import (
+        BUILTIN_SYMBOLS,
+        BUILTIN_UNIVERSES,
+        BuiltinSeries,
+        BuiltinSource,
+    )
     from integrations._charts import (
         CHART_DPI,
         CHART_WIDTH_INCHES,
@@ -58,6 +64,11 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
     from integrations._llm import KEYLESS_API_KEY, LLMReply, LLMTimeoutError, OpenAIChat
     from integrations._market_data import SYMBOL_PATTERN, BarCache, Bars, MarketData
     from integrations._pdf import render_pdf
+    from integrations._portfolio_charts import (
+        drawdown_comparison_chart,
+        risk_contribution_chart,
+        weights_area_chart,
+    )
     from integrations._quantconnect import (
         COLUMN_SPEC,
         DEFAULT_TICKERS,
@@ -83,13 +94,11 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
     )
     from integrations._retry import call_with_retry
     from integrations._sources import (
-        BUILTIN_SYMBOLS,
         CELL_RULES,
         AlpacaSource,
         BarFileInspection,
         BarFileIssue,
         BarSource,
-        BuiltinSource,
         FileSource,
         PolygonSource,
         inspect_bar_file,
@@ -149,6 +158,8 @@ __all__ = [
     "BarFileIssue",
     "CELL_RULES",
     "BUILTIN_SYMBOLS",
+    "BUILTIN_UNIVERSES",
+    "BuiltinSeries",
     "BarBatch",
     "BarCache",
     "FEED_NAMES",
@@ -231,6 +242,9 @@ __all__ = [
     "monthly_returns_heatmap",
     "rolling_performance_chart",
     "exposure_chart",
+    "weights_area_chart",
+    "risk_contribution_chart",
+    "drawdown_comparison_chart",
     "CHART_WIDTH_INCHES",
     "CHART_DPI",
 ]
@@ -260,6 +274,9 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "RenderedReport", "ReportDocument", "ReportRenderError", "Section", "Table",
     ),
     "integrations._pdf": ("render_pdf",),
+    "integrations._portfolio_charts": (
+        "drawdown_comparison_chart", "risk_contribution_chart", "weights_area_chart",
+    ),
     "integrations._html": ("render_html",),
     "integrations._quantconnect": (
         "COLUMN_SPEC", "DEFAULT_TICKERS", "LEAN_DATA_SOURCES", "SIGNAL_COLUMNS", "SIGNAL_CSV_NAME",
@@ -271,8 +288,9 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "register_secrets",
     ),
     "integrations._retry": ("call_with_retry",),
+    "integrations._builtin": ("BUILTIN_SYMBOLS", "BUILTIN_UNIVERSES", "BuiltinSeries", "BuiltinSource"),
     "integrations._sources": (
-        "BUILTIN_SYMBOLS", "AlpacaSource", "BarSource", "BuiltinSource", "FileSource",
+        "AlpacaSource", "BarSource", "FileSource",
         "PolygonSource", "read_bar_file", "inspect_bar_file", "BarFileInspection", "BarFileIssue",
         "CELL_RULES",
     ),

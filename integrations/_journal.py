@@ -485,6 +485,20 @@ class Journal:
             },
         )
 
+    def latest_agent_outputs(self, agent: str, *, exclude_run: str | None = None,
+                             limit: int = 20) -> list[dict[str, Any]]:
+        """The newest recorded outputs of ``agent``, newest first (``output`` parsed).
+
+        Each item has ``run_id``, ``ts``, ``symbol`` and ``output``; ``exclude_run`` leaves
+        that run's records out (a run looking at the runs before it).
+        """
+        rows = self._query(
+            "SELECT run_id, ts, symbol, output FROM agent_outputs WHERE agent = ? AND run_id IS NOT ? "
+            "ORDER BY id DESC LIMIT ?",
+            (_text("agent", agent), exclude_run, int(limit)),
+        )
+        return [{**r, "output": json.loads(r["output"])} for r in rows]
+
     def record_llm_exchange(
         self,
         run_id: str | None,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analytics.bars import BAR_COLUMNS, Timeframe, empty_bars, resample_bars
+from analytics.bars import BAR_COLUMNS, Timeframe, empty_bars, is_close_only, resample_bars
 from integrations._errors import IntegrationError, NoDataError
 from integrations._sources import BarSource
 from integrations._sqlite import apply_schema, open_database
@@ -79,6 +79,10 @@ class LiveBarStore:
             raise ValueError(f"frame lacks columns {sorted(missing)}")
         values = frame[list(BAR_COLUMNS)].to_numpy(dtype=float)
         if not np.isfinite(values).all():
+            if is_close_only(frame):
+                raise ValueError(f"{symbol} {timeframe}: close-only bars (no open, high, low or volume, such as the "
+                                 "embedded stock universe) cannot enter the live data cache, which keeps full "
+                                 "OHLCV bars: the live loop does not run on close-only series")
             raise ValueError(f"{symbol} {timeframe}: bars must be finite to enter the live data cache")
         stamps = frame.index.tz_convert("UTC").as_unit("ns").asi8
         rows = [(upstream, symbol, timeframe, int(t), *map(float, v)) for t, v in zip(stamps, values, strict=True)]

@@ -1,4 +1,4 @@
-"""Market-data sources: embedded data, files, Polygon and Alpaca.
+"""Market-data sources: files, Polygon and Alpaca (the embedded data: ``integrations._builtin``).
 
 Every source returns canonical bars (see ``analytics.bars``): a UTC ``DatetimeIndex``
 named ``timestamp``, float columns ``open, high, low, close, volume``, intraday bars stamped
@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import bz2
 import csv
-import functools
 import gzip
-import importlib.util
 import logging
 import lzma
 import warnings
@@ -41,7 +39,6 @@ from integrations._redact import redact
 
 __all__ = [
     "BarSource",
-    "BuiltinSource",
     "FileSource",
     "PolygonSource",
     "AlpacaSource",
@@ -50,18 +47,10 @@ __all__ = [
     "BarFileIssue",
     "BarFileInspection",
     "CELL_RULES",
-    "BUILTIN_SYMBOLS",
 ]
 
 log = logging.getLogger(__name__)
 _NY = "America/New_York"
-
-#: Embedded series: canonical name -> (arch.data module, aliases).
-BUILTIN_SYMBOLS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "SP500": ("sp500", ("^GSPC", "GSPC", "SPX", "S&P500")),
-    "NASDAQ": ("nasdaq", ("^IXIC", "IXIC", "COMP")),
-}
-
 
 class BarSource(ABC):
     """A place bars come from.
@@ -119,94 +108,6 @@ def _session_dates(stamps: pd.DatetimeIndex, tz: str = _NY) -> pd.DatetimeIndex:
     """Daily bars: the exchange session date at 00:00 UTC."""
     local = stamps.tz_convert(tz) if stamps.tz is not None else stamps
     return pd.DatetimeIndex(local.tz_localize(None).normalize()).tz_localize("UTC")
-
-
-#: The bundled series' validation flags that are real market moves, checked by eye against the
-#: index's history: said once by ``data show``, not warned about by every command.
-_BUILTIN_KNOWN: dict[str, dict[tuple[str, str | None], str]] = {
-    "SP500": {
-        ("jump", "2018-02-05T00:00:00+00:00"):
-            "jump on 2018-02-05 is real: the S&P 500 fell 4.1% in the volatility spike of February 2018",
-    },
-}
-
-
-class BuiltinSource(BarSource):
-    """Daily S&P 500 and NASDAQ Composite OHLCV, 1999-01-04 .. 2018-12-31, from ``arch.data``.
-
-    Adjustment: ``factor = Adj Close / Close``; open, high, low and close are multiplied by
-    the factor and volume is divided by it, so that returns include distributions and the
-    OHLC relations of each bar are preserved. (For these two indices the factor is 1.0 on
-    every day; the rule is applied anyway so that the data path is the same as for files
-    with an ``adj close`` column.) No intraday bars exist in this source.
-    """
-
-    name = "builtin"
-
-    def supports(self, timeframe: Timeframe) -> bool:
-        return timeframe.unit == "D"
-
-    def offers(self) -> str:
-        return "daily bars only (weekly built from daily); no intraday bars"
-
-    def known_issues(self, symbol: str) -> Mapping[tuple[str, str | None], str]:
-        return _BUILTIN_KNOWN.get(self.canonical_symbol(symbol), {})
-
-    def canonical_symbol(self, symbol: str) -> str:
-        key = symbol.strip().upper()
-        for name, (_, aliases) in BUILTIN_SYMBOLS.items():
-            if key == name or key in aliases:
-                return name
-        raise UnknownSymbolError(
-            f"unknown symbol {shown(symbol)} for the builtin source; available: "
-            f"{', '.join(BUILTIN_SYMBOLS)} (use --source file|polygon|alpaca for others)"
-        )
-
-    def fetch(self, symbol, timeframe, start, end):
-        name = self.canonical_symbol(symbol)
-        if not self.supports(timeframe):
-            raise NoDataError(f"the builtin source has daily bars only, not {timeframe}")
-        frame = _builtin_frame(BUILTIN_SYMBOLS[name][0])
-        return frame.loc[(frame.index >= start) & (frame.index <= end)]  # a copy: the cached frame stays intact
-
-
-@functools.lru_cache(maxsize=8)
-def _builtin_frame(module_name: str) -> pd.DataFrame:
-    """The whole bundled series as split- and dividend-adjusted bars, parsed once per process."""
-    raw = _arch_data(module_name)
-    index = pd.DatetimeIndex(raw.index).tz_localize("UTC").as_unit("ns")
-    factor = (raw["Adj Close"] / raw["Close"]).to_numpy(dtype=float)
-    return _frame(
-        index,
-        {
-            "open": raw["Open"].to_numpy(float) * factor,
-            "high": raw["High"].to_numpy(float) * factor,
-            "low": raw["Low"].to_numpy(float) * factor,
-            "close": raw["Adj Close"].to_numpy(float),
-            "volume": raw["Volume"].to_numpy(float) / factor,
-        },
-    )
-
-
-def _arch_data(module_name: str) -> pd.DataFrame:
-    """What ``arch.data.<module_name>.load()`` returns, read without importing ``arch``.
-
-    Importing any ``arch`` module runs ``arch/__init__``, which loads scipy and statsmodels
-    (about 2 s); the data is a CSV file inside the package, so it is read from there the way
-    ``arch.data.utility.load_file`` reads it.
-    """
-    spec = importlib.util.find_spec("arch")  # finds the package without running it
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("the builtin source reads the data bundled with the 'arch' package, "
-                                  "which is not installed", name="arch")
-    path = Path(spec.submodule_search_locations[0], "data", module_name, f"{module_name}.csv.gz")
-    data = pd.read_csv(path)
-    if "Date" in data:
-        data["Date"] = pd.to_datetime(data["Date"])
-        data = data.set_index("Date")
-    for col in data:
-        data[col] = pd.to_numeric(data[col], errors="coerce")
-    return data
 
 
 _TS_NAMES = ("timestamp", "datetime", "date", "time", "t")

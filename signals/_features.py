@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from analytics import rolling_adf, rolling_hurst, rolling_variance_ratio
+from analytics import is_close_only, rolling_adf, rolling_hurst, rolling_variance_ratio
 
 __all__ = ["FeatureConfig", "FEATURE_DESCRIPTIONS", "build_features", "latest_features", "garch_volatility"]
 
@@ -189,7 +189,9 @@ def build_features(
     -------
     DataFrame
         Columns as in :data:`FEATURE_DESCRIPTIONS` (``ret_{h}`` per horizon); volume
-        features only when a positive volume column exists.
+        features only when a positive volume column exists; the range features (``range``,
+        ``park_vol``, ``close_loc``) only when the bars are not close-only
+        (:func:`analytics.is_close_only`), so no feature is read from invented highs and lows.
     """
     cfg = config or FeatureConfig()
     close = _checked_close(bars)
@@ -199,7 +201,8 @@ def build_features(
                               fit_cache=fit_cache).reindex(bars.index)
     else:
         gv = pd.Series(np.nan, index=bars.index)
-    return _feature_frame(bars, cfg, gv, _regime_input(regime_risk_off, bars.index), _has_volume(bars))
+    return _feature_frame(bars, cfg, gv, _regime_input(regime_risk_off, bars.index), _has_volume(bars),
+                          not is_close_only(bars))
 
 
 def latest_features(
@@ -239,11 +242,11 @@ def latest_features(
         gv.iloc[-1] = last
     regime = _regime_input(regime_risk_off, bars.index)
     return _last_row(tail, cfg, float(gv.iloc[-1]), None if regime is None else float(regime.iloc[-1]),
-                     _has_volume(bars))
+                     _has_volume(bars), not is_close_only(bars))
 
 
 def _last_row(bars: pd.DataFrame, cfg: FeatureConfig, garch_vol: float, regime_risk_off: float | None,
-              volume: bool) -> pd.DataFrame:
+              volume: bool, ranges: bool) -> pd.DataFrame:
     """The last row of :func:`_feature_frame` of ``bars``, from the windows that row reads.
 
     Every rolling statistic is taken over its own last window only (NumPy instead of pandas
@@ -275,11 +278,12 @@ def _last_row(bars: pd.DataFrame, cfg: FeatureConfig, garch_vol: float, regime_r
     row["garch_vol"] = garch_vol
     with np.errstate(divide="ignore", invalid="ignore"):
         row["vol_ratio"] = float(np.float64(row[f"rv_{sw}"]) / np.float64(row[f"rv_{lw}"]))
-        hl = np.log(high / low)
-        row["range"] = float(hl[-1])
-        row["park_vol"] = float(np.sqrt(mean(hl**2, sw) / (4 * np.log(2)) * ppy))
-        span = high[-1] - low[-1]
-        row["close_loc"] = float(np.clip((close[-1] - low[-1]) / span, 0, 1)) if span > 0 else nan
+        if ranges:
+            hl = np.log(high / low)
+            row["range"] = float(hl[-1])
+            row["park_vol"] = float(np.sqrt(mean(hl**2, sw) / (4 * np.log(2)) * ppy))
+            span = high[-1] - low[-1]
+            row["close_loc"] = float(np.clip((close[-1] - low[-1]) / span, 0, 1)) if span > 0 else nan
         row["ma_gap"] = float(logc[-1] - np.log(mean(close, 4 * lw)))
         if volume:
             lv = np.log(bars["volume"].to_numpy(dtype=float))
@@ -320,7 +324,7 @@ def _regime_input(regime_risk_off: pd.Series | None, index: pd.DatetimeIndex) ->
 
 
 def _feature_frame(bars: pd.DataFrame, cfg: FeatureConfig, garch_vol: pd.Series,
-                   regime_risk_off: pd.Series | None, volume: bool) -> pd.DataFrame:
+                   regime_risk_off: pd.Series | None, volume: bool, ranges: bool) -> pd.DataFrame:
     """Every feature of ``bars`` given the GARCH volatility and regime input already on its index."""
     close = bars["close"].astype(float)
     ppy = cfg.periods_per_year
@@ -334,11 +338,12 @@ def _feature_frame(bars: pd.DataFrame, cfg: FeatureConfig, garch_vol: pd.Series,
     out[f"rv_{lw}"] = r.rolling(lw).std() * np.sqrt(ppy)
     out["garch_vol"] = garch_vol
     out["vol_ratio"] = out[f"rv_{sw}"] / out[f"rv_{lw}"]
-    hl = np.log(bars["high"].astype(float) / bars["low"].astype(float))
-    out["range"] = hl
-    out["park_vol"] = np.sqrt((hl**2).rolling(sw).mean() / (4 * np.log(2)) * ppy)
-    span = (bars["high"] - bars["low"]).astype(float)
-    out["close_loc"] = ((close - bars["low"]) / span.where(span > 0)).clip(0, 1)
+    if ranges:
+        hl = np.log(bars["high"].astype(float) / bars["low"].astype(float))
+        out["range"] = hl
+        out["park_vol"] = np.sqrt((hl**2).rolling(sw).mean() / (4 * np.log(2)) * ppy)
+        span = (bars["high"] - bars["low"]).astype(float)
+        out["close_loc"] = ((close - bars["low"]) / span.where(span > 0)).clip(0, 1)
     out["ma_gap"] = logc - np.log(close.rolling(4 * lw).mean())
     if volume:
         lv = np.log(bars["volume"].astype(float))

@@ -18,6 +18,18 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
+_PORTFOLIO_CHOICES = ("erc", "mv", "hrp", "invvol", "all")
+
+
+def _portfolio_rows() -> str:
+    return (
+        "With --universe (instead of SYMBOLs) the portfolio policy's target weights are exported "
+        "instead: regimedesk_portfolio_weights.csv, one row per decision close and asset from the "
+        "first decision, with date, available_at (that close in UTC), symbol, target_weight, "
+        "trade_due (1: that close decided to trade to the targets) and method; --end cuts the "
+        "data, --start the rows. The data are daily closes."
+    )
+
 
 def _project_files() -> tuple[str, ...]:
     """The files ``export quantconnect`` writes into --out."""
@@ -45,12 +57,18 @@ def _common(p: argparse.ArgumentParser) -> None:
     from agents.services.data import SOURCE_NAMES
     from analytics import POLICIES
 
-    p.add_argument("symbols", nargs="+", metavar="SYMBOL", help="tickers, or SP500 / NASDAQ for the builtin source")
+    p.add_argument("symbols", nargs="*", metavar="SYMBOL",
+                   help="tickers, or SP500 / NASDAQ for the builtin source (or --universe instead)")
     p.add_argument("--source", choices=SOURCE_NAMES, help="market-data source (default: data.source)")
     p.add_argument("--start", help="first date of the rows written (computations still use all earlier bars)")
     p.add_argument("--end", help="last date: no bar after it is loaded (like --as-of)")
     p.add_argument("--policy", choices=POLICIES, help="decision policy (default: decision.policy)")
     p.add_argument("--json", action="store_true", help="print a JSON summary of what was written")
+    p.add_argument("--universe", help="export a portfolio's target weights instead: sp500-20, factors, a "
+                   "[portfolio.universes] name, or a file listing symbols (not with SYMBOLs)")
+    p.add_argument("--portfolio", choices=_PORTFOLIO_CHOICES,
+                   help="portfolio method of --universe: erc, mv, hrp, invvol (csv only: all) "
+                        "(default: portfolio.method, erc when that is none)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -85,10 +103,14 @@ def _subcommands(exp: argparse.ArgumentParser) -> None:
             "algorithm only after its bar has closed; it then sends a market-on-open order to the "
             "row's approved weight (divided by the number of symbols). The CSV is read from LEAN's "
             "data folder (custom/regimedesk_signals.csv, --data-source file, for local LEAN), a "
-            "URL, or the Object Store (for QuantConnect Cloud). " + rows
+            "URL, or the Object Store (for QuantConnect Cloud). " + rows + " " + _portfolio_rows()
+            + " The algorithm then reads that CSV (regimedesk_portfolio.py parses it) and on each "
+            "close with trade_due sets the holdings of every asset to its target (sp500-20 stocks "
+            "trade as themselves, SP500X as SPY), filled at the next session's open."
         ),
     )
     qc.epilog = examples("regimedesk export quantconnect SP500 --out qc-project",
+                         "regimedesk export quantconnect --universe sp500-20 --portfolio erc --out qc-portfolio",
                          "regimedesk export quantconnect SP500 NASDAQ --out qc-project --data-source object-store")
     _common(qc)
     qc.add_argument("--out", required=True, metavar="DIR",
@@ -108,9 +130,11 @@ def _subcommands(exp: argparse.ArgumentParser) -> None:
     c = esub.add_parser(
         "csv",
         help="the signal CSV for any platform",
-        description="Write the signal CSV to --out FILE (default: standard output). " + rows,
+        description="Write the signal CSV to --out FILE (default: standard output). " + rows + " "
+                    + _portfolio_rows(),
     )
-    c.epilog = examples("regimedesk export csv SP500", "regimedesk export csv SP500 NASDAQ --out signals.csv")
+    c.epilog = examples("regimedesk export csv SP500", "regimedesk export csv SP500 NASDAQ --out signals.csv",
+                        "regimedesk export csv --universe sp500-20 --portfolio erc --out weights/")
     _common(c)
     c.add_argument("--out", metavar="FILE",
                    help=f"CSV file to write ('-' or omitted: standard output); a directory (an existing one, or a "
@@ -163,9 +187,129 @@ def _tickers(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _portfolio_mode(args: argparse.Namespace, *, quantconnect: bool) -> bool:
+    """True for an export of --universe's portfolio weights; usage errors (exit 2) first."""
+    if args.universe is None:
+        if args.portfolio is not None:
+            raise ValueError("--portfolio needs --universe")
+        if not args.symbols:
+            raise ValueError("give SYMBOLs (e.g. SP500) or --universe (e.g. sp500-20)")
+        return False
+    if args.symbols:
+        raise ValueError("give SYMBOLs or --universe, not both")
+    if args.policy:
+        raise ValueError("--policy applies to SYMBOLs; use --portfolio with --universe")
+    if quantconnect and args.portfolio == "all":
+        raise ValueError("--portfolio all: the algorithm trades one method (erc, mv, hrp or invvol)")
+    return True
+
+
+def _portfolio_methods(args: argparse.Namespace, ctx) -> list[str]:
+    from analytics import PORTFOLIO_METHODS
+
+    choice = args.portfolio or ctx.settings.portfolio.method
+    if choice == "all":
+        return list(PORTFOLIO_METHODS)
+    return ["erc"] if choice == "none" else [choice]
+
+
+def _portfolio_run(args: argparse.Namespace, ctx):
+    """Validated dates, the universe and its methods (before any long work)."""
+    from agents.services.portfolio import resolve_universe
+
+    start, end = date_option(args.start, "--start"), date_option(args.end, "--end")
+    if start is not None and end is not None and start.tz_localize(None) > end.tz_localize(None):
+        raise ValueError(f"--start {args.start} is after --end {args.end}")
+    universe = resolve_universe(ctx.settings, args.universe)
+    methods = _portfolio_methods(args, ctx)
+    return universe, methods
+
+
+def _portfolio_export(args: argparse.Namespace, ctx, universe, methods: list[str]):
+    from agents.services.portfolio_export import export_portfolio
+
+    sys.stderr.write(f"exporting {', '.join(methods)} target weights of the {universe.name} universe "
+                     f"({len(universe.symbols)} assets) walk-forward...\n")
+    return export_portfolio(ctx.settings, ctx.secrets, universe, methods, source=args.source, start=args.start,
+                            end=args.end, progress=ProgressBar())
+
+
+def _portfolio_csv(args: argparse.Namespace, ctx) -> int:
+    from agents.services.portfolio_export import PORTFOLIO_CSV_NAME, write_portfolio_csv
+
+    to_stdout = args.out in (None, "-")
+    if to_stdout and args.json:
+        raise ValueError("--json needs --out FILE (the CSV itself goes to standard output otherwise)")
+    path = None if to_stdout else output_file(args.out, "--out", default_name=PORTFOLIO_CSV_NAME)
+    universe, methods = _portfolio_run(args, ctx)
+    res = _portfolio_export(args, ctx, universe, methods)
+    if path is None:
+        write_portfolio_csv(res.frame, sys.stdout)
+        return 0
+    try:
+        write_portfolio_csv(res.frame, path)
+    except OSError as exc:
+        raise write_failed("--out", args.out, exc) from None
+    s = res.to_dict()
+    if args.json:
+        print_json({**s, "path": str(path)})
+        return 0
+    print(f"wrote {s['rows']:,} rows ({s['dates']:,} closes, {s['first_date']} to {s['last_date']}) of "
+          f"{', '.join(methods)} weights for {len(res.assets)} assets to {path} in {res.seconds:.0f} s")
+    for note in res.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _portfolio_quantconnect(args: argparse.Namespace, ctx) -> int:
+    from agents.services.portfolio_export import (
+        PORTFOLIO_CSV_NAME,
+        PORTFOLIO_PARSER_NAME,
+        portfolio_tickers,
+        write_portfolio_lean_project,
+    )
+    from integrations import lean_data_location
+
+    tickers = _tickers(args.ticker)
+    if not (args.cash > 0 and args.cash < float("inf")):
+        raise ValueError(f"--cash must be a positive number, got {args.cash}")
+    source = args.data_source or ("url" if args.data_url else "object-store" if args.object_store_key else "file")
+    lean_data_location(source, args.data_url, args.object_store_key or (
+        PORTFOLIO_CSV_NAME if source == "object-store" else None))
+    out = output_dir(args.out, "--out", (PORTFOLIO_CSV_NAME, f"{PORTFOLIO_PARSER_NAME}.py", "main.py"))
+    universe, methods = _portfolio_run(args, ctx)
+    portfolio_tickers(universe.symbols, tickers)  # bad tickers fail before the long work
+    res = _portfolio_export(args, ctx, universe, methods)
+    try:
+        project = write_portfolio_lean_project(out, res.frame, tickers=tickers, benchmark=universe.benchmark,
+                                               data_source=source, data_url=args.data_url,
+                                               object_store_key=args.object_store_key, cash=args.cash)
+    except OSError as exc:
+        raise write_failed("--out", args.out, exc) from None
+    s = res.to_dict()
+    if args.json:
+        print_json({**s, "project": project.to_dict()})
+        return 0
+    print(f"wrote {s['rows']:,} rows ({s['dates']:,} closes, {s['first_date']} to {s['last_date']}) of "
+          f"{project.method} weights for {len(res.assets)} assets in {res.seconds:.0f} s")
+    print(f"  {project.csv}\n  {project.parser}\n  {project.main}")
+    for note in res.notes:
+        print(f"note: {note}")
+    where = {
+        "file": f"copy {project.csv.name} to <LEAN data folder>/{project.location}",
+        "url": f"upload {project.csv.name} so that it is served at {project.location}",
+        "object-store": f"upload {project.csv.name} to the Object Store as {project.location}",
+    }[project.data_source]
+    print(f"next: {where}, put main.py and {project.parser.name} in a LEAN project, run a backtest "
+          "(see docs/export.md)")
+    return 0
+
+
 def _quantconnect(args: argparse.Namespace, ctx) -> int:
     from integrations import lean_data_location, lean_tickers, write_lean_project
 
+    if _portfolio_mode(args, quantconnect=True):
+        return _portfolio_quantconnect(args, ctx)
     tickers = _tickers(args.ticker)
     if not (args.cash > 0 and args.cash < float("inf")):
         raise ValueError(f"--cash must be a positive number, got {args.cash}")
@@ -202,6 +346,8 @@ def _quantconnect(args: argparse.Namespace, ctx) -> int:
 def _csv(args: argparse.Namespace, ctx) -> int:
     from integrations import SIGNAL_CSV_NAME, write_signal_csv
 
+    if _portfolio_mode(args, quantconnect=False):
+        return _portfolio_csv(args, ctx)
     to_stdout = args.out in (None, "-")
     if to_stdout and args.json:
         raise ValueError("--json needs --out FILE (the CSV itself goes to standard output otherwise)")

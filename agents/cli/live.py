@@ -77,6 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recompute", action="store_true",
                    help="every bar's run rebuilds every feature row from history (an audit of the fast path, "
                         "the same numbers to rounding; default: engine.recompute)")
+    p.add_argument("--portfolio", choices=("erc", "mv", "hrp", "invvol", "none"),
+                   help="portfolio agent's method for every bar's run (default: portfolio.method)")
     p.add_argument("--json", action="store_true", help="print the summary (or the status) as JSON")
     p.set_defaults(handler=_live)
 
@@ -93,6 +95,9 @@ def _live(args: argparse.Namespace, ctx) -> int:
     settings, secrets = ctx.settings, ctx.secrets
     if args.recompute:
         settings = settings.model_copy(update={"engine": settings.engine.model_copy(update={"recompute": True})})
+    if args.portfolio is not None:
+        settings = settings.model_copy(update={"portfolio": settings.portfolio.model_copy(
+            update={"method": args.portfolio})})
     spec = LiveSpec(symbols=tuple(args.symbols), feed=args.feed, broker=args.broker, timeframe=args.timeframe,
                     approve=args.approve, source=args.source, start=args.start, end=args.end, speed=args.speed,
                     llm=args.llm or settings.llm.backend, session=args.session)

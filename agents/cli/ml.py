@@ -42,20 +42,28 @@ def register(sub: argparse._SubParsersAction) -> None:
             "parameters are re-chosen at each refit from the bars before it, a target decided "
             "at a bar's close is traded at the next bar's open, and costs are charged per unit "
             "of traded weight. The comparison with buy-and-hold covers the same bars, starting "
-            "where the policy first has validated parameters (or --start, if later)."
+            "where the policy first has validated parameters (or --start, if later). With --universe "
+            "the portfolio policy is replayed over many assets instead: regime-aware weights (--portfolio) "
+            "re-estimated monthly and on regime changes, traded at the next close when the regime "
+            "changed or a weight drifted beyond the band, against 1/N, inverse volatility and the index."
         ),
     )
-    b.epilog = examples("regimedesk backtest SP500",
-                        "regimedesk backtest NASDAQ --start 2010-01-01 --costs-bps 5",
-                        "regimedesk backtest SP500 --end 2015-12-31 --json")
+    b.epilog = examples("regimedesk backtest NASDAQ --start 2010-01-01 --costs-bps 5",
+                        "regimedesk backtest SP500 --end 2015-12-31 --json",
+                        "regimedesk backtest --universe sp500-20 --portfolio all")
     b.fill_later(_backtest_options)
     b.set_defaults(handler=_backtest)
 
 
 def _backtest_options(b: argparse.ArgumentParser) -> None:
+    from agents.cli.portfolio import PORTFOLIO_HELP
     from analytics import POLICIES
 
-    b.add_argument("symbol", help="ticker, or SP500 / NASDAQ for the builtin source")
+    b.add_argument("symbol", nargs="?", help="ticker, or SP500 / NASDAQ for the builtin source "
+                   "(or --universe instead)")
+    b.add_argument("--universe", help="backtest a portfolio over a universe instead: sp500-20, factors, "
+                   "a [portfolio.universes] name, or a file listing symbols")
+    b.add_argument("--portfolio", choices=("erc", "mv", "hrp", "invvol", "all"), help=PORTFOLIO_HELP)
     b.add_argument("--source", help="market-data source (default: data.source)")
     b.add_argument("--start", help="first date of the evaluation window (training still uses earlier bars)")
     b.add_argument("--end", help="last date: no bar after it is loaded")
@@ -102,6 +110,14 @@ def _backtest(args: argparse.Namespace, ctx) -> int:
 
     if args.costs_bps is not None and not (0 <= args.costs_bps <= 1000):
         raise ValueError("--costs-bps must be between 0 and 1000")
+    if args.universe is not None:
+        from agents.cli.portfolio import backtest_universe
+
+        return backtest_universe(args, ctx)
+    if args.portfolio is not None:
+        raise ValueError("--portfolio needs --universe")
+    if not args.symbol:
+        raise ValueError("give a symbol (e.g. SP500) or --universe (e.g. sp500-20)")
     start = date_option(args.start, "--start")
     end = date_option(args.end, "--end")
     if start is not None and end is not None and start.tz_localize(None) > end.tz_localize(None):

@@ -93,21 +93,62 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Rolling one-day VaR and expected shortfall of a symbol's daily returns, each "
             "forecast from the trailing window before its day only; exceedances, the Kupiec "
             "proportion-of-failures test, the Christoffersen independence and conditional "
-            "coverage tests, and the Basel traffic-light zone of the last 250 days."
+            "coverage tests, and the Basel traffic-light zone of the last 250 days.\n\n"
+            "With --universe instead of a symbol: the one-day VaR and ES of today's portfolio of the "
+            "universe over the trailing window (--method historical, normal, student_t, filtered, "
+            "monte_carlo or all), with each asset's weight, component VaR (they sum to the VaR), "
+            "marginal VaR and share of the VaR. Today's weights: see --weights (the policy's target "
+            "is computed for the risk_on family, the loosest caps; no regime is fitted)."
         ),
-        epilog=examples("regimedesk risk var SP500 --backtest",
-                        "regimedesk risk var NASDAQ --backtest --level 0.975 --method historical --json"),
+        epilog=examples("regimedesk risk var SP500 --backtest --level 0.975 --method historical",
+                        "regimedesk risk var --universe sp500-20 --method all --weights hrp --as-of 2020-03-31",
+                        "regimedesk risk var --universe sp500-20 --weights AAPL=0.5,MSFT=0.3 --json"),
     )
-    var.add_argument("symbol", help="ticker, or SP500 / NASDAQ for the builtin source")
-    var.add_argument("--backtest", action="store_true", help="run the backtest (the only mode so far)")
+    var.add_argument("symbol", nargs="?", help="ticker, or SP500 / NASDAQ for the builtin source")
+    var.add_argument("--universe", help="portfolio VaR of a universe (builtin or configured name, or a file "
+                                        "listing symbols) instead of a symbol")
+    _weights_option(var)
+    var.add_argument("--sims", type=int, default=100_000,
+                     help="--universe --method monte_carlo: scenarios drawn (default 100000)")
+    var.add_argument("--seed", type=int, default=0, help="--universe --method monte_carlo: random seed (default 0)")
+    var.add_argument("--backtest", action="store_true", help="run the backtest (the only mode for a symbol)")
     var.add_argument("--source", help="market-data source (default: data.source)")
     var.add_argument("--as-of", dest="as_of", help="use only data available at the end of this date")
     var.add_argument("--level", type=float, default=None, help="confidence level (default: risk.var_level)")
-    var.add_argument("--method", choices=("gjr_filtered", "filtered", "historical"),
-                     help="default: risk.var_method (gjr_filtered unless configured)")
+    var.add_argument("--method", help="symbol: gjr_filtered, filtered or historical (default: risk.var_method, "
+                                      "gjr_filtered unless configured); --universe: historical, normal, student_t, "
+                                      "filtered, monte_carlo or all (default historical)")
     var.add_argument("--window", type=int, default=500, help="trailing window in days (default 500)")
     var.add_argument("--json", action="store_true", help="print JSON")
     var.set_defaults(handler=_var)
+    stress = rsub.add_parser(
+        "stress",
+        help="historical stress scenarios and hypothetical shocks on a universe's portfolio",
+        description=(
+            "Replay historical stress windows on today's portfolio of a universe, held buy-and-hold from "
+            "the close before the window: P&L, worst day, maximum drawdown, coverage (the share of the "
+            "book with prices then) and the three worst drivers. Scenarios: ltcm (1998), dotcom "
+            "(2000-2002), gfc (2007-2009), euro (2011), covid (2020), or all. A scenario before the data "
+            "starts is reported as not covered.\n\n"
+            "--shock SYMBOL=RETURN (repeatable; -20% or -0.2) moves the shocked symbols and every other "
+            "asset by its conditional expectation under the covariance of the universe plus the shocked "
+            "symbols (e.g. the index SP500X): the P&L and the three worst drivers."
+        ),
+        epilog=examples("regimedesk risk stress --universe sp500-20",
+                        "regimedesk risk stress --universe sp500-20 --scenario gfc --weights hrp",
+                        "regimedesk risk stress --universe sp500-20 --shock SP500X=-20% --shock XOM=-0.3 --json"),
+    )
+    stress.add_argument("--universe", required=True, help="builtin or configured universe name, or a file "
+                                                          "listing symbols")
+    stress.add_argument("--scenario", default="all",
+                        help="ltcm, dotcom, gfc, euro, covid or all (default all)")
+    stress.add_argument("--shock", action="append", default=[], metavar="SYMBOL=RETURN",
+                        help="hypothetical shock, e.g. SP500X=-20%% (repeatable)")
+    _weights_option(stress)
+    stress.add_argument("--source", help="market-data source (default: data.source)")
+    stress.add_argument("--as-of", dest="as_of", help="use only data available at the end of this date")
+    stress.add_argument("--json", action="store_true", help="print JSON")
+    stress.set_defaults(handler=_stress)
 
     for name, helptext in (("positions", "positions, cash and equity at the broker"),
                            ("orders", "orders at the broker (open ones by default)")):
@@ -261,9 +302,22 @@ def _flatten(args: argparse.Namespace, ctx) -> int:
     return 0 if res.complete else 1
 
 
+def _weights_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", metavar="METHOD|FILE|SYM=W,...",
+                   help="today's weights: erc, mv, hrp, invvol or equal (default: portfolio.method, erc when "
+                        "that is none), a JSON file {\"AAPL\": 0.1, ...} or AAPL=0.1,MSFT=0.2 (the rest is cash)")
+
+
 def _var(args: argparse.Namespace, ctx) -> int:
     from agents.services.risk import symbol_var_backtest
 
+    if args.universe is not None or args.symbol is None:
+        return _universe_var(args, ctx)
+    for option, default in (("weights", None), ("sims", 100_000), ("seed", 0)):
+        if getattr(args, option) != default:
+            raise ValueError(f"--{option} goes with --universe")
+    if args.method is not None and args.method not in ("gjr_filtered", "filtered", "historical"):
+        raise ValueError(f"--method {args.method}: a symbol's backtest takes gjr_filtered, filtered or historical")
     if not args.backtest:
         raise ValueError("give --backtest (the only mode so far)")
     level = args.level if args.level is not None else ctx.settings.risk.var_level
@@ -280,6 +334,100 @@ def _var(args: argparse.Namespace, ctx) -> int:
         print_json(doc)
         return 0
     _print_var(doc)
+    return 0
+
+
+def _fmt(x, spec: str = ".4%") -> str:
+    return "-" if x is None or x != x else format(x, spec)
+
+
+def _universe_var(args: argparse.Namespace, ctx) -> int:
+    from agents.services.portfolio_risk import load_book, universe_var, var_methods
+
+    if args.symbol is not None:
+        raise ValueError("give a symbol or --universe, not both")
+    if args.universe is None:
+        raise ValueError("give a symbol (with --backtest) or --universe")
+    if args.backtest:
+        raise ValueError("--backtest applies to a symbol; a portfolio backtest of --universe is not available")
+    level = args.level if args.level is not None else ctx.settings.risk.var_level
+    if not 0.5 < level < 1:
+        raise ValueError("--level must be between 0.5 and 1")
+    if args.window < 100:
+        raise ValueError("--window must be >= 100")
+    if args.sims < 1:
+        raise ValueError("--sims must be positive")
+    if args.seed < 0:
+        raise ValueError("--seed must be >= 0")
+    methods = var_methods(args.method or "historical")
+    book, _ = load_book(ctx.settings, ctx.secrets, args.universe, args.weights, source=args.source, as_of=args.as_of)
+    sys.stderr.write(f"{', '.join(methods)} VaR {level:.0%} of the {book.universe.name} portfolio...\n")
+    doc = universe_var(book, methods, level=level, window=args.window, n_sims=args.sims, seed=args.seed)
+    if args.json:
+        print_json(doc)
+        return 0
+    print(f"{book.universe.name}: {len(book.weights)} assets, weights {doc['weights_method']}, "
+          f"{doc['window']} daily returns {doc['start']} to {doc['as_of']}, level {level:.1%}")
+    for note in doc["notes"]:
+        print(f"note: {note}")
+    for m, r in doc["results"].items():
+        extra = ""
+        if r["standard_error"] is not None:
+            extra = f", standard error {r['standard_error']:.4%} ({r['n']} sims, seed {r['seed']})"
+        if r["dof"] is not None:
+            extra = f", {r['dof']:.2f} degrees of freedom"
+        print(f"\n{m}: VaR {r['var']:.4%}  ES {r['es']:.4%}{extra}")
+        rows = [(a["symbol"], _fmt(a["weight"], ".2%"), _fmt(a["component_var"]), _fmt(a["marginal_var"]),
+                 _fmt(a["share"], ".1%"), _fmt(a["component_es"])) for a in r["assets"]]
+        rows.append(("total", _fmt(sum(a["weight"] for a in r["assets"]), ".2%"), _fmt(r["var"]), "",
+                     _fmt(1.0 if r["var"] else None, ".1%"), _fmt(r["es"])))
+        print_table(["asset", "weight", "component VaR", "marginal VaR", "share", "component ES"], rows)
+    return 0
+
+
+def _stress(args: argparse.Namespace, ctx) -> int:
+    from agents.services.portfolio_risk import (
+        load_book,
+        parse_shock,
+        scenario_keys,
+        universe_stress,
+    )
+
+    keys = scenario_keys(args.scenario)
+    shocks: dict[str, float] = {}
+    for text in args.shock:
+        sym, r = parse_shock(text)
+        if sym in shocks:
+            raise ValueError(f"--shock {sym} is given twice")
+        shocks[sym] = r
+    book, store = load_book(ctx.settings, ctx.secrets, args.universe, args.weights, source=args.source,
+                            as_of=args.as_of)
+    doc = universe_stress(ctx.settings, book, store, keys, shocks)
+    if args.json:
+        print_json(doc)
+        return 0
+    print(f"{book.universe.name}: {len(book.weights)} assets as of {doc['as_of']}, weights {doc['weights_method']}")
+    for note in doc["notes"]:
+        print(f"note: {note}")
+    rows = []
+    for key, sc in doc["scenarios"].items():
+        if "error" in sc:
+            rows.append((key, f"{sc['start']}..{sc['end']}", "not covered", "", "", "", ""))
+            continue
+        drivers = ", ".join(f"{d['symbol']} {d['pnl']:+.2%}" for d in sc["drivers"])
+        rows.append((key, f"{sc['base_date']}..{sc['end_date']}", f"{sc['pnl']:+.2%}",
+                     f"{sc['worst_date']} {sc['worst_return']:+.2%}", f"{sc['max_drawdown']:.2%}",
+                     f"{sc['coverage']:.0%}", drivers))
+    if rows:
+        print_table(["scenario", "window", "P&L", "worst day", "max DD", "coverage", "worst drivers"], rows)
+    sh = doc["shock"]
+    if sh is not None:
+        given = ", ".join(f"{k} {v:+.1%}" for k, v in sh["shocks"].items())
+        cw = sh["covariance"]
+        print(f"\nshock {given}: P&L {sh['pnl']:+.2%} (covariance of {cw['rows']} returns {cw['start']} to "
+              f"{cw['end']}{'; singular, pseudo-inverse used' if sh['singular'] else ''})")
+        print_table(["driver", "P&L", "implied return"],
+                    [(d["symbol"], f"{d['pnl']:+.2%}", f"{sh['returns'][d['symbol']]:+.2%}") for d in sh["drivers"]])
     return 0
 
 

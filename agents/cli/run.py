@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run the multi-agent graph on one or more symbols",
         description=(
             "Run the agent graph: market data, then the analysis agents in parallel (regime, "
-            "statistics, ML signal), then decision, risk gate, optional approval, execution and "
+            "statistics, ML signal), then decision, portfolio (with --portfolio), risk gate, optional "
+            "approval, execution and "
             "reporting. Progress goes to "
             "stderr as agents finish; a readable summary (or --json, the whole final state) to "
             "stdout. Every run is checkpointed under a thread id and journaled."
@@ -104,6 +105,10 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--recompute", action="store_true",
                      help="rebuild every feature row from history instead of the newest bar's only: an audit of "
                           "the fast path, the same numbers to rounding (default: engine.recompute)")
+    run.add_argument("--portfolio", choices=("erc", "mv", "hrp", "invvol", "none"),
+                     help="portfolio agent: turn the symbols' views into portfolio weights with this method "
+                          "(erc, mv, hrp, invvol) within regime caps, or none: each symbol keeps its own target "
+                          "(default: portfolio.method)")
     run.add_argument("--json", action="store_true", help="print the whole final state as JSON")
 
 
@@ -141,6 +146,8 @@ def _run(args: argparse.Namespace, ctx) -> int:
             raise ValueError("--resume continues a run: give no symbols")
         if args.start is not None:
             raise ValueError("--resume continues a run with its own --start: give no --start")
+        if args.portfolio is not None:
+            raise ValueError("--resume continues a run with its own portfolio method: give no --portfolio")
         progress = _Progress(quiet=False)
         with _runner(ctx) as runner:
             runner.ctx.status = progress.note
@@ -153,6 +160,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
     request = build_request(ctx.settings, ctx.secrets, args.symbols, source=args.source, llm=args.llm,
                             as_of=args.as_of, start=args.start, broker=args.broker, approve=args.approve, report=report,
                             report_backtest=ctx.settings.report.backtest and not args.no_backtest,
+                            portfolio=args.portfolio,
                             **({"recompute": True} if args.recompute else {}))
     since = f", from {request.start}" if request.start is not None else ""
     return start_run(ctx, request, args.json,

@@ -50,6 +50,7 @@ __all__ = [
     "PdfFailed",
     "PdfWritten",
     "PortfolioSnapshot",
+    "PortfolioTargets",
     "RegimeOutput",
     "RegimeReport",
     "RejectedOrder",
@@ -469,6 +470,50 @@ class Decision:
                    None if pf is None else PortfolioSnapshot.from_state(pf))
 
 
+@dataclass(frozen=True)
+class PortfolioTargets:
+    """Output of ``portfolio``: portfolio target weights and the orders to reach them.
+
+    ``method`` ``"none"`` means the agent stood aside: each symbol keeps its decision's
+    target and the gate checks the decision's orders. Otherwise the gate checks ``orders``
+    (None without a broker; empty when the book is held within its band). ``error`` says why
+    no targets could be computed (then there are no orders either: nothing is traded).
+    """
+
+    method: str
+    family: str | None = None
+    weights: Mapping[str, float] | None = None
+    risk_contributions: Mapping[str, float] | None = None
+    volatility: float | None = None
+    caps: Mapping[str, float] | None = None
+    rebalance: bool | None = None
+    reason: str = ""
+    orders: tuple[ProposedOrder, ...] | None = None
+    error: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """True when the portfolio's orders replace the decision's."""
+        return self.method != "none"
+
+    def to_state(self) -> JSON:
+        return {"method": self.method, "family": self.family,
+                "weights": None if self.weights is None else dict(self.weights),
+                "risk_contributions": None if self.risk_contributions is None else dict(self.risk_contributions),
+                "volatility": self.volatility, "caps": None if self.caps is None else dict(self.caps),
+                "rebalance": self.rebalance, "reason": self.reason,
+                "orders": None if self.orders is None else [o.to_dict() for o in self.orders],
+                "error": self.error}
+
+    @classmethod
+    def from_state(cls, doc: Mapping[str, Any]) -> PortfolioTargets:
+        orders = doc.get("orders")
+        return cls(doc["method"], doc.get("family"), doc.get("weights"), doc.get("risk_contributions"),
+                   doc.get("volatility"), doc.get("caps"), doc.get("rebalance"), doc.get("reason", ""),
+                   None if orders is None else tuple(proposed_order_from_state(o) for o in orders),
+                   doc.get("error"))
+
+
 # ----------------------------------------------------------------------------- risk gate, approval
 
 
@@ -766,7 +811,7 @@ class RunReport:
 
 # ----------------------------------------------------------------------------- node outputs
 
-AgentOutput = (MarketData | RegimeOutput | StatisticsOutput | MlSignalOutput | Decision | GateVerdicts | Approval
+AgentOutput = (MarketData | RegimeOutput | StatisticsOutput | MlSignalOutput | Decision | PortfolioTargets | GateVerdicts | Approval
                | Execution | RunReport)
 
 #: agent -> (state key it writes, the type of its output).
@@ -776,6 +821,7 @@ AGENT_OUTPUTS: Mapping[str, tuple[str, type]] = {
     "statistics": ("statistics", StatisticsOutput),
     "ml_signal": ("ml_signal", MlSignalOutput),
     "decision": ("decision", Decision),
+    "portfolio": ("portfolio", PortfolioTargets),
     "risk_gate": ("risk_gate", GateVerdicts),
     "approval": ("approval", Approval),
     "execution": ("execution", Execution),
@@ -894,6 +940,18 @@ class RunState:
     @cached_property
     def decision(self) -> Decision | None:
         return self._get("decision", Decision.from_state)
+
+    @cached_property
+    def portfolio(self) -> PortfolioTargets | None:
+        return self._get("portfolio", PortfolioTargets.from_state)
+
+    @property
+    def proposed_orders(self) -> tuple[ProposedOrder, ...]:
+        """The orders the gate checks: the portfolio agent's when it set targets, else the decision's."""
+        pf = self.portfolio
+        if pf is not None and pf.active:
+            return pf.orders or ()
+        return self.decision.proposed_orders if self.decision is not None else ()
 
     @cached_property
     def risk_gate(self) -> GateVerdicts | None:

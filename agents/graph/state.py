@@ -23,7 +23,7 @@ __all__ = ["GraphState", "merge_dicts", "merge_nested", "ANALYSIS_AGENTS", "PIPE
 #: Agents that read bars and run in parallel after ``market_data``.
 ANALYSIS_AGENTS: tuple[str, ...] = ("regime", "statistics", "ml_signal")
 #: Agents that run one after another after the analysis agents.
-PIPELINE_AGENTS: tuple[str, ...] = ("decision", "risk_gate", "approval", "execution", "reporting")
+PIPELINE_AGENTS: tuple[str, ...] = ("decision", "portfolio", "risk_gate", "approval", "execution", "reporting")
 ALL_AGENTS: tuple[str, ...] = ("market_data", *ANALYSIS_AGENTS, *PIPELINE_AGENTS)
 
 
@@ -58,8 +58,9 @@ class GraphState(TypedDict, total=False):
     regime, statistics, ml_signal : dict
         ``symbol -> result`` of each analysis agent (:class:`~agents.graph.schema.RegimeOutput`,
         :class:`~agents.graph.schema.StatisticsOutput`, :class:`~agents.graph.schema.MlSignalOutput`).
-    decision, risk_gate, approval, execution, report : dict
+    decision, portfolio, risk_gate, approval, execution, report : dict
         Outputs of the pipeline agents (:class:`~agents.graph.schema.Decision`,
+        :class:`~agents.graph.schema.PortfolioTargets`,
         :class:`~agents.graph.schema.GateVerdicts`, :class:`~agents.graph.schema.Approval`,
         :class:`~agents.graph.schema.Execution`, :class:`~agents.graph.schema.RunReport`).
     narratives : dict
@@ -81,6 +82,7 @@ class GraphState(TypedDict, total=False):
     statistics: Annotated[dict[str, Any], merge_dicts]
     ml_signal: Annotated[dict[str, Any], merge_dicts]
     decision: dict[str, Any]
+    portfolio: dict[str, Any]
     risk_gate: dict[str, Any]
     approval: dict[str, Any]
     execution: dict[str, Any]

@@ -2,7 +2,7 @@
 
 ::
 
-    START -> market_data -> (regime | statistics | ml_signal) -> decision -> risk_gate
+    START -> market_data -> (regime | statistics | ml_signal) -> decision -> portfolio -> risk_gate
           -> [approval] -> execution -> reporting -> END
 
 Fan-out per symbol: every node handles all symbols of the run in one call (a per-symbol
@@ -31,6 +31,7 @@ from agents.graph.nodes import (
     execution,
     market_data,
     ml_signal,
+    portfolio,
     regime,
     reporting,
     risk_gate,
@@ -49,6 +50,7 @@ _NODE_MODULES: dict[str, ModuleType] = {
     "statistics": statistics,
     "ml_signal": ml_signal,
     "decision": decision,
+    "portfolio": portfolio,
     "risk_gate": risk_gate,
     "approval": approval,
     "execution": execution,

@@ -381,7 +381,7 @@ class LiveLoop:
         as_of = batch.time.strftime("%Y-%m-%d") if tf.unit == "D" else batch.closes_at.isoformat()
         return RunRequest(symbols=self.feed.symbols, source="live:" + self.feed.upstream.name, as_of=as_of,
                           llm=self.spec.llm, broker=self.spec.broker, approve=self.spec.approve,
-                          recompute=self.settings.engine.recompute)
+                          recompute=self.settings.engine.recompute, portfolio=self.settings.portfolio.method)
 
     def _ids(self, bar_time: str) -> tuple[str, str]:
         digest = hashlib.sha256(f"{self.session}|{bar_time}".encode()).hexdigest()

@@ -56,6 +56,9 @@ class RunRequest:
         The date of the first bar the run loads (inclusive, ``--start``): every computation
         sees nothing earlier. None: ``data.history_years`` back from the last bar. Must be a
         date not after ``as_of``.
+    portfolio : {'none', 'erc', 'mv', 'hrp', 'invvol'}
+        The portfolio agent's method (``portfolio.method``, ``--portfolio``); ``none`` leaves
+        each symbol's decision as it is.
     """
 
     symbols: tuple[str, ...]
@@ -69,6 +72,7 @@ class RunRequest:
     as_of_effective: str | None = None
     recompute: bool = False
     start: str | None = None
+    portfolio: str = "none"
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -79,6 +83,8 @@ class RunRequest:
             raise ValueError(f"llm must be template or openai, not {self.llm!r}")
         if self.broker not in ("none", "paper", "alpaca"):
             raise ValueError(f"broker must be none, paper or alpaca, not {self.broker!r}")
+        if self.portfolio not in ("none", "erc", "mv", "hrp", "invvol"):
+            raise ValueError(f"portfolio must be none, erc, mv, hrp or invvol, not {self.portfolio!r}")
         start_stamp(self.start, self.as_of)
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +100,7 @@ class RunRequest:
             "as_of_effective": self.as_of_effective,
             "recompute": self.recompute,
             "start": self.start,
+            "portfolio": self.portfolio,
         }
 
     @classmethod
@@ -110,6 +117,7 @@ class RunRequest:
             as_of_effective=doc.get("as_of_effective"),
             recompute=bool(doc.get("recompute", False)),
             start=doc.get("start"),
+            portfolio=doc.get("portfolio", "none"),
         )
 
 
@@ -142,6 +150,8 @@ def build_request(settings: Settings, secrets: Secrets, symbols, *, source: str 
     as_of_clock(as_of)  # validate before anything runs (RunRequest checks start against it)
     backend = llm or settings.llm.backend
     fields.setdefault("recompute", settings.engine.recompute)
+    if fields.get("portfolio") is None:
+        fields["portfolio"] = settings.portfolio.method
     request = RunRequest(symbols=canonical, source=name, llm=backend, **fields)
     check_services(settings, secrets, llm=request.llm, broker=request.broker, source=name)
     store = BarStore(build_market_data(settings, secrets, name), settings, as_of, start=request.start)

@@ -54,6 +54,7 @@ AGENTS: tuple[str, ...] = (
     "statistics",
     "ml_signal",
     "decision",
+    "portfolio",
     "risk_gate",
     "execution",
     "reporting",

@@ -99,6 +99,7 @@ def risk_limits(settings: Settings) -> RiskLimits:
         max_gross_exposure=r.max_gross_exposure,
         max_net_exposure=r.max_net_exposure,
         regime_gross_caps=dict(r.regime_gross_caps),
+        regime_var_scales=dict(r.regime_var_scales),
         var_level=r.var_level,
         var_method=r.var_method,
         min_order_qty=r.min_order_qty,

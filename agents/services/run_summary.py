@@ -39,7 +39,7 @@ def run_summary_text(outcome) -> str:
         for err in state.get("errors", []):
             if err.get("symbol") == symbol:
                 add(f"! {err['agent']}: {err['error']}")
-    for agent in ("risk_gate", "execution"):
+    for agent in ("portfolio", "risk_gate", "execution"):
         text = narratives.get(agent, {}).get("_run")
         if text:
             add(f"\n{agent}: {text['text']}")

@@ -49,7 +49,7 @@ def test_bash_completes_a_command_prefix(bash_script):
 
 @needs_bash
 def test_bash_completes_subcommands_after_global_options(bash_script):
-    expected = ["status", "halt", "reduce", "resume", "flatten", "var"]
+    expected = ["status", "halt", "reduce", "resume", "flatten", "var", "stress"]
     assert complete(bash_script, "regimedesk", "risk", "") == expected
     assert complete(bash_script, "regimedesk", "--config", "x.toml", "-v", "risk", "") == expected
 
@@ -169,7 +169,7 @@ def sourced(script: Path) -> str:
 def test_zsh_completes_commands_and_subcommands(zsh_script_file, tmp_path):
     top = sorted(name for name, _ in command_specs(build_parser())[0].subcommands)
     assert {"run", "risk", "journal", "data", "completion"} <= set(top)
-    risk = ["flatten", "halt", "reduce", "resume", "status", "var"]
+    risk = ["flatten", "halt", "reduce", "resume", "status", "stress", "var"]
     cases = {
         "regimedesk ": top,
         "regimedesk ri": ["risk"],
@@ -183,7 +183,7 @@ def test_zsh_completes_commands_and_subcommands(zsh_script_file, tmp_path):
 
 @needs_zsh
 def test_zsh_completes_options_and_their_choices(zsh_script_file, tmp_path):
-    run_long = ["--approve", "--as-of", "--broker", "--help", "--json", "--llm", "--no-backtest",
+    run_long = ["--approve", "--as-of", "--broker", "--help", "--json", "--llm", "--no-backtest", "--portfolio",
                 "--recompute", "--report", "--resume", "--source", "--start"]
     cases = {
         "regimedesk run --": run_long,

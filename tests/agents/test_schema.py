@@ -29,6 +29,7 @@ from agents.graph.schema import (
     PdfFailed,
     PdfWritten,
     PortfolioSnapshot,
+    PortfolioTargets,
     RegimeOutput,
     RegimeReport,
     RejectedOrder,
@@ -110,6 +111,10 @@ symbol_decision = st.one_of(
 portfolio = st.builds(PortfolioSnapshot, number, number, st.dictionaries(symbol, number, max_size=3),
                       st.integers(0, 100))
 decision = st.builds(Decision, text, per_symbol(symbol_decision), st.none() | portfolio)
+weights = st.none() | st.dictionaries(symbol, number, max_size=3)
+portfolio_targets = st.builds(PortfolioTargets, st.sampled_from(("none", "erc", "mv", "hrp", "invvol")), opt_text,
+                              weights, weights, opt_number, st.none() | st.dictionaries(text, number, max_size=2),
+                              st.none() | st.booleans(), text, st.none() | tuples(order), opt_text)
 verdict = st.builds(Verdict, order, st.sampled_from(("approve", "trim", "reject")), number, tuples(text))
 gate = st.one_of(
     st.builds(GateVerdicts, text, opt_text, tuples(text), per_symbol(tuples(verdict)), opt_text, opt_text,
@@ -135,7 +140,8 @@ record = st.builds(SymbolRecord, symbol, st.none() | per_timeframe(timeframe_dat
                    st.none() | tuples(sent_order))
 request = st.builds(RunRequest, st.lists(symbol, min_size=1, max_size=3, unique=True).map(tuple), text, opt_text,
                     st.sampled_from(("template", "openai")), st.sampled_from(("none", "paper", "alpaca")),
-                    st.booleans(), opt_text, st.booleans(), opt_text)
+                    st.booleans(), opt_text, st.booleans(), opt_text,
+                    portfolio=st.sampled_from(("none", "erc", "mv", "hrp", "invvol")))
 run_report = st.builds(RunReport, opt_text, opt_text, request, tuples(st.sampled_from(ALL_AGENTS)),
                        per_symbol(record, max_size=2), tuples(agent_error), st.none() | pdf)
 
@@ -146,7 +152,8 @@ TYPES = {
     TimeframeUnavailable: timeframe_data.filter(lambda d: not d.available), MarketData: market_data,
     RegimeReport: regime_report, RegimeOutput: regime_output, StatisticsReport: statistics_report,
     StatisticsOutput: statistics_output, MlSignal: ml_signal, MlSignalOutput: ml_output, DecisionInputs: inputs,
-    SymbolDecision: symbol_decision, PortfolioSnapshot: portfolio, Decision: decision, GateVerdicts: gate,
+    SymbolDecision: symbol_decision, PortfolioSnapshot: portfolio, Decision: decision,
+    PortfolioTargets: portfolio_targets, GateVerdicts: gate,
     ApprovalRequest: approval_request, Approval: approval, SentOrder: sent_order, RejectedOrder: rejected,
     Execution: execution, PdfWritten: pdf.filter(lambda p: isinstance(p, PdfWritten)),
     PdfFailed: pdf.filter(lambda p: isinstance(p, PdfFailed)), SymbolRecord: record, RunReport: run_report,
@@ -302,6 +309,6 @@ def test_a_runs_final_state_parses_into_the_schema(fast_settings):
     rec = run.report.symbols["SP500"]
     assert rec.decision == dec and rec.risk_gate == (v,) and rec.execution == (sent,)
     assert run.report.request == run.request and "agents_absent" not in state
-    assert set(run.narratives) == {"regime", "statistics", "ml_signal", "decision", "risk_gate", "execution",
-                                   "reporting"}
+    assert set(run.narratives) == {"regime", "statistics", "ml_signal", "decision", "portfolio", "risk_gate",
+                                   "execution", "reporting"}
     assert run.errors == ()

@@ -270,7 +270,7 @@ def test_the_lazy_pandas_check_can_fail():
 
 @pytest.mark.parametrize("name", ["sp500", "nasdaq"])
 def test_builtin_data_is_what_arch_loads(name):
-    from integrations._sources import _arch_data
+    from integrations._builtin import _arch_data
 
     pd = pytest.importorskip("pandas")
     arch_data = importlib.import_module(f"arch.data.{name}")

@@ -159,7 +159,7 @@ def test_replay_refuses_empty_windows_and_unsupported_timeframes():
     with pytest.raises(ValueError, match="at least one symbol"):
         ReplayFeed(src, [])
     with pytest.raises(UnknownSymbolError):
-        ReplayFeed(src, ["AAPL"])
+        ReplayFeed(src, ["TSLA"])
 
 
 # ============================================================================ live data cache

@@ -77,7 +77,8 @@ def decision_template(symbol: str, d: Mapping[str, Any]) -> str:
 def _orders(
     ctx: AppContext, run: RunState, symbols: dict[str, SymbolDecision]
 ) -> tuple[PortfolioSnapshot | None, dict[str, SymbolDecision]]:
-    """Proposed orders from the broker's portfolio to the targets (none without a broker)."""
+    """Proposed orders from the broker's portfolio to the targets (none without a broker, and
+    none when the run has a portfolio method: the portfolio agent proposes them then)."""
     book = run_book(ctx, run.request_doc, run.run_id)  # fetched once; the gate reads the same book
     if book is None:
         return None, symbols
@@ -94,7 +95,9 @@ def _orders(
         conf[sym] = sig.confidence if isinstance(sig, MlSignal) else None
     portfolio, equity = portfolio_of(book, prices)
     targets = {s: d.target_weight for s, d in symbols.items() if s in prices}
-    orders = propose_orders(ctx.settings.broker.strategy, targets, portfolio, equity, prices, bar_times, conf)
+    # With a portfolio method the portfolio agent proposes the orders (from its own targets).
+    orders = (propose_orders(ctx.settings.broker.strategy, targets, portfolio, equity, prices, bar_times, conf)
+              if run.request.portfolio == "none" else [])
     proposed = {}
     for sym, d in symbols.items():
         held = portfolio.positions.get(sym, 0.0)

@@ -30,7 +30,7 @@ from agents.services.risk import (
     run_clock,
     submit_approved,
 )
-from analytics import RegimeDeskError
+from analytics import RegimeDeskError, is_close_only
 
 __all__ = ["make", "execution_template"]
 
@@ -81,13 +81,16 @@ def make(ctx: AppContext):
         run_id = run.run_id
         reconciled = reconcile(broker, ctx.journal, run_id, request.broker)
         bars = ctx.bars(run.request_doc)
-        if hasattr(broker, "process_bar"):  # paper broker: earlier orders fill at this bar's open
+        # Paper broker: earlier orders fill at this bar's open; close-only bars have none, so at its
+        # close (the backtest of close-only bars trades at the next close too).
+        if hasattr(broker, "process_bar"):
             for sym in request.symbols:
                 try:
                     frame = bars.get(sym, "MT").frame
                 except RegimeDeskError:
                     continue
-                for status in broker.process_bar(sym, frame.index[-1].isoformat(), float(frame["open"].iloc[-1])):
+                fill = frame["close" if is_close_only(frame) else "open"].iloc[-1]
+                for status in broker.process_bar(sym, frame.index[-1].isoformat(), float(fill)):
                     journal_status(ctx.journal, run_id, request.broker, status)
         gate = run.risk_gate
         approved = [(v.order, float(v.qty))

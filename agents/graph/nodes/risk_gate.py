@@ -1,6 +1,7 @@
 """risk_gate node: every proposed order through ``analytics.risk_gate.evaluate``.
 
-Inputs are numbers only: the decision's proposed orders, the broker's portfolio, a market
+Inputs are numbers only: the proposed orders (the portfolio agent's when it set portfolio
+targets, else the decision's), the broker's portfolio, a market
 snapshot from the run's bars, the configured limits and the persisted risk state. The
 narratives in the state are never read, so no LLM text can change a verdict.
 
@@ -54,7 +55,7 @@ def make(ctx: AppContext):
         request, symbols = run.request_doc, run.request.symbols
         store_state = ctx.risk_store()
         broker = ctx.broker(request)
-        orders = list(run.decision.proposed_orders) if run.decision is not None else []
+        orders = list(run.proposed_orders)  # the portfolio agent's when it set targets, else the decision's
         if broker is None:
             st = store_state.load()
             return NodeUpdate(GateVerdicts(st.trading_state, st.reason, (), {}, note="no broker: nothing to check"))
