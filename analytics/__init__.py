@@ -42,6 +42,12 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         market_character,
         rolling_market_character,
     )
+    from analytics._covariance import (
+        DEFAULT_HALF_LIVES,
+        CovarianceEstimate,
+        regime_covariance,
+        risk_contributions,
+    )
     from analytics._fgn import (
         fgn_autocovariance,
         simulate_fgn,
@@ -64,18 +70,14 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         walk_forward_policy,
     )
     from analytics._portfolio import (
-        DEFAULT_HALF_LIVES,
         DEFAULT_REGIME_CAPS,
         PORTFOLIO_METHODS,
-        CovarianceEstimate,
         PortfolioWeights,
         RegimeCaps,
         caps_for,
         drift_weights,
         portfolio_weights,
         rebalance_due,
-        regime_covariance,
-        risk_contributions,
     )
     from analytics._portfolio_backtest import (
         BENCHMARK_METHODS,
@@ -86,14 +88,8 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         run_portfolio_backtest,
     )
     from analytics._portfolio_risk import (
-        HISTORICAL_SCENARIOS,
         PORTFOLIO_VAR_METHODS,
         PortfolioVaR,
-        ShockResult,
-        StressResult,
-        StressScenario,
-        historical_stress,
-        hypothetical_shock,
         portfolio_var,
     )
     from analytics._regime_common import (
@@ -133,6 +129,14 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         TimeframeSpec,
         multi_timeframe_regimes,
         regime_consensus,
+    )
+    from analytics._stress import (
+        HISTORICAL_SCENARIOS,
+        ShockResult,
+        StressResult,
+        StressScenario,
+        historical_stress,
+        hypothetical_shock,
     )
     from analytics._tearsheet import (
         DrawdownPeriod,
@@ -375,6 +379,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "MEAN_REVERTING", "RANDOM_WALK", "TRENDING", "UNDETERMINED", "MarketCharacterResult",
         "RollingMarketCharacterResult", "market_character", "rolling_market_character",
     ),
+    "analytics._covariance": ("DEFAULT_HALF_LIVES", "CovarianceEstimate", "regime_covariance", "risk_contributions"),
     "analytics._fgn": ("fgn_autocovariance", "simulate_fgn"),
     "analytics._hurst": (
         "HurstResult", "RollingHurstResult", "expected_rescaled_range", "hurst_exponent",
@@ -385,14 +390,13 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "target_weights", "walk_forward_policy",
     ),
     "analytics._portfolio": (
-        "DEFAULT_HALF_LIVES", "DEFAULT_REGIME_CAPS", "PORTFOLIO_METHODS", "CovarianceEstimate", "PortfolioWeights", "RegimeCaps", "caps_for", "drift_weights", "portfolio_weights", "rebalance_due", "regime_covariance", "risk_contributions",
+        "DEFAULT_REGIME_CAPS", "PORTFOLIO_METHODS", "PortfolioWeights", "RegimeCaps", "caps_for", "drift_weights",
+        "portfolio_weights", "rebalance_due",
     ),
     "analytics._portfolio_backtest": (
         "BENCHMARK_METHODS", "CrisisWindow", "PortfolioBacktestConfig", "PortfolioBacktestResult", "crisis_windows", "run_portfolio_backtest",
     ),
-    "analytics._portfolio_risk": (
-        "HISTORICAL_SCENARIOS", "PORTFOLIO_VAR_METHODS", "PortfolioVaR", "ShockResult", "StressResult", "StressScenario", "historical_stress", "hypothetical_shock", "portfolio_var",
-    ),
+    "analytics._portfolio_risk": ("PORTFOLIO_VAR_METHODS", "PortfolioVaR", "portfolio_var"),
     "analytics._regime_common": (
         "REGIME_FAMILIES", "REGIME_LABELS", "UNAVAILABLE", "PersistenceRule", "RegimeFit",
         "RegimeResult", "apply_persistence", "expected_durations", "forward_filter",
@@ -405,6 +409,10 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "analytics._regime_mtf": (
         "DEFAULT_TIMEFRAME_SPECS", "TIMEFRAMES", "MultiTimeframeRegime", "RegimeConflict",
         "TimeframeRegime", "TimeframeSpec", "multi_timeframe_regimes", "regime_consensus",
+    ),
+    "analytics._stress": (
+        "HISTORICAL_SCENARIOS", "ShockResult", "StressResult", "StressScenario", "historical_stress",
+        "hypothetical_shock",
     ),
     "analytics._tearsheet": (
         "DrawdownPeriod", "RollingPerformance", "Trade", "TradeSummary", "drawdown_periods",

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from analytics._backtest import PerformanceMetrics, performance_metrics
+from analytics._covariance import DEFAULT_HALF_LIVES, regime_covariance
 from analytics._portfolio import (
-    DEFAULT_HALF_LIVES,
     DEFAULT_REGIME_CAPS,
     PORTFOLIO_METHODS,
     RegimeCaps,
@@ -37,9 +37,8 @@ from analytics._portfolio import (
     drift_weights,
     portfolio_weights,
     rebalance_due,
-    regime_covariance,
 )
-from analytics._portfolio_risk import HISTORICAL_SCENARIOS, StressScenario
+from analytics._stress import HISTORICAL_SCENARIOS, StressScenario
 from analytics.errors import InsufficientDataError
 
 __all__ = [

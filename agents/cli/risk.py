@@ -98,11 +98,14 @@ def register(sub: argparse._SubParsersAction) -> None:
             "universe over the trailing window (--method historical, normal, student_t, filtered, "
             "monte_carlo or all), with each asset's weight, component VaR (they sum to the VaR), "
             "marginal VaR and share of the VaR. Today's weights: see --weights (the policy's target "
-            "is computed for the risk_on family, the loosest caps; no regime is fitted)."
+            "is computed for the risk_on family, the loosest caps; no regime is fitted). With --universe "
+            "--backtest: the same Kupiec, Christoffersen and Basel backtest of the portfolio's daily "
+            "returns with today's weights held constant (rebalanced daily) over the history, --method "
+            "historical, filtered or gjr_filtered."
         ),
         epilog=examples("regimedesk risk var SP500 --backtest --level 0.975 --method historical",
                         "regimedesk risk var --universe sp500-20 --method all --weights hrp --as-of 2020-03-31",
-                        "regimedesk risk var --universe sp500-20 --weights AAPL=0.5,MSFT=0.3 --json"),
+                        "regimedesk risk var --universe sp500-20 --backtest --method historical"),
     )
     var.add_argument("symbol", nargs="?", help="ticker, or SP500 / NASDAQ for the builtin source")
     var.add_argument("--universe", help="portfolio VaR of a universe (builtin or configured name, or a file "
@@ -111,7 +114,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     var.add_argument("--sims", type=int, default=100_000,
                      help="--universe --method monte_carlo: scenarios drawn (default 100000)")
     var.add_argument("--seed", type=int, default=0, help="--universe --method monte_carlo: random seed (default 0)")
-    var.add_argument("--backtest", action="store_true", help="run the backtest (the only mode for a symbol)")
+    var.add_argument("--backtest", action="store_true",
+                     help="backtest rolling VaR forecasts (the only mode for a symbol; with --universe: of today's "
+                          "weights held constant over the history)")
     var.add_argument("--source", help="market-data source (default: data.source)")
     var.add_argument("--as-of", dest="as_of", help="use only data available at the end of this date")
     var.add_argument("--level", type=float, default=None, help="confidence level (default: risk.var_level)")
@@ -312,7 +317,9 @@ def _var(args: argparse.Namespace, ctx) -> int:
     from agents.services.risk import symbol_var_backtest
 
     if args.universe is not None or args.symbol is None:
-        return _universe_var(args, ctx)
+        from agents.cli.portfolio import universe_var_command
+
+        return universe_var_command(args, ctx)
     for option, default in (("weights", None), ("sims", 100_000), ("seed", 0)):
         if getattr(args, option) != default:
             raise ValueError(f"--{option} goes with --universe")
@@ -333,105 +340,18 @@ def _var(args: argparse.Namespace, ctx) -> int:
     if args.json:
         print_json(doc)
         return 0
-    _print_var(doc)
-    return 0
-
-
-def _fmt(x, spec: str = ".4%") -> str:
-    return "-" if x is None or x != x else format(x, spec)
-
-
-def _universe_var(args: argparse.Namespace, ctx) -> int:
-    from agents.services.portfolio_risk import load_book, universe_var, var_methods
-
-    if args.symbol is not None:
-        raise ValueError("give a symbol or --universe, not both")
-    if args.universe is None:
-        raise ValueError("give a symbol (with --backtest) or --universe")
-    if args.backtest:
-        raise ValueError("--backtest applies to a symbol; a portfolio backtest of --universe is not available")
-    level = args.level if args.level is not None else ctx.settings.risk.var_level
-    if not 0.5 < level < 1:
-        raise ValueError("--level must be between 0.5 and 1")
-    if args.window < 100:
-        raise ValueError("--window must be >= 100")
-    if args.sims < 1:
-        raise ValueError("--sims must be positive")
-    if args.seed < 0:
-        raise ValueError("--seed must be >= 0")
-    methods = var_methods(args.method or "historical")
-    book, _ = load_book(ctx.settings, ctx.secrets, args.universe, args.weights, source=args.source, as_of=args.as_of)
-    sys.stderr.write(f"{', '.join(methods)} VaR {level:.0%} of the {book.universe.name} portfolio...\n")
-    doc = universe_var(book, methods, level=level, window=args.window, n_sims=args.sims, seed=args.seed)
-    if args.json:
-        print_json(doc)
-        return 0
-    print(f"{book.universe.name}: {len(book.weights)} assets, weights {doc['weights_method']}, "
-          f"{doc['window']} daily returns {doc['start']} to {doc['as_of']}, level {level:.1%}")
-    for note in doc["notes"]:
-        print(f"note: {note}")
-    for m, r in doc["results"].items():
-        extra = ""
-        if r["standard_error"] is not None:
-            extra = f", standard error {r['standard_error']:.4%} ({r['n']} sims, seed {r['seed']})"
-        if r["dof"] is not None:
-            extra = f", {r['dof']:.2f} degrees of freedom"
-        print(f"\n{m}: VaR {r['var']:.4%}  ES {r['es']:.4%}{extra}")
-        rows = [(a["symbol"], _fmt(a["weight"], ".2%"), _fmt(a["component_var"]), _fmt(a["marginal_var"]),
-                 _fmt(a["share"], ".1%"), _fmt(a["component_es"])) for a in r["assets"]]
-        rows.append(("total", _fmt(sum(a["weight"] for a in r["assets"]), ".2%"), _fmt(r["var"]), "",
-                     _fmt(1.0 if r["var"] else None, ".1%"), _fmt(r["es"])))
-        print_table(["asset", "weight", "component VaR", "marginal VaR", "share", "component ES"], rows)
+    print_var_backtest(doc)
     return 0
 
 
 def _stress(args: argparse.Namespace, ctx) -> int:
-    from agents.services.portfolio_risk import (
-        load_book,
-        parse_shock,
-        scenario_keys,
-        universe_stress,
-    )
+    from agents.cli.portfolio import stress_command
 
-    keys = scenario_keys(args.scenario)
-    shocks: dict[str, float] = {}
-    for text in args.shock:
-        sym, r = parse_shock(text)
-        if sym in shocks:
-            raise ValueError(f"--shock {sym} is given twice")
-        shocks[sym] = r
-    book, store = load_book(ctx.settings, ctx.secrets, args.universe, args.weights, source=args.source,
-                            as_of=args.as_of)
-    doc = universe_stress(ctx.settings, book, store, keys, shocks)
-    if args.json:
-        print_json(doc)
-        return 0
-    print(f"{book.universe.name}: {len(book.weights)} assets as of {doc['as_of']}, weights {doc['weights_method']}")
-    for note in doc["notes"]:
-        print(f"note: {note}")
-    rows = []
-    for key, sc in doc["scenarios"].items():
-        if "error" in sc:
-            rows.append((key, f"{sc['start']}..{sc['end']}", "not covered", "", "", "", ""))
-            continue
-        drivers = ", ".join(f"{d['symbol']} {d['pnl']:+.2%}" for d in sc["drivers"])
-        rows.append((key, f"{sc['base_date']}..{sc['end_date']}", f"{sc['pnl']:+.2%}",
-                     f"{sc['worst_date']} {sc['worst_return']:+.2%}", f"{sc['max_drawdown']:.2%}",
-                     f"{sc['coverage']:.0%}", drivers))
-    if rows:
-        print_table(["scenario", "window", "P&L", "worst day", "max DD", "coverage", "worst drivers"], rows)
-    sh = doc["shock"]
-    if sh is not None:
-        given = ", ".join(f"{k} {v:+.1%}" for k, v in sh["shocks"].items())
-        cw = sh["covariance"]
-        print(f"\nshock {given}: P&L {sh['pnl']:+.2%} (covariance of {cw['rows']} returns {cw['start']} to "
-              f"{cw['end']}{'; singular, pseudo-inverse used' if sh['singular'] else ''})")
-        print_table(["driver", "P&L", "implied return"],
-                    [(d["symbol"], f"{d['pnl']:+.2%}", f"{sh['returns'][d['symbol']]:+.2%}") for d in sh["drivers"]])
-    return 0
+    return stress_command(args, ctx)
 
 
-def _print_var(d: dict) -> None:
+def print_var_backtest(d: dict) -> None:
+    """The VaR backtest's tests and zone, as ``risk var --backtest`` prints them."""
     k, c = d["kupiec"], d["christoffersen"]
     print(f"{d['symbol']} {d['method']} VaR {d['level']:.0%}, window {d['window']} days: "
           f"{d['n']} forecasts, {d['n_exceptions']} exceedances (expected {d['expected']:.1f})")

@@ -40,8 +40,10 @@ from analytics import (
     InsufficientDataError,
     historical_stress,
     hypothetical_shock,
+    portfolio_returns,
     portfolio_var,
     regime_covariance,
+    var_backtest,
 )
 from integrations import UnknownSymbolError
 
@@ -55,6 +57,7 @@ __all__ = [
     "var_methods",
     "load_book",
     "universe_var",
+    "universe_var_backtest",
     "universe_stress",
 ]
 
@@ -294,6 +297,24 @@ def universe_var(
                       "seed": res.seed, "dof": res.dof, "assets": rows}
     return {**_book_doc(book), "level": level, "window": int(len(returns)),
             "start": returns.index[0].date().isoformat(), "results": results}
+
+
+def universe_var_backtest(book: PortfolioBook, *, level: float, method: str, window: int) -> dict[str, Any]:
+    """Backtest of one-day VaR forecasts of ``book``'s portfolio with today's weights held constant.
+
+    The portfolio's daily returns ``R_t = sum_i w_i r_{t,i}`` (weights rebalanced daily, cash
+    earning 0) over the assets' common history feed :func:`analytics.var_backtest`, as
+    ``risk var SYMBOL --backtest`` feeds a symbol's returns: each forecast from the trailing
+    ``window`` days before its day only; Kupiec, Christoffersen and the Basel zone. The weights are
+    today's, so this checks the VaR model on this book's composition, not the book as it was held.
+    """
+    returns = book.aligned.pct_change().iloc[1:]
+    series = portfolio_returns(returns, book.weights.reindex(returns.columns))
+    res = var_backtest(series, level=level, method=method, window=window)
+    note = (f"{len(series)} daily returns {series.index[0].date()} to {series.index[-1].date()} of today's weights "
+            f"held constant")
+    return {**_book_doc(book), "symbol": f"{book.universe.name} portfolio", "method": method, "level": level,
+            "window": window, "notes": [*_book_doc(book)["notes"], note], **res.to_dict()}
 
 
 def universe_stress(

@@ -157,3 +157,22 @@ def test_bad_input_is_one_line_and_exit_2(capsys, universe, argv, needle):
     assert code == 2, line
     assert line.startswith("regimedesk: error:") and needle in line
     assert out == ""
+
+
+def test_universe_var_backtest_is_the_backtest_of_the_constant_weight_portfolio(capsys, universe):
+    from analytics import var_backtest
+
+    code, out, err = run(capsys, "risk", "var", "--universe", universe, "--weights", "KO=0.5,JNJ=0.3,XOM=0.2",
+                         "--backtest", "--method", "historical", "--level", "0.99", "--window", "250",
+                         "--as-of", "2012-12-31", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    closes = pd.DataFrame({s: builtin_close(s) for s in ("KO", "JNJ", "XOM")}).loc[:"2012-12-31"].dropna()
+    series = (closes.pct_change().iloc[1:] * pd.Series({"KO": 0.5, "JNJ": 0.3, "XOM": 0.2})).sum(axis=1)
+    want = var_backtest(series, level=0.99, method="historical", window=250)
+    assert doc["n"] == want.n and doc["n_exceptions"] == want.n_exceptions > 0
+    assert doc["kupiec"]["pvalue"] == pytest.approx(want.kupiec.pvalue, rel=1e-12)
+    assert doc["basel_zone"] == want.basel_zone
+    # A parametric or Monte Carlo method has no rolling backtest here: one line, exit 2.
+    code, _, err = run(capsys, "risk", "var", "--universe", universe, "--backtest", "--method", "normal")
+    assert code == 2 and "gjr_filtered, filtered or historical" in one_line(err)

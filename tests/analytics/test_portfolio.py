@@ -26,18 +26,20 @@ from skfolio.optimization import (
 from skfolio.preprocessing import prices_to_returns
 
 import analytics._portfolio as portfolio_mod
-from analytics._portfolio import (
+from analytics._covariance import (
     DEFAULT_HALF_LIVES,
+    CovarianceEstimate,
+    regime_covariance,
+    risk_contributions,
+)
+from analytics._portfolio import (
     DEFAULT_REGIME_CAPS,
     PORTFOLIO_METHODS,
-    CovarianceEstimate,
     RegimeCaps,
     caps_for,
     drift_weights,
     portfolio_weights,
     rebalance_due,
-    regime_covariance,
-    risk_contributions,
 )
 from analytics.errors import InsufficientDataError, RegimeDeskError
 

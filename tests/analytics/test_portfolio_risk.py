@@ -14,13 +14,12 @@ from scipy.stats import t as student_t
 from skfolio.datasets import load_factors_dataset, load_sp500_dataset
 from skfolio.preprocessing import prices_to_returns
 
-from analytics._portfolio_risk import (
+from analytics._portfolio_risk import PORTFOLIO_VAR_METHODS, portfolio_var
+from analytics._stress import (
     HISTORICAL_SCENARIOS,
-    PORTFOLIO_VAR_METHODS,
     StressScenario,
     historical_stress,
     hypothetical_shock,
-    portfolio_var,
 )
 from analytics._var import gjr_filtered_portfolio_var_es, historical_var_es
 from analytics.errors import InsufficientDataError
