@@ -392,7 +392,9 @@ class RiskConfig(_Model):
     var_limit: float = Field(default=0.05, ge=0, le=1)
     es_limit: float = Field(default=0.07, ge=0, le=1)
     var_level: float = Field(default=0.99, gt=0.5, lt=1)
-    var_method: Literal["historical", "filtered", "gjr_filtered"] = "gjr_filtered"
+    # historical, filtered, gjr_filtered (the default), or the parametric normal / student_t and a
+    # seeded monte_carlo on the held assets' returns (analytics.portfolio_var).
+    var_method: Literal["historical", "filtered", "gjr_filtered", "normal", "student_t", "monte_carlo"] = "gjr_filtered"
     daily_loss_reduce: float = Field(default=0.03, ge=0, le=1)
     daily_loss_halt: float = Field(default=0.05, ge=0, le=1)
     max_drawdown_halt: float = Field(default=0.20, ge=0, le=1)
@@ -882,6 +884,7 @@ var_limit = 0.05                # 1-day portfolio VaR after the trade
 es_limit = 0.07                 # 1-day expected shortfall after the trade
 var_level = 0.99
 var_method = "gjr_filtered"     # gjr_filtered (GJR-GARCH-t filtered historical) | filtered (GARCH) | historical
+                                # | normal | student_t | monte_carlo (seeded, on the held assets' returns)
 daily_loss_reduce = 0.03        # circuit breaker: REDUCING
 daily_loss_halt = 0.05          # circuit breaker: HALTED
 max_drawdown_halt = 0.20        # circuit breaker: HALTED

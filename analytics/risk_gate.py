@@ -487,6 +487,10 @@ def _check_inputs(o: ProposedOrder) -> None:
         raise _Reject("invalid_input:confidence")
 
 
+#: Monte Carlo VaR in the gate: scenarios per check, drawn with a fixed seed so a verdict repeats.
+_GATE_MC_SIMS = 20_000
+
+
 def _portfolio_var_es(book: _Book, sym: str, new_pos: float, market: MarketSnapshot, limits: RiskLimits) -> tuple[float, float]:
     from analytics._var import (
         filtered_historical_var_es,
@@ -520,6 +524,11 @@ def _portfolio_var_es(book: _Book, sym: str, new_pos: float, market: MarketSnaps
         res = filtered_historical_var_es(port, limits.var_level)
     elif limits.var_method == "historical":
         res = historical_var_es(port, limits.var_level)
+    elif limits.var_method in ("normal", "student_t", "monte_carlo"):  # on the assets, not the sum
+        from analytics._portfolio_risk import portfolio_var
+
+        res = portfolio_var(np.column_stack(series), np.asarray(weights), limits.var_level, limits.var_method,
+                            n_sims=_GATE_MC_SIMS, seed=0)
     else:
         raise _Reject("invalid_input:var_method")
     return float(res.var), float(res.es)

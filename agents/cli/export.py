@@ -235,7 +235,7 @@ def _portfolio_export(args: argparse.Namespace, ctx, universe, methods: list[str
 
 
 def _portfolio_csv(args: argparse.Namespace, ctx) -> int:
-    from agents.services.portfolio_export import PORTFOLIO_CSV_NAME, write_portfolio_csv
+    from integrations import PORTFOLIO_CSV_NAME, write_portfolio_csv
 
     to_stdout = args.out in (None, "-")
     if to_stdout and args.json:
@@ -262,13 +262,13 @@ def _portfolio_csv(args: argparse.Namespace, ctx) -> int:
 
 
 def _portfolio_quantconnect(args: argparse.Namespace, ctx) -> int:
-    from agents.services.portfolio_export import (
+    from integrations import (
         PORTFOLIO_CSV_NAME,
         PORTFOLIO_PARSER_NAME,
+        lean_data_location,
         portfolio_tickers,
         write_portfolio_lean_project,
     )
-    from integrations import lean_data_location
 
     tickers = _tickers(args.ticker)
     if not (args.cash > 0 and args.cash < float("inf")):

@@ -98,6 +98,8 @@ def _live(args: argparse.Namespace, ctx) -> int:
     if args.portfolio is not None:
         settings = settings.model_copy(update={"portfolio": settings.portfolio.model_copy(
             update={"method": args.portfolio})})
+    if settings.portfolio.method != "none" and len(set(args.symbols)) < 2:
+        raise ValueError(f"a portfolio ({settings.portfolio.method}) needs at least 2 symbols")
     spec = LiveSpec(symbols=tuple(args.symbols), feed=args.feed, broker=args.broker, timeframe=args.timeframe,
                     approve=args.approve, source=args.source, start=args.start, end=args.end, speed=args.speed,
                     llm=args.llm or settings.llm.backend, session=args.session)

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["print_json", "print_table", "print_fields", "ProgressBar", "COLOR_VARIABLE", "use_rich"]
+__all__ = ["print_json", "print_table", "print_fields", "ProgressBar", "COLOR_VARIABLE", "use_rich", "print_var_backtest"]
 
 #: ``always``, ``never`` or ``auto`` (the default: rich on a terminal only).
 COLOR_VARIABLE = "REGIMEDESK_COLOR"
@@ -141,3 +141,16 @@ def print_table(headers: list[str], rows: Iterable[Iterable[Any]], stream=None) 
     stream.write("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip() + "\n")
     for r in body:
         stream.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
+
+
+def print_var_backtest(d: dict) -> None:
+    """The VaR backtest's tests and zone, as ``risk var --backtest`` prints them."""
+    k, c = d["kupiec"], d["christoffersen"]
+    print(f"{d['symbol']} {d['method']} VaR {d['level']:.0%}, window {d['window']} days: "
+          f"{d['n']} forecasts, {d['n_exceptions']} exceedances (expected {d['expected']:.1f})")
+    print_table(["test", "statistic", "p-value"], [
+        ("Kupiec POF", f"{k['lr']:.3f}", f"{k['pvalue']:.3f}"),
+        ("Christoffersen independence", f"{c['lr_ind']:.3f}", f"{c['pvalue_ind']:.3f}"),
+        ("Christoffersen conditional coverage", f"{c['lr_cc']:.3f}", f"{c['pvalue_cc']:.3f}"),
+    ])
+    print(f"Basel traffic light (last 250 days): {d['basel_zone']} ({d['basel_exceptions']} exceptions)")

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from agents.cli.options import date_option
-from agents.cli.output import ProgressBar, print_json, print_table
+from agents.cli.output import ProgressBar, print_json, print_table, print_var_backtest
 
 __all__ = ["PORTFOLIO_HELP", "backtest_universe", "universe_var_command", "stress_command"]
 
@@ -182,7 +182,6 @@ def stress_command(args: argparse.Namespace, ctx) -> int:
 
 
 def _universe_var_backtest(args: argparse.Namespace, ctx, level: float) -> int:
-    from agents.cli.risk import print_var_backtest
     from agents.services.portfolio_risk import load_book, universe_var_backtest
 
     method = args.method or ctx.settings.risk.var_method

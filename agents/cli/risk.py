@@ -7,7 +7,7 @@ import sys
 
 from agents.cli.helptext import examples
 from agents.cli.options import bar_store
-from agents.cli.output import print_fields, print_json, print_table
+from agents.cli.output import print_fields, print_json, print_table, print_var_backtest
 
 # Services are imported when a command runs, not at start-up.
 
@@ -333,6 +333,9 @@ def _var(args: argparse.Namespace, ctx) -> int:
     if args.window < 100:
         raise ValueError("--window must be >= 100")
     method = args.method or ctx.settings.risk.var_method
+    if method not in ("gjr_filtered", "filtered", "historical"):
+        raise ValueError(f"risk.var_method {method} has no rolling backtest: give --method gjr_filtered, filtered "
+                         "or historical")
     store, symbol = bar_store(args, ctx)
     sys.stderr.write(f"backtesting {method} VaR {level:.0%} on {symbol} (daily returns)...\n")
     _, res = symbol_var_backtest(store, symbol, level=level, method=method, window=args.window)
@@ -348,19 +351,6 @@ def _stress(args: argparse.Namespace, ctx) -> int:
     from agents.cli.portfolio import stress_command
 
     return stress_command(args, ctx)
-
-
-def print_var_backtest(d: dict) -> None:
-    """The VaR backtest's tests and zone, as ``risk var --backtest`` prints them."""
-    k, c = d["kupiec"], d["christoffersen"]
-    print(f"{d['symbol']} {d['method']} VaR {d['level']:.0%}, window {d['window']} days: "
-          f"{d['n']} forecasts, {d['n_exceptions']} exceedances (expected {d['expected']:.1f})")
-    print_table(["test", "statistic", "p-value"], [
-        ("Kupiec POF", f"{k['lr']:.3f}", f"{k['pvalue']:.3f}"),
-        ("Christoffersen independence", f"{c['lr_ind']:.3f}", f"{c['pvalue_ind']:.3f}"),
-        ("Christoffersen conditional coverage", f"{c['lr_cc']:.3f}", f"{c['pvalue_cc']:.3f}"),
-    ])
-    print(f"Basel traffic light (last 250 days): {d['basel_zone']} ({d['basel_exceptions']} exceptions)")
 
 
 def _with_broker(ctx, name: str):

@@ -85,6 +85,8 @@ class RunRequest:
             raise ValueError(f"broker must be none, paper or alpaca, not {self.broker!r}")
         if self.portfolio not in ("none", "erc", "mv", "hrp", "invvol"):
             raise ValueError(f"portfolio must be none, erc, mv, hrp or invvol, not {self.portfolio!r}")
+        if self.portfolio != "none" and len(self.symbols) < 2:
+            raise ValueError(f"a portfolio ({self.portfolio}) needs at least 2 symbols, got {', '.join(self.symbols)}")
         start_stamp(self.start, self.as_of)
 
     def to_dict(self) -> dict[str, Any]:

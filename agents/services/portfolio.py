@@ -231,16 +231,19 @@ def portfolio_backtest(
                      "long-only method beats the index; compare the methods with 1/N, not with the index")
     cfg = backtest_config(settings, cost_bps)
     regime_sym = store.market.source.canonical_symbol(universe.regime_symbol)
+    first = cfg.min_history
+    if start is not None:
+        first = max(first, int(np.searchsorted(prices.index, pd.Timestamp(start, tz="UTC"))))
+    if first >= len(prices) - 2:  # said before the regime walk-forward, not after it
+        last = prices.index[-1].date()
+        if start is not None and pd.Timestamp(start).date() > last:
+            raise InsufficientDataError(f"--start {start} is after the last common bar of the universe ({last})")
+        raise InsufficientDataError(f"{len(prices)} common bars to {last}: nothing to evaluate after the first "
+                                    f"{cfg.min_history} bars of history (portfolio.min_history) and --start")
     if progress:
         progress(f"regimes of {regime_sym} (walk-forward)", 0, 1)
     analysis = analyse_regimes(store, regime_sym, AGENT_METHOD, fit_cache=app.fit_cache())
     families = consensus_path(analysis, prices.index)
-    first = cfg.min_history
-    if start is not None:
-        first = max(first, int(np.searchsorted(prices.index, pd.Timestamp(start, tz="UTC"))))
-    if first >= len(prices) - 2:
-        raise InsufficientDataError(f"{len(prices)} common bars; nothing to evaluate after the first "
-                                    f"{cfg.min_history} (and --start)")
     window = prices.index[first:]
     results: dict[str, Any] = {}
     equity: dict[str, pd.Series] = {}

@@ -139,3 +139,15 @@ def test_without_a_portfolio_method_the_decisions_orders_are_gated_as_before(run
     assert not run.portfolio.active and run.portfolio.orders is None
     gated = {v.order.client_order_id for vs in run.risk_gate.symbols.values() for v in vs}
     assert gated == {o.client_order_id for o in run.decision.proposed_orders}
+
+
+def test_a_portfolio_needs_two_symbols(capsys):
+    from agents.cli import main
+    from agents.services.context import RunRequest
+
+    with pytest.raises(ValueError, match="at least 2 symbols"):
+        RunRequest(("SP500",), portfolio="erc")
+    assert RunRequest(("SP500",)).portfolio == "none"
+    assert main(["run", "SP500", "--portfolio", "hrp"]) == 2  # refused before any agent runs
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["regimedesk: error: a portfolio (hrp) needs at least 2 symbols, got SP500"]

@@ -141,6 +141,12 @@ def test_universe_errors_are_one_line_before_any_work(capsys, tmp_path):
     code = main(["backtest", "SP500", "--universe", "factors"])
     _, err = capsys.readouterr()
     assert code == 2 and "not both" in _one_line(err)
+    # A start after the data is said before the regime walk-forward (which would take ~30 s).
+    code = main(["backtest", "--universe", "factors", "--start", "2030-01-01"])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == "" and "regimes of" not in err  # no walk-forward started
+    assert err.splitlines()[-1] == ("regimedesk: error: --start 2030-01-01 is after the last common bar of the "
+                                    "universe (2022-12-28)")
 
 
 def test_backtest_of_a_file_universe_as_json(capsys, tmp_path, monkeypatch):

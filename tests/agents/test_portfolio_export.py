@@ -19,9 +19,9 @@ import pytest
 from agents.cli import main
 from agents.config import Secrets, load_settings
 from agents.services.portfolio import portfolio_backtest, resolve_universe
-from agents.services.portfolio_export import (
+from agents.services.portfolio_export import portfolio_rows
+from integrations import (
     PORTFOLIO_COLUMNS,
-    portfolio_rows,
     portfolio_tickers,
     read_portfolio_csv,
     write_portfolio_csv,

@@ -140,8 +140,10 @@ record = st.builds(SymbolRecord, symbol, st.none() | per_timeframe(timeframe_dat
                    st.none() | tuples(sent_order))
 request = st.builds(RunRequest, st.lists(symbol, min_size=1, max_size=3, unique=True).map(tuple), text, opt_text,
                     st.sampled_from(("template", "openai")), st.sampled_from(("none", "paper", "alpaca")),
-                    st.booleans(), opt_text, st.booleans(), opt_text,
-                    portfolio=st.sampled_from(("none", "erc", "mv", "hrp", "invvol")))
+                    st.booleans(), opt_text, st.booleans(), opt_text)
+# A portfolio method needs two symbols or more.
+request = request | st.builds(RunRequest, st.lists(symbol, min_size=2, max_size=3, unique=True).map(tuple), text,
+                              portfolio=st.sampled_from(("erc", "mv", "hrp", "invvol")))
 run_report = st.builds(RunReport, opt_text, opt_text, request, tuples(st.sampled_from(ALL_AGENTS)),
                        per_symbol(record, max_size=2), tuples(agent_error), st.none() | pdf)
 

@@ -267,3 +267,18 @@ def test_a_scale_table_never_loosens_a_verdict(case):
         assert with_.reasons[-1] in ("regime_var_limit", "regime_es_limit")
         held = {s for s, q in pf.positions.items() if q} | {order.symbol}
         assert min((scales[mk.regime[s]] for s in held if mk.regime.get(s) in scales), default=1.0) < 1.0
+
+
+@pytest.mark.parametrize("method", ["normal", "student_t", "monte_carlo"])
+def test_the_gate_checks_parametric_and_monte_carlo_portfolio_var(method):
+    # The gate's VaR of the post-trade book is analytics.portfolio_var on the held assets' returns
+    # (weights as fractions of equity): just below it rejects, just above it approves.
+    from analytics import portfolio_var
+
+    pf = Portfolio(cash=100_000.0 - 200 * PRICES["CCC"], positions={"CCC": 200.0})
+    order = buy(300.0)  # AAA weight 0.3 next to CCC 0.04
+    ref = portfolio_var(np.column_stack([_CCC, _AAA]), np.array([0.04, 0.3]), 0.99, method, n_sims=20_000, seed=0)
+    lim = replace(OPEN, var_method=method)
+    assert one(order, {}, replace(lim, var_limit=ref.var * 0.999), pf).reasons == ("var_limit",)
+    assert one(order, {}, replace(lim, var_limit=ref.var * 1.001), pf).action == "approve"
+    assert one(order, {}, replace(lim, es_limit=ref.es * 1.001), pf).action == "approve"
