@@ -37,6 +37,7 @@ __all__ = [
     "ReportRenderError",
     "PARAGRAPH_STYLES",
     "CHART_KINDS",
+    "PORTFOLIO_CHART_KINDS",
     "write_atomic",
     "render_target",
     "REPORT_FORMATS",
@@ -57,6 +58,15 @@ CHART_KINDS: tuple[str, ...] = (
     "monthly_returns_heatmap",
     "rolling_performance_chart",
     "exposure_chart",
+)
+
+#: Charts of the portfolio report a :class:`Chart` may also name: functions of
+#: :mod:`integrations._portfolio_charts` (PNG) with a same-named twin in
+#: :mod:`integrations._interactive_portfolio` (Plotly).
+PORTFOLIO_CHART_KINDS: tuple[str, ...] = (
+    "weights_area_chart",
+    "risk_contribution_chart",
+    "drawdown_comparison_chart",
 )
 
 #: Report file formats and the file-name suffixes that choose each (the first is the default).
@@ -191,7 +201,8 @@ class Chart:
     kind : str
         One of :data:`CHART_KINDS`: the name of the function of :mod:`integrations._charts`
         that draws it as a PNG, and of its twin in :mod:`integrations._interactive` that
-        describes it as a Plotly figure.
+        describes it as a Plotly figure; or one of :data:`PORTFOLIO_CHART_KINDS`, drawn by
+        :mod:`integrations._portfolio_charts` and :mod:`integrations._interactive_portfolio`.
     args : tuple
         Positional arguments of that function (dates, values, ...).
     kwargs : mapping
@@ -208,22 +219,24 @@ class Chart:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in CHART_KINDS:
-            raise ValueError(f"Chart.kind must be one of {CHART_KINDS}, got {self.kind!r}")
+        if self.kind not in CHART_KINDS + PORTFOLIO_CHART_KINDS:
+            raise ValueError(f"Chart.kind must be one of {CHART_KINDS + PORTFOLIO_CHART_KINDS}, got {self.kind!r}")
         object.__setattr__(self, "args", tuple(self.args))
         object.__setattr__(self, "kwargs", dict(self.kwargs))
 
     def png(self) -> bytes:
-        """The chart as PNG bytes (:mod:`integrations._charts`)."""
-        from integrations import _charts
+        """The chart as PNG bytes (:mod:`integrations._charts` or :mod:`integrations._portfolio_charts`)."""
+        from integrations import _charts, _portfolio_charts
 
-        return getattr(_charts, self.kind)(*self.args, **self.kwargs)
+        module = _portfolio_charts if self.kind in PORTFOLIO_CHART_KINDS else _charts
+        return getattr(module, self.kind)(*self.args, **self.kwargs)
 
     def plotly(self) -> dict[str, Any]:
         """The chart as a Plotly figure (``{"data": [...], "layout": {...}}``, plain JSON values)."""
-        from integrations import _interactive
+        from integrations import _interactive, _interactive_portfolio
 
-        return getattr(_interactive, self.kind)(*self.args, **self.kwargs)
+        module = _interactive_portfolio if self.kind in PORTFOLIO_CHART_KINDS else _interactive
+        return getattr(module, self.kind)(*self.args, **self.kwargs)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Portfolio report charts as PNG bytes: held weights, risk contributions, drawdowns compared.
 
 The same look as :mod:`integrations._charts` (7 inches wide at 150 dpi, object-oriented
-matplotlib, no ``pyplot``), whose shared helpers these functions use. They have no Plotly
-twin: the HTML report embeds them as images.
+matplotlib, no ``pyplot``), whose shared helpers these functions use. Their Plotly twins, for
+the HTML report, are in :mod:`integrations._interactive_portfolio`.
 
 Inputs are validated at the boundary: empty input, or series whose length differs from
 ``dates`` (or from ``symbols``), raise ``ValueError`` naming the argument.

@@ -29,18 +29,16 @@ from agents.services.portfolio import METHOD_LABELS, portfolio_backtest, resolve
 from agents.services.portfolio_risk import WEIGHTS_FAMILY, load_book, universe_stress, universe_var
 from analytics import HISTORICAL_SCENARIOS, PORTFOLIO_METHODS
 from integrations import (
+    Chart,
     Figure,
     Paragraph,
     RenderedReport,
     ReportDocument,
     Section,
     Table,
-    drawdown_comparison_chart,
     render_html,
     render_pdf,
     report_format,
-    risk_contribution_chart,
-    weights_area_chart,
 )
 
 __all__ = [
@@ -123,6 +121,11 @@ def _label(col: str) -> str:
     return METHOD_LABELS.get(col, col)
 
 
+def _chart(kind: str, *args: Any, **kwargs: Any) -> Chart:
+    """A chart the PDF draws as a PNG and the HTML page as an interactive Plotly chart."""
+    return Chart(kind, args, kwargs)
+
+
 # ---------------------------------------------------------------- sections
 
 
@@ -158,8 +161,8 @@ def _summary(bt: Mapping[str, Any], method: str) -> Section:
 def _weights(bt: Mapping[str, Any], method: str) -> Section:
     held: pd.DataFrame = bt["weights"][method]
     weekly = held.resample("W-FRI").last().dropna(how="all")
-    chart = weights_area_chart(weekly.index, {c: weekly[c].to_numpy(float) for c in weekly.columns},
-                               title=f"{_label(method)}: weights held (weekly)")
+    chart = _chart("weights_area_chart", weekly.index, {c: weekly[c].to_numpy(float) for c in weekly.columns},
+                   title=f"{_label(method)}: weights held (weekly)")
     gross = held.sum(axis=1)
     return Section(PORTFOLIO_REPORT_SECTIONS[1], (
         Figure(chart, caption="Weight of each asset held at the end of each week, stacked; the top line is the "
@@ -172,9 +175,9 @@ def _weights(bt: Mapping[str, Any], method: str) -> Section:
 def _risk(var_doc: Mapping[str, Any], level: float) -> Section:
     res = var_doc["results"][PORTFOLIO_VAR_METHOD]
     assets = res["assets"]
-    chart = risk_contribution_chart([a["symbol"] for a in assets], [a["weight"] for a in assets],
-                                    [a["component_var"] for a in assets], total=res["var"],
-                                    title=f"Component VaR {level:.0%}, one day, as of {var_doc['as_of']}")
+    chart = _chart("risk_contribution_chart", [a["symbol"] for a in assets], [a["weight"] for a in assets],
+                   [a["component_var"] for a in assets], total=res["var"],
+                   title=f"Component VaR {level:.0%}, one day, as of {var_doc['as_of']}")
     rows = [(a["symbol"], _pct(a["weight"]), _pct(a["component_var"], 3), _pct(a["marginal_var"], 3),
              _pct(a["share"], 1), _pct(a["component_es"], 3)) for a in assets]
     rows.append(("Total", _pct(sum(a["weight"] for a in assets)), _pct(res["var"], 3), "",
@@ -217,8 +220,8 @@ def _stress(stress: Mapping[str, Any]) -> Section:
 def _drawdowns(bt: Mapping[str, Any], method: str) -> Section:
     cols = [c for c in (method, "equal", "index") if c in bt["equity"]]
     eq = pd.DataFrame({_label(c): bt["equity"][c] for c in cols})
-    chart = drawdown_comparison_chart(eq.index, {c: eq[c].to_numpy(float) for c in eq.columns},
-                                      title=f"Drawdown: {', '.join(eq.columns)}")
+    chart = _chart("drawdown_comparison_chart", eq.index, {c: eq[c].to_numpy(float) for c in eq.columns},
+                   title=f"Drawdown: {', '.join(eq.columns)}")
     worst = ", ".join(f"{_label(c)} {format_metric(bt['results'][c]['metrics'].get('max_drawdown'), 'pct')}"
                       for c in cols)
     return Section(PORTFOLIO_REPORT_SECTIONS[4], (

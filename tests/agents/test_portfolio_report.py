@@ -8,7 +8,6 @@ by hand from the builtin closes, and the weights follow from the caps.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import io
 import json
@@ -26,7 +25,14 @@ from agents.services.context import AppContext
 from agents.services.format import format_metric
 from agents.services.portfolio import portfolio_backtest, resolve_universe
 from agents.services.portfolio_report import PORTFOLIO_REPORT_SECTIONS
-from integrations import drawdown_comparison_chart, risk_contribution_chart, weights_area_chart
+from integrations import (
+    Chart,
+    _interactive_portfolio,
+    drawdown_comparison_chart,
+    risk_contribution_chart,
+    weights_area_chart,
+)
+from integrations import _portfolio_charts as png_charts
 
 CONFIG = """[portfolio]
 regime_symbol = "SP500X"
@@ -112,13 +118,33 @@ def test_the_stress_pnl_is_the_hand_computed_buy_and_hold(reports):
     assert f"COVID-19 crash {base.date()} to {end.date()} {pnl:+.2%}" in text
 
 
-def test_the_html_page_embeds_the_same_sections_and_charts(reports):
+def _html_charts(html: str) -> list[dict]:
+    ids = re.findall(r'<div class="chart" id="(chart-\d+)"></div>', html)
+    return [json.loads(re.search(rf'<script type="application/json" id="{i}-data">(.*?)</script>', html).group(1))
+            for i in ids]
+
+
+def test_the_html_page_embeds_the_same_sections_and_three_plotly_charts(reports):
     html = reports.html.read_text(encoding="utf-8")
     for title in PORTFOLIO_REPORT_SECTIONS:
         assert title.replace("'", "&#x27;") in html or title in html, title
-    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == 3
-    assert all(base64.b64decode(data).startswith(PNG) for data in images)
+    assert "<img" not in html and "Plotly.newPlot" in html
+    weights, risk, drawdown = _html_charts(html)
+    # the weights: one stacked band per asset and the gross line, which is the sum of the bands
+    bands = [t for t in weights["data"] if t.get("stackgroup")]
+    assert [t["name"] for t in bands] == ["KO", "JNJ", "XOM"] and weights["data"][-1]["name"] == "gross"
+    total = np.sum([t["y"] for t in bands], axis=0)
+    np.testing.assert_allclose(weights["data"][-1]["y"], total, rtol=1e-5)
+    # the risk: ERC holds 25 % of each asset, so each is a third of the gross weight
+    share, var_share = risk["data"]
+    assert share["x"] == pytest.approx([100 / 3] * 3, rel=1e-5) and sorted(share["y"]) == ["JNJ", "KO", "XOM"]
+    assert sum(var_share["x"]) == pytest.approx(100.0, abs=1e-3)
+    assert risk["layout"]["barmode"] == "group"
+    # the drawdowns: ERC first, and its deepest point is the service's maximum drawdown
+    assert drawdown["data"][0]["name"] == "ERC" and drawdown["data"][0]["fill"] == "tozeroy"
+    erc = [v for v in drawdown["data"][0]["y"] if v is not None]
+    mdd = reports.service["results"]["erc"]["metrics"]["max_drawdown"]
+    assert min(erc) / 100 == pytest.approx(-abs(mdd), rel=1e-5) and max(erc) == 0.0
 
 
 @pytest.mark.parametrize(("argv", "needle"), [
@@ -152,3 +178,79 @@ def test_the_portfolio_charts_are_pngs_and_check_their_inputs():
         risk_contribution_chart(["A", "B"], [0.5, 0.5], [0.01])
     with pytest.raises(ValueError, match="symbols is empty"):
         risk_contribution_chart([], [], [])
+
+
+# ----------------------------------------------------------------------------- the interactive twins
+
+_DATES = pd.date_range("2020-01-03", periods=4, freq="W-FRI")
+TWIN_BAD_INPUTS = [
+    ("weights_area_chart", (_DATES, {"A": [0.1, 0.2, 0.3]}), {}),
+    ("weights_area_chart", (_DATES, {}), {}),
+    ("weights_area_chart", (_DATES[::-1], {"A": [0.1] * 4}), {}),
+    ("weights_area_chart", (pd.DatetimeIndex([]), {"A": []}), {}),
+    ("risk_contribution_chart", ([], [], []), {}),
+    ("risk_contribution_chart", (["A", "B"], [0.5], [0.1, 0.1]), {}),
+    ("risk_contribution_chart", (["A", "B"], [0.5, 0.5], [0.1]), {}),
+    ("drawdown_comparison_chart", (_DATES, {"x": [1.0, 2.0]}), {}),
+    ("drawdown_comparison_chart", (_DATES, []), {}),
+]
+
+
+@pytest.mark.parametrize("case", TWIN_BAD_INPUTS, ids=[f"{c[0]}-{i}" for i, c in enumerate(TWIN_BAD_INPUTS)])
+def test_the_twins_validate_like_the_png_charts(case):
+    kind, args, kwargs = case
+    with pytest.raises(ValueError) as png_error:
+        getattr(png_charts, kind)(*args, **kwargs)
+    with pytest.raises(ValueError) as html_error:
+        getattr(_interactive_portfolio, kind)(*args, **kwargs)
+    assert str(html_error.value) == str(png_error.value)
+
+
+def test_the_twins_have_the_png_signatures_and_charts_dispatch_to_them():
+    import inspect
+
+    assert _interactive_portfolio.__all__ == png_charts.__all__
+    for kind in png_charts.__all__:
+        png_params = inspect.signature(getattr(png_charts, kind)).parameters.values()
+        html_params = inspect.signature(getattr(_interactive_portfolio, kind)).parameters.values()
+        assert [(p.name, p.kind, p.default) for p in html_params] == \
+            [(p.name, p.kind, p.default) for p in png_params], kind
+    chart = Chart("drawdown_comparison_chart", (_DATES, {"x": [1.0, 2.0, 1.5, 3.0]}), {"title": "t"})
+    assert chart.plotly() == _interactive_portfolio.drawdown_comparison_chart(*chart.args, **chart.kwargs)
+    assert chart.png().startswith(PNG)
+    with pytest.raises(ValueError, match="Chart.kind must be one of"):
+        Chart("no_such_chart")
+
+
+def test_weights_area_twin_stacks_percent_with_the_gross_line():
+    spec = _interactive_portfolio.weights_area_chart(
+        _DATES, {"A": [0.1, 0.2, np.nan, -0.1], "B": [0.3, 0.3, 0.3, 0.5]}, title="w")
+    a, b, gross = spec["data"]
+    assert a["y"] == [10.0, 20.0, 0.0, 0.0]  # NaN as 0, negative drawn as 0
+    assert b["y"] == [30.0, 30.0, 30.0, 50.0] and a["stackgroup"] == b["stackgroup"]
+    assert gross["name"] == "gross" and gross["y"] == [40.0, 50.0, 30.0, 50.0] and "stackgroup" not in gross
+    assert a["x"] == ["2020-01-03", "2020-01-10", "2020-01-17", "2020-01-24"]
+    assert spec["layout"]["yaxis"]["range"] == pytest.approx([0, 104.0])
+    assert spec["layout"]["title"]["text"] == "w"
+    json.dumps(spec, allow_nan=False)
+
+
+def test_risk_contribution_twin_shares_largest_on_top_and_hedges_red():
+    spec = _interactive_portfolio.risk_contribution_chart(["A", "B", "C"], [0.5, -0.25, 0.25],
+                                                          [0.01, -0.002, 0.004], total=0.012)
+    weight, risk = spec["data"]
+    assert weight["y"] == risk["y"] == ["B", "C", "A"]  # Plotly draws the first category at the bottom
+    assert weight["x"] == [25.0, 25.0, 50.0]  # |w| / sum |w|
+    assert risk["x"] == [-16.6667, 33.3333, 83.3333]  # c / sum c, sum c = 0.012
+    assert risk["marker"]["color"][0] != risk["marker"]["color"][1] == risk["marker"]["color"][2]
+    assert risk["name"] == "share of risk (total 1.20% of equity)"
+    assert weight["orientation"] == risk["orientation"] == "h" and spec["layout"]["barmode"] == "group"
+
+
+def test_drawdown_twin_lines_from_the_running_peak():
+    spec = _interactive_portfolio.drawdown_comparison_chart(
+        _DATES, {"x": [1.0, 2.0, 1.5, 3.0], "y": [2.0, 1.0, np.nan, 4.0]})
+    x, y = spec["data"]
+    assert x["y"] == [0.0, 0.0, -25.0, 0.0] and x["fill"] == "tozeroy" and "fill" not in y
+    assert y["y"] == [0.0, -50.0, None, 0.0]  # NaN is a gap
+    assert spec["layout"]["yaxis"]["range"] == pytest.approx([-50 * 1.05 - 1, 1])
