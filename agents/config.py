@@ -860,6 +860,35 @@ cost_bps = 5.0
 slippage_bps = 0.0
 max_weight = 1.0
 
+[portfolio]
+# The portfolio agent (run/live --portfolio): erc | mv | hrp | invvol, or none (each symbol keeps
+# its own decision). Also the default of backtest/report/export --universe (erc when none).
+method = "none"
+# The symbol whose regime drives a configured or file universe (builtin ones use SP500X).
+# regime_symbol = "SP500X"
+cov_window = 504                # returns fed to the EWMA covariance
+min_history = 252               # common returns needed before the first decision
+review_every = 21               # bars between scheduled re-estimates of the target
+band = 0.02                     # largest drift of one weight before a trade
+cost_bps = 5.0                  # per unit of traded weight (backtest; mv's turnover penalty)
+risk_aversion = 5.0             # mv: on the variance over one review period
+
+[portfolio.half_lives]
+# EWMA half-life in bars per consensus regime family.
+risk_on = 126.0
+risk_off = 21.0
+unavailable = 42.0
+
+[portfolio.caps]
+# Gross and per-asset caps per consensus regime family.
+risk_on = { gross = 1.0, per_asset = 0.25 }
+risk_off = { gross = 0.6, per_asset = 0.15 }
+unavailable = { gross = 0.6, per_asset = 0.15 }
+
+[portfolio.universes]
+# Your own universes: name = [symbols]; use them with --universe NAME.
+# tech = ["AAPL", "MSFT", "AMD"]
+
 [risk]
 # The hard risk gate. Weights, exposures, losses and VaR are fractions of equity. Numbers must
 # be finite (inf / nan are refused). 0, and only 0, switches off max_staleness_bars, collar_pct,
