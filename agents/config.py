@@ -44,6 +44,7 @@ __all__ = [
     "DecisionConfig",
     "PortfolioConfig",
     "PortfolioCapsConfig",
+    "ComputeConfig",
     "PORTFOLIO_CHOICES",
     "RiskConfig",
     "RISK_OFF_AT_ZERO",
@@ -581,6 +582,15 @@ class LiveConfig(_Model):
     lookback_bars: int = Field(default=30, ge=2, le=10000)
 
 
+class ComputeConfig(_Model):
+    """Where per-symbol work runs (``regimedesk scan``)."""
+
+    # Address of a running Dask scheduler (tcp://HOST:PORT); None: start a local cluster.
+    scheduler: str | None = Field(default=None, pattern=r"^(tcp|tls|inproc|ws|wss)://.+")
+    # Worker processes of the local cluster; 0: one per core; 1: in this process, without Dask.
+    workers: int = Field(default=0, ge=0, le=512)
+
+
 class Settings(_Model):
     """Everything RegimeDesk reads from ``regimedesk.toml``.
 
@@ -596,6 +606,7 @@ class Settings(_Model):
     engine: EngineConfig = EngineConfig()
     decision: DecisionConfig = DecisionConfig()
     portfolio: PortfolioConfig = PortfolioConfig()
+    compute: ComputeConfig = ComputeConfig()
     risk: RiskConfig = RiskConfig()
     broker: BrokerConfig = BrokerConfig()
     report: ReportConfig = ReportConfig()
@@ -888,6 +899,12 @@ unavailable = { gross = 0.6, per_asset = 0.15 }
 [portfolio.universes]
 # Your own universes: name = [symbols]; use them with --universe NAME.
 # tech = ["AAPL", "MSFT", "AMD"]
+
+[compute]
+# regimedesk scan: worker processes of the local Dask cluster (0: one per core; 1: this process,
+# without Dask), or the address of a running Dask scheduler instead.
+workers = 0
+# scheduler = "tcp://127.0.0.1:8786"
 
 [risk]
 # The hard risk gate. Weights, exposures, losses and VaR are fractions of equity. Numbers must

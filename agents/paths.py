@@ -41,6 +41,11 @@ class HomePaths:
         return self.root / "schedule_state.sqlite"
 
     @property
+    def scan_state(self) -> Path:
+        """``regimedesk scan``: the last scan record of each symbol per source (what changed since)."""
+        return self.root / "scan_state.sqlite"
+
+    @property
     def checkpoints(self) -> Path:
         """LangGraph's checkpoints of every run thread."""
         return self.root / "checkpoints.sqlite"

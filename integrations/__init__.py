@@ -107,6 +107,7 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         register_secrets,
     )
     from integrations._retry import call_with_retry
+    from integrations._scan_state import ScanStateError, ScanStateStore
     from integrations._sources import (
         CELL_RULES,
         AlpacaSource,
@@ -172,6 +173,8 @@ __all__ = [
     "BarFileIssue",
     "CELL_RULES",
     "BUILTIN_SYMBOLS",
+    "ScanStateError",
+    "ScanStateStore",
     "BUILTIN_UNIVERSES",
     "BuiltinSeries",
     "BarBatch",
@@ -322,6 +325,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     ),
     "integrations._retry": ("call_with_retry",),
     "integrations._builtin": ("BUILTIN_SYMBOLS", "BUILTIN_UNIVERSES", "BuiltinSeries", "BuiltinSource"),
+    "integrations._scan_state": ("ScanStateError", "ScanStateStore"),
     "integrations._sources": (
         "AlpacaSource", "BarSource", "FileSource",
         "PolygonSource", "read_bar_file", "inspect_bar_file", "BarFileInspection", "BarFileIssue",
