@@ -15,9 +15,9 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
-from integrations._charts import _INK, _NAVY, _RED, _dates, _floats
+from integrations._charts import _INK, _NAVY, _RED, _dates
 from integrations._interactive import _axis, _iso, _layout, _line, _values
-from integrations._portfolio_charts import _SERIES_COLOURS, _series
+from integrations._portfolio_charts import _SERIES_COLOURS, _drawdown_pct, _risk_shares, _series
 
 __all__ = ["weights_area_chart", "risk_contribution_chart", "drawdown_comparison_chart"]
 
@@ -90,23 +90,10 @@ def risk_contribution_chart(
     ValueError
         As :func:`integrations.risk_contribution_chart`.
     """
-    names = [str(s) for s in symbols]
+    # Plotly draws the first category lowest, so the largest contribution (last) ends on top.
+    names, c, w_share, c_share, order, label = _risk_shares(symbols, weights, contributions, total)
     k = len(names)
-    if k == 0:
-        raise ValueError("symbols is empty")
-    w = _floats(weights, "weights")
-    c = _floats(contributions, "contributions")
-    for arr, name in ((w, "weights"), (c, "contributions")):
-        if arr.size != k:
-            raise ValueError(f"{name} has {arr.size} values but symbols has {k}")
-    order = np.argsort(np.nan_to_num(c, nan=-np.inf), kind="stable")  # Plotly draws the first category lowest
-    gross = float(np.nansum(np.abs(w)))
-    risk = float(np.nansum(c))
-    w_share = np.abs(w) / gross if gross > 0 else np.full(k, np.nan)
-    c_share = c / risk if risk != 0 else np.full(k, np.nan)
     y = [names[i] for i in order]
-    label = "share of risk" + (f" (total {total * 100:.2f}% of equity)"
-                               if total is not None and np.isfinite(total) else "")
     data = [
         {"type": "bar", "orientation": "h", "x": _values(w_share[order], 100), "y": y,
          "name": "share of gross weight", "marker": {"color": _WEIGHT_BAR},
@@ -146,8 +133,7 @@ def drawdown_comparison_chart(
     data: list[Spec] = []
     low = 0.0
     for k, (label, eq) in enumerate(series.items()):
-        peak = np.fmax.accumulate(np.where(np.isfinite(eq), eq, np.nan))
-        dd = (eq / peak - 1.0) * 100
+        dd = _drawdown_pct(eq)
         colour = _SERIES_COLOURS[k % len(_SERIES_COLOURS)]
         extra: Spec = {"fill": "tozeroy", "fillcolor": _rgba(colour, 0.25)} if k == 0 else {}
         data.append(_line(x, _values(dd), label, colour, 1.4 if k == 0 else 1.1,

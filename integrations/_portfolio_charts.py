@@ -44,6 +44,34 @@ def _series(values: Mapping[str, Any], name: str, n: int) -> dict[str, np.ndarra
     return {str(k): _floats(v, f"{name}[{k!r}]", n) for k, v in values.items()}
 
 
+def _risk_shares(symbols: Sequence[str], weights: Any, contributions: Any, total: float | None):
+    """Validated inputs of the risk-contribution charts (PNG and Plotly): ``(names, contributions,
+    weight shares, risk shares, order with the largest contribution last, the risk legend)``."""
+    names = [str(s) for s in symbols]
+    k = len(names)
+    if k == 0:
+        raise ValueError("symbols is empty")
+    w = _floats(weights, "weights")
+    c = _floats(contributions, "contributions")
+    for arr, name in ((w, "weights"), (c, "contributions")):
+        if arr.size != k:
+            raise ValueError(f"{name} has {arr.size} values but symbols has {k}")
+    order = np.argsort(np.nan_to_num(c, nan=-np.inf), kind="stable")
+    gross = float(np.nansum(np.abs(w)))
+    risk = float(np.nansum(c))
+    w_share = np.abs(w) / gross if gross > 0 else np.full(k, np.nan)
+    c_share = c / risk if risk != 0 else np.full(k, np.nan)
+    label = "share of risk" + (f" (total {total * 100:.2f}% of equity)"
+                               if total is not None and np.isfinite(total) else "")
+    return names, c, w_share, c_share, order, label
+
+
+def _drawdown_pct(equity: np.ndarray) -> np.ndarray:
+    """Fall from the running peak in percent (NaN stays NaN)."""
+    peak = np.fmax.accumulate(np.where(np.isfinite(equity), equity, np.nan))
+    return (equity / peak - 1.0) * 100
+
+
 def weights_area_chart(
     dates: Any,
     weights: Mapping[str, Sequence[float]],
@@ -132,30 +160,16 @@ def risk_contribution_chart(
     ValueError
         If ``symbols`` is empty or a length differs from ``symbols``.
     """
-    names = [str(s) for s in symbols]
+    names, c, w_share, c_share, order, label = _risk_shares(symbols, weights, contributions, total)
     k = len(names)
-    if k == 0:
-        raise ValueError("symbols is empty")
-    w = _floats(weights, "weights")
-    c = _floats(contributions, "contributions")
-    for arr, name in ((w, "weights"), (c, "contributions")):
-        if arr.size != k:
-            raise ValueError(f"{name} has {arr.size} values but symbols has {k}")
-    order = np.argsort(np.nan_to_num(c, nan=-np.inf), kind="stable")  # largest ends on top
     y = np.arange(k, dtype=float)
 
     fig, (ax,) = _new_figure(min(1.2 + 0.32 * k, 8.0))
     ax.grid(True, axis="x")
     ax.grid(False, axis="y")
-    gross = float(np.nansum(np.abs(w)))
-    risk = float(np.nansum(c))
-    w_share = np.abs(w) / gross if gross > 0 else np.full(k, np.nan)
-    c_share = c / risk if risk != 0 else np.full(k, np.nan)
     h = 0.38
     ax.barh(y + h / 2, w_share[order] * 100, height=h, color="#B8C4D6", label="share of gross weight")
     colours = [_RED if v < 0 else _NAVY for v in c[order]]
-    label = "share of risk" + (f" (total {total * 100:.2f}% of equity)"
-                               if total is not None and np.isfinite(total) else "")
     ax.barh(y - h / 2, c_share[order] * 100, height=h, color=colours, label=label)
     ax.axvline(0, color="#9AA3AD", linewidth=0.6)
     ax.set_yticks(y, [names[i] for i in order])
@@ -201,8 +215,7 @@ def drawdown_comparison_chart(
     fig, (ax,) = _new_figure(3.0)
     low = 0.0
     for k, (label, eq) in enumerate(series.items()):
-        peak = np.fmax.accumulate(np.where(np.isfinite(eq), eq, np.nan))
-        dd = (eq / peak - 1.0) * 100
+        dd = _drawdown_pct(eq)
         colour = _SERIES_COLOURS[k % len(_SERIES_COLOURS)]
         if k == 0:
             ax.fill_between(index, dd, 0, color=colour, alpha=0.25, linewidth=0)

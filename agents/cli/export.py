@@ -234,13 +234,19 @@ def _portfolio_export(args: argparse.Namespace, ctx, universe, methods: list[str
                             end=args.end, progress=ProgressBar())
 
 
-def _portfolio_csv(args: argparse.Namespace, ctx) -> int:
-    from integrations import PORTFOLIO_CSV_NAME, write_portfolio_csv
-
+def _csv_target(args: argparse.Namespace, default_name: str):
+    """Where ``export csv`` writes: the ``--out`` file (a folder gets ``default_name``), or None
+    for standard output (``--out -`` or none), which ``--json`` cannot share."""
     to_stdout = args.out in (None, "-")
     if to_stdout and args.json:
         raise ValueError("--json needs --out FILE (the CSV itself goes to standard output otherwise)")
-    path = None if to_stdout else output_file(args.out, "--out", default_name=PORTFOLIO_CSV_NAME)
+    return None if to_stdout else output_file(args.out, "--out", default_name=default_name)
+
+
+def _portfolio_csv(args: argparse.Namespace, ctx) -> int:
+    from integrations import PORTFOLIO_CSV_NAME, write_portfolio_csv
+
+    path = _csv_target(args, PORTFOLIO_CSV_NAME)
     universe, methods = _portfolio_run(args, ctx)
     res = _portfolio_export(args, ctx, universe, methods)
     if path is None:
@@ -348,10 +354,7 @@ def _csv(args: argparse.Namespace, ctx) -> int:
 
     if _portfolio_mode(args, quantconnect=False):
         return _portfolio_csv(args, ctx)
-    to_stdout = args.out in (None, "-")
-    if to_stdout and args.json:
-        raise ValueError("--json needs --out FILE (the CSV itself goes to standard output otherwise)")
-    path = None if to_stdout else output_file(args.out, "--out", default_name=SIGNAL_CSV_NAME)
+    path = _csv_target(args, SIGNAL_CSV_NAME)
     store, symbols = _store(args, ctx)
     res = _run(args, ctx, store, symbols)
     if path is None:

@@ -68,7 +68,7 @@ def _row(r) -> tuple[str, ...]:
 
 
 def _scan(args: argparse.Namespace, ctx) -> int:
-    from agents.cli.options import date_option
+    from agents.cli.options import date_option, output_file, write_failed
     from agents.cli.output import ProgressBar
     from agents.runtime.compute import default_workers, map_symbols
     from agents.services.scan import ScanRecord, rank_records, scan_changes, scan_symbol
@@ -83,9 +83,11 @@ def _scan(args: argparse.Namespace, ctx) -> int:
     workers = workers or default_workers()
     scheduler = args.scheduler or compute.scheduler
     source = args.source or ctx.settings.data.source
-    out = args.out
-    if out is not None and not out.lower().endswith((".csv", ".parquet")):
-        raise ValueError("--out must name a .csv or .parquet file")
+    out = None
+    if args.out is not None:  # checked now, not after the scan
+        if not args.out.lower().endswith((".csv", ".parquet")):
+            raise ValueError("--out must name a .csv or .parquet file")
+        out = output_file(args.out, "--out")
     where = f"the Dask scheduler {scheduler}" if scheduler else (
         "this process" if workers == 1 else f"a local Dask cluster of {workers} processes")
     sys.stderr.write(f"scanning {len(symbols)} symbol(s) of {name} on {where}...\n")
@@ -104,7 +106,10 @@ def _scan(args: argparse.Namespace, ctx) -> int:
     records = rank_records(records)
     seconds = time.perf_counter() - t0
     if out is not None:
-        _write(out, records)
+        try:
+            _write(out, records)
+        except OSError as exc:
+            raise write_failed("--out", args.out, exc) from None
     if args.json:
         print_json({"universe": name, "source": source, "as_of": args.as_of, "workers": workers,
                     "scheduler": scheduler, "seconds": seconds, "records": [r.to_dict() for r in records]})
@@ -116,7 +121,7 @@ def _scan(args: argparse.Namespace, ctx) -> int:
     return 1 if records and all(not r.ok for r in records) else 0
 
 
-def _write(path: str, records) -> None:
+def _write(path: Path, records) -> None:
     import pandas as pd
 
     from integrations import write_atomic
@@ -134,11 +139,11 @@ def _write(path: str, records) -> None:
             row[f"{tf}_character"] = ch
         rows.append(row)
     frame = pd.DataFrame(rows)
-    if path.lower().endswith(".parquet"):
+    if path.suffix.lower() == ".parquet":
         import io
 
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
-        write_atomic(Path(path), buf.getvalue())
+        write_atomic(path, buf.getvalue())
     else:
-        write_atomic(Path(path), frame.to_csv(index=False).encode())
+        write_atomic(path, frame.to_csv(index=False).encode())

@@ -106,6 +106,10 @@ def test_bad_usage_is_one_line(capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0], err
+    # an --out that cannot be written is said before the scan, not after it
+    assert main(["scan", "SP500", "--workers", "1", "--out", "/proc/no/scan.csv"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["regimedesk: error: --out /proc/no/scan.csv: cannot write in /proc (No such file or directory)"]
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
