@@ -56,11 +56,14 @@ __all__ = [
     "approval_text",
     "flatten_text",
     "FLATTEN_CONFIRM_SECONDS",
+    "SCAN_MAX_SYMBOLS",
 ]
 
 log = logging.getLogger(__name__)
 
 _REGIME_METHODS = ("hmm", "garch", "markov", "ensemble")
+#: Most symbols one /scan may list (a universe may hold more).
+SCAN_MAX_SYMBOLS = 20
 _BROKERS = ("none", "paper", "alpaca")
 _MAX_LINES = 25
 
@@ -372,6 +375,18 @@ class AlertWatcher:
 # ------------------------------------------------------------------ commands
 
 
+def _builtin_universes() -> tuple[str, ...]:
+    from integrations import BUILTIN_UNIVERSES
+
+    return tuple(BUILTIN_UNIVERSES)
+
+
+def _universe_names(settings: Settings) -> list[str]:
+    from agents.services.portfolio import universe_names
+
+    return list(universe_names(settings))
+
+
 _ADMIN_NOTE = ("Admin only: /halt, /reduce, /resume, /flatten, /run with --broker or --approve, and the "
                "Approve / Reject buttons.")
 
@@ -429,6 +444,10 @@ class DeskCommands:
                         "a universe's target weights, 99% VaR and ES", long=True),
             CommandSpec("stress", self.stress, "/stress [UNIVERSE] [ltcm|dotcom|gfc|euro|covid|all] [--as-of DATE]",
                         "historical stress windows on those weights", long=True),
+            CommandSpec("scan", self.scan,
+                        f"/scan UNIVERSE|SYMBOL...\nA universe name (builtin or [portfolio.universes]) or at most "
+                        f"{SCAN_MAX_SYMBOLS} symbols.",
+                        "regimes and what changed since the last scan", long=True),
             CommandSpec("halt", self.halt, "/halt [REASON]", "kill switch: reject every new order", admin=True),
             CommandSpec("reduce", self.reduce, "/reduce [REASON]", "only exposure-reducing orders", admin=True),
             CommandSpec("resume", self.resume, "/resume [REASON]", "back to normal trading", admin=True),
@@ -472,7 +491,7 @@ class DeskCommands:
     def help(self, inv: Invocation) -> CommandReply:
         """The command list."""
         text = help_text(self.specs(), title="RegimeDesk commands")
-        return CommandReply(f"{text}\n\n{_ADMIN_NOTE}\nDATE is YYYY-MM-DD (data up to that day only).")
+        return CommandReply(f"{text}\n{_ADMIN_NOTE} DATE is YYYY-MM-DD (data up to that day only).")
 
     def status(self, inv: Invocation) -> CommandReply:
         """Trading state, last run, positions summary, next scheduled job."""
@@ -759,6 +778,48 @@ class DeskCommands:
         book, store = load_book(self.settings, self.secrets, universe, as_of=parsed.options.get("as-of"))
         return CommandReply(stress_text(universe_stress(self.settings, book, store, keys, {})))
 
+    def _scan_targets(self, words: Sequence[str]) -> tuple[str, list[str], bool]:
+        """``/scan`` arguments -> (name shown, symbols, whether one word was taken as a symbol).
+
+        Only universe *names* are looked up, never files: a chat must not make the bot read
+        files on its host.
+        """
+        from agents.services.portfolio import resolve_universe
+        from agents.services.portfolio_text import BotInputError
+
+        parsed = parse_args(words)
+        if not parsed.positional:
+            raise ValueError("give a universe or symbols")
+        if len(parsed.positional) == 1:
+            word = parsed.positional[0]
+            configured = self.settings.portfolio.universes
+            folded = [n for n in configured if n.lower() == word.lower()]
+            name = word if word in configured else folded[0] if len(folded) == 1 else word.lower()
+            if name in configured or name in _builtin_universes():
+                uni = resolve_universe(self.settings, name)
+                return uni.name, list(uni.symbols), False
+        try:
+            symbols = parse_symbols(parsed.positional, at_least=1, at_most=SCAN_MAX_SYMBOLS)
+        except ValueError as exc:
+            raise BotInputError(f"{exc}; or name one universe: {', '.join(_universe_names(self.settings))}") from None
+        return ", ".join(symbols), list(symbols), len(symbols) == 1
+
+    def scan(self, inv: Invocation) -> CommandReply:
+        """Scan a universe or symbols like ``regimedesk scan`` (workers from ``[compute]``) and
+        answer with what changed since the last scan (the scan state is shared with the command line)."""
+        from agents.runtime.scan import run_scan
+        from agents.runtime.scan_text import scan_summary
+        from agents.services.portfolio_text import BotInputError
+
+        name, symbols, lone = self._scan_targets(inv.args)
+        outcome = run_scan(self.settings, symbols, universe=name, save=True)
+        if lone and not outcome.records[0].ok:
+            reason = " ".join(str(outcome.records[0].error).split())
+            reason = reason if len(reason) <= 120 else reason[:117] + "..."
+            raise BotInputError(f"{name!r} is not a universe ({', '.join(_universe_names(self.settings))}) "
+                                f"and scanning it as a symbol failed: {reason}")
+        return CommandReply(scan_summary(outcome))
+
     def _set_state(self, inv: Invocation, to: str) -> CommandReply:
         from agents.services.context import AppContext
 
@@ -858,7 +919,9 @@ class DeskCommands:
         nxt = dict(self._next_jobs(2))
         lines = ["Scheduled jobs (run by 'regimedesk schedule'):"]
         for job in jobs:
-            what = f"{job.kind} {', '.join(job.symbols)}" + (f", broker {job.broker}" if job.kind == "run" else "")
+            targets = f"universe {job.universe}" if job.universe is not None else ", ".join(job.symbols[:8]) + (
+                f" and {len(job.symbols) - 8} more" if len(job.symbols) > 8 else "")
+            what = f"{job.kind} {targets}" + (f", broker {job.broker}" if job.kind == "run" else "")
             lines.append(f"{job.name} ({what})" + ("" if job.enabled else ": disabled"))
             for t in nxt.get(job.name, []):
                 lines.append(f"  {t:%a %Y-%m-%d %H:%M} {job.timezone} ({t.astimezone(UTC):%H:%M} UTC)")

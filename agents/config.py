@@ -504,15 +504,31 @@ class TelegramConfig(_Model):
     broker: Literal["paper", "alpaca"] = "paper"
 
 
+#: Most symbols a run or report job may list (a scan job may list up to 500, or name a universe).
+_JOB_MAX_SYMBOLS = 20
+_SCAN_JOB_MAX_SYMBOLS = 500
+
+
 class ScheduledJob(_Model):
-    """One scheduled job: a graph run or a report (PDF or HTML) on a cron schedule."""
+    """One scheduled job: a graph run, a report (PDF or HTML) or a scan, on a cron schedule.
+
+    Run and report jobs list ``symbols`` (1 to 20). A scan job names exactly one of a
+    ``universe`` (builtin, ``[portfolio.universes]`` or a file) or ``symbols`` (1 to 500), and
+    may set ``workers`` (default ``compute.workers``); ``broker``, ``approve`` and ``format``
+    are for the other kinds.
+    """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
-    kind: Literal["run", "report"]
+    kind: Literal["run", "report", "scan"]
     # Five-field crontab: minute hour day-of-month month day-of-week, e.g. "30 17 * * mon-fri".
     cron: str
     timezone: str = "America/New_York"
-    symbols: list[str] = Field(min_length=1, max_length=20)
+    # Empty: not given (a run or report job needs symbols; a scan job needs them or a universe).
+    symbols: list[str] = Field(default_factory=list, max_length=_SCAN_JOB_MAX_SYMBOLS)
+    # Scan jobs: a universe name (builtin, [portfolio.universes]) or a file listing symbols.
+    universe: str | None = Field(default=None, min_length=1, max_length=1000)
+    # Scan jobs: worker processes (default compute.workers; 0: one per core; 1: this process, without Dask).
+    workers: int | None = Field(default=None, ge=0, le=512)
     source: str | None = None
     broker: Literal["none", "paper", "alpaca"] = "none"
     approve: bool = False
@@ -547,6 +563,31 @@ class ScheduledJob(_Model):
         except ValueError as exc:
             raise ValueError(f"cron {value!r}: {exc}") from None
         return value
+
+    @model_validator(mode="after")
+    def _targets(self) -> ScheduledJob:
+        given = self.model_fields_set
+        if "symbols" in given and not self.symbols:
+            raise ValueError(f"job {self.name!r}: symbols is empty (list at least one symbol, or leave it out)")
+        if self.kind == "scan":
+            if bool(self.symbols) == (self.universe is not None):
+                raise ValueError(f"scan job {self.name!r} needs exactly one of universe or symbols"
+                                 + (", not both" if self.symbols else ""))
+            extra = sorted(given & {"broker", "approve", "format"})
+            if extra:
+                raise ValueError(f"scan job {self.name!r}: {' and '.join(extra)} "
+                                 f"{'is' if len(extra) == 1 else 'are'} not for scan jobs")
+            return self
+        if not self.symbols:
+            raise ValueError(f"{self.kind} job {self.name!r} needs symbols (1 to {_JOB_MAX_SYMBOLS})")
+        if len(self.symbols) > _JOB_MAX_SYMBOLS:
+            raise ValueError(f"{self.kind} job {self.name!r}: at most {_JOB_MAX_SYMBOLS} symbols, not "
+                             f"{len(self.symbols)} (a scan job may name a universe)")
+        extra = sorted(given & {"universe", "workers"})
+        if extra:
+            raise ValueError(f"{self.kind} job {self.name!r}: {' and '.join(extra)} "
+                             f"{'is' if len(extra) == 1 else 'are'} for scan jobs only")
+        return self
 
 
 class ScheduleConfig(_Model):
@@ -1001,7 +1042,7 @@ lookback_bars = 30
 misfire_grace_seconds = 3600
 coalesce = true
 
-# One [[schedule.jobs]] table per job. kind: run | report. cron: minute hour day month
+# One [[schedule.jobs]] table per job. kind: run | report | scan. cron: minute hour day month
 # day-of-week in `timezone`. Example: a report on weekdays after the New York close.
 # [[schedule.jobs]]
 # name = "close-report"
@@ -1013,4 +1054,13 @@ coalesce = true
 # format = "pdf"                # report jobs: pdf | html (interactive charts)
 # deliver_dir = "/path/to/folder"
 # telegram = true
+#
+# A scan job: a universe (or symbols = [...]) scanned like `regimedesk scan`; the summary
+# (what changed since the last scan, failures) goes to deliver_dir and Telegram.
+# [[schedule.jobs]]
+# name = "morning-scan"
+# kind = "scan"
+# cron = "0 8 * * mon-fri"
+# universe = "sp500-20"
+# workers = 4                   # default: compute.workers
 """

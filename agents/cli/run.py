@@ -10,7 +10,7 @@ from typing import Any
 
 from agents.cli.helptext import examples
 from agents.cli.options import add_start_option, output_file
-from agents.cli.output import print_json, print_table
+from agents.cli.output import ProgressBar, print_json, print_table
 from agents.services.run_summary import run_summary_text
 
 # The other services are imported when a command runs, not at start-up.
@@ -28,12 +28,17 @@ def register(sub: argparse._SubParsersAction) -> None:
             "approval, execution and "
             "reporting. Progress goes to "
             "stderr as agents finish; a readable summary (or --json, the whole final state) to "
-            "stdout. Every run is checkpointed under a thread id and journaled."
+            "stdout. Every run is checkpointed under a thread id and journaled.\n\n"
+            "Many symbols: --workers N (or --scheduler tcp://HOST:PORT) sends each symbol's analysis "
+            "(regimes, statistics, ML signal) to a local Dask cluster of N processes (or a running "
+            "one) and the agents read the answers; the decision, portfolio, gate and execution stay "
+            "in this process. The default runs everything here: a cluster's start-up costs more than "
+            "the analysis of a few symbols whose fits are stored."
         ),
     )
-    run.epilog = examples("regimedesk run SP500",
-                          "regimedesk run SP500 NASDAQ --start 2005-01-01 --as-of 2015-06-30 --json",
-                          "regimedesk run SP500 --broker paper --approve")
+    run.epilog = examples("regimedesk run SP500 NASDAQ --start 2005-01-01 --as-of 2015-06-30 --json",
+                          "regimedesk run SP500 --broker paper --approve",
+                          "regimedesk run --universe sp500-20 --portfolio erc --workers 2")
     run.fill_later(_run_options)
     run.set_defaults(handler=_run)
 
@@ -89,6 +94,8 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     from agents.services.data import SOURCE_NAMES
 
     run.add_argument("symbols", nargs="*", metavar="SYMBOL", help="symbols, e.g. SP500 NASDAQ")
+    run.add_argument("--universe", help="run over a universe instead of SYMBOLs: a builtin or [portfolio.universes] "
+                                        "name, or a file listing symbols")
     run.add_argument("--source", choices=SOURCE_NAMES, help="market-data source (default: data.source)")
     run.add_argument("--as-of", dest="as_of", help="run as of this date with data up to then only")
     add_start_option(run, "agents")
@@ -109,6 +116,10 @@ def _run_options(run: argparse.ArgumentParser) -> None:
                      help="portfolio agent: turn the symbols' views into portfolio weights with this method "
                           "(erc, mv, hrp, invvol) within regime caps, or none: each symbol keeps its own target "
                           "(default: portfolio.method)")
+    run.add_argument("--workers", type=int, default=1,
+                     help="analyse the symbols on a local Dask cluster of this many processes (default 1: "
+                          "in this process)")
+    run.add_argument("--scheduler", help="analyse the symbols on the running Dask scheduler at tcp://HOST:PORT")
     run.add_argument("--json", action="store_true", help="print the whole final state as JSON")
 
 
@@ -134,43 +145,67 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _runner(ctx):
+def _runner(ctx, mapper=None):
     from agents.runtime.runner import Runner
 
-    return Runner(ctx.settings, ctx.secrets)
+    return Runner(ctx.settings, ctx.secrets, mapper=mapper)
 
 
 def _run(args: argparse.Namespace, ctx) -> int:
     if args.resume:
-        if args.symbols:
+        if args.symbols or args.universe:
             raise ValueError("--resume continues a run: give no symbols")
         if args.start is not None:
             raise ValueError("--resume continues a run with its own --start: give no --start")
         if args.portfolio is not None:
             raise ValueError("--resume continues a run with its own portfolio method: give no --portfolio")
         progress = _Progress(quiet=False)
-        with _runner(ctx) as runner:
+        with _runner(ctx, _mapper(args)) as runner:
             runner.ctx.status = progress.note
             sys.stderr.write(f"resuming {args.resume}\n")
             outcome = runner.resume(args.resume, None, progress)
         return _finish(outcome, args.json)
     from agents.services.context import build_request
 
-    report = report_path(args.report, "--report", symbols=args.symbols) if args.report else None
-    request = build_request(ctx.settings, ctx.secrets, args.symbols, source=args.source, llm=args.llm,
+    mapper = _mapper(args)
+    symbols = args.symbols
+    if args.universe is not None:
+        from agents.services.portfolio import resolve_universe
+
+        if symbols:
+            raise ValueError("give SYMBOLs or --universe, not both")
+        symbols = list(resolve_universe(ctx.settings, args.universe).symbols)
+    report = report_path(args.report, "--report", symbols=symbols) if args.report else None
+    request = build_request(ctx.settings, ctx.secrets, symbols, source=args.source, llm=args.llm,
                             as_of=args.as_of, start=args.start, broker=args.broker, approve=args.approve, report=report,
                             report_backtest=ctx.settings.report.backtest and not args.no_backtest,
                             portfolio=args.portfolio,
                             **({"recompute": True} if args.recompute else {}))
     since = f", from {request.start}" if request.start is not None else ""
     return start_run(ctx, request, args.json,
-                     f"run over {', '.join(request.symbols)} (source {request.source}, llm {request.llm}{since})")
+                     f"run over {_listed(request.symbols)} (source {request.source}, llm {request.llm}{since})",
+                     mapper=mapper)
 
 
-def start_run(ctx, request, as_json: bool, banner: str) -> int:
+def _listed(symbols) -> str:
+    return ", ".join(symbols) if len(symbols) <= 12 else f"{len(symbols)} symbols ({', '.join(symbols[:5])}, ...)"
+
+
+def _mapper(args: argparse.Namespace):
+    """The engine of ``--workers``/``--scheduler`` (None: this process), checked before any work."""
+    from agents.runtime.compute import symbol_mapper
+
+    if args.workers < 1:
+        raise ValueError("--workers must be >= 1")
+    bar = ProgressBar()
+    return symbol_mapper(args.workers, args.scheduler,
+                         lambda done, failed, total: bar(f"symbols analysed (failed {failed})", done, total))
+
+
+def start_run(ctx, request, as_json: bool, banner: str, mapper=None) -> int:
     """Start ``request`` with progress on stderr, print its outcome; the command's exit code."""
     progress = _Progress(quiet=False)
-    with _runner(ctx) as runner:
+    with _runner(ctx, mapper) as runner:
         runner.ctx.status = progress.note
         sys.stderr.write(banner + "\n")
         outcome = runner.start(request, progress)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from agents.cli.helptext import examples
@@ -70,52 +69,31 @@ def _row(r) -> tuple[str, ...]:
 def _scan(args: argparse.Namespace, ctx) -> int:
     from agents.cli.options import date_option, output_file, write_failed
     from agents.cli.output import ProgressBar
-    from agents.runtime.compute import default_workers, map_symbols
-    from agents.services.scan import ScanRecord, rank_records, scan_changes, scan_symbol
-    from integrations import ScanStateStore
+    from agents.runtime.scan import resolve_workers, run_scan, where
 
     name, symbols = _symbols(args, ctx)
     date_option(args.as_of, "--as-of")
-    compute = ctx.settings.compute
-    workers = args.workers if args.workers is not None else compute.workers
-    if workers < 0:
-        raise ValueError("--workers must be >= 0 (0: one per core)")
-    workers = workers or default_workers()
-    scheduler = args.scheduler or compute.scheduler
-    source = args.source or ctx.settings.data.source
+    workers, scheduler = resolve_workers(ctx.settings, args.workers, args.scheduler)
     out = None
     if args.out is not None:  # checked now, not after the scan
         if not args.out.lower().endswith((".csv", ".parquet")):
             raise ValueError("--out must name a .csv or .parquet file")
         out = output_file(args.out, "--out")
-    where = f"the Dask scheduler {scheduler}" if scheduler else (
-        "this process" if workers == 1 else f"a local Dask cluster of {workers} processes")
-    sys.stderr.write(f"scanning {len(symbols)} symbol(s) of {name} on {where}...\n")
+    sys.stderr.write(f"scanning {len(symbols)} symbol(s) of {name} on {where(workers, scheduler)}...\n")
     bar = ProgressBar()
-    t0 = time.perf_counter()
-    records = map_symbols(
-        scan_symbol, symbols, ctx.settings, source, args.as_of, workers=workers, scheduler=scheduler,
-        lost=lambda sym, exc: ScanRecord(sym, False, error=f"lost: {type(exc).__name__}: {exc}"),
-        progress=lambda done, failed, total: bar(f"symbols (failed {failed})", done, total),
-    )
-    with ScanStateStore(ctx.settings.paths.scan_state) as state:
-        before = state.load(source)
-        records = [ScanRecord.from_dict({**r.to_dict(), "changes": scan_changes(
-            ScanRecord.from_dict(before[r.symbol]) if r.symbol in before else None, r)}) for r in records]
-        state.save(source, {r.symbol: r.to_dict() for r in records if r.ok})
-    records = rank_records(records)
-    seconds = time.perf_counter() - t0
+    outcome = run_scan(ctx.settings, symbols, universe=name, source=args.source, as_of=args.as_of,
+                       workers=workers, scheduler=scheduler,
+                       progress=lambda done, failed, total: bar(f"symbols (failed {failed})", done, total))
+    records = outcome.records
     if out is not None:
         try:
             _write(out, records)
         except OSError as exc:
             raise write_failed("--out", args.out, exc) from None
     if args.json:
-        print_json({"universe": name, "source": source, "as_of": args.as_of, "workers": workers,
-                    "scheduler": scheduler, "seconds": seconds, "records": [r.to_dict() for r in records]})
+        print_json(outcome.to_dict())
     else:
-        failed = sum(1 for r in records if not r.ok)
-        print(f"{name}: {len(records)} symbols scanned in {seconds:.1f} s, {failed} failed")
+        print(f"{name}: {len(records)} symbols scanned in {outcome.seconds:.1f} s, {outcome.failed} failed")
         print_table(["symbol", "consensus", "LT", "MT", "ST", "MT character", "P(up)", "target", "changes"],
                     [_row(r) for r in records])
     return 1 if records and all(not r.ok for r in records) else 0

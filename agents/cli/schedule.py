@@ -17,10 +17,11 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "schedule",
-        help="run the scheduled graph runs and PDF reports from the configuration",
+        help="run the scheduled graph runs, reports and universe scans from the configuration",
         description=(
             "Run the jobs listed under [[schedule.jobs]] in the configuration (see 'regimedesk "
-            "config init', which writes a commented template): graph runs and PDF reports on cron schedules in a time zone, e.g. "
+            "config init', which writes a commented template): graph runs, reports and universe scans on cron "
+            "schedules in a time zone, e.g. "
             "weekdays 17:30 America/New_York. Results go to the job's folder (default "
             "home/reports) and, when TELEGRAM_BOT_TOKEN and telegram.chat_ids are set, to "
             "Telegram. Every execution is journaled; a failing job is reported and the others go "
@@ -99,13 +100,14 @@ def _list(args: argparse.Namespace, ctx) -> int:
     for job in ctx.settings.schedule.jobs:
         times = next_fire_times(job, now, args.count) if job.enabled else []
         doc.append({"name": job.name, "kind": job.kind, "cron": job.cron, "timezone": job.timezone,
-                    "symbols": job.symbols, "enabled": job.enabled,
+                    "symbols": job.symbols, "universe": job.universe, "workers": job.workers,
+                    "enabled": job.enabled,
                     "next": [t.isoformat() for t in times], "next_utc": [t.astimezone(UTC).isoformat() for t in times]})
     if args.json:
         print_json(doc)
         return 0
     print_table(["job", "kind", "cron", "time zone", "symbols", "next fire times (local / UTC)"], [
-        (d["name"], d["kind"], d["cron"], d["timezone"], ",".join(d["symbols"]),
+        (d["name"], d["kind"], d["cron"], d["timezone"], ",".join(d["symbols"]) or f"universe {d['universe']}",
          "; ".join(f"{t[:16].replace('T', ' ')} / {u[11:16]}Z" for t, u in zip(d["next"], d["next_utc"], strict=True))
          if d["enabled"] else "disabled")
         for d in doc])

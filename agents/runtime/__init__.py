@@ -7,10 +7,16 @@ Layer two of four inside ``agents`` (front doors -> **runtimes** -> graph -> ser
 ``agents.runtime.live``
     the bar-driven live loop, one durable run per closed bar;
 ``agents.runtime.scheduler``
-    the cron jobs of ``[[schedule.jobs]]``: graph runs and PDF reports.
+    the cron jobs of ``[[schedule.jobs]]``: graph runs, PDF reports and scans;
+``agents.runtime.compute``
+    per-symbol work in this process or on a Dask cluster (local or remote);
+``agents.runtime.scan``
+    a whole universe scan on that engine, and what changed since the last one;
+``agents.runtime.scan_text``
+    the short text of a scan, for scheduled scan jobs and the bot's /scan.
 
 Front doors (the command line, the bot) import these; the graph and the services never do.
 The package ``__init__`` imports nothing, so importing one runtime does not load the others.
 """
 
-__all__ = ["live", "runner", "scheduler"]
+__all__ = ["compute", "live", "runner", "scan", "scan_text", "scheduler"]

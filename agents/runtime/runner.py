@@ -78,6 +78,9 @@ class Runner:
         ``settings.home``).
     checkpoint_path : Path, optional
         SQLite file for checkpoints (default ``home/checkpoints.sqlite``).
+    mapper : callable, optional
+        Where the per-symbol analysis runs (:func:`agents.runtime.compute.symbol_mapper`);
+        None: in this process.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class Runner:
         secrets: Secrets,
         journal: Any = None,
         checkpoint_path: Path | None = None,
+        mapper: Any = None,
     ) -> None:
         from integrations import Journal
 
@@ -100,7 +104,7 @@ class Runner:
         # every step's commit: a commit survives a killed process, only not a power cut.
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self.checkpointer = SqliteSaver(self._conn)
-        self.ctx = AppContext(settings, secrets, self.journal)
+        self.ctx = AppContext(settings, secrets, self.journal, mapper=mapper)
         self._graphs: dict[bool, Any] = {}
 
     def _graph(self, approve: bool):

@@ -1,11 +1,16 @@
-"""Scheduled graph runs and PDF reports (``regimedesk schedule``).
+"""Scheduled graph runs, PDF reports and scans (``regimedesk schedule``).
 
 Jobs come from ``[[schedule.jobs]]`` in the configuration: a five-field cron expression in
-an IANA time zone, a kind (``run`` or ``report``) and symbols. APScheduler fires them; each
-execution is appended with its outcome to the scheduler's working state
-(``home/schedule_state.sqlite``, table ``job_runs``; the graph run it started is in the
-journal), and its result is delivered to a folder and, when a bot token and chats are
-configured, to Telegram.
+an IANA time zone, a kind (``run``, ``report`` or ``scan``) and symbols (a scan job: symbols
+or a universe). APScheduler fires them; each execution is appended with its outcome to the
+scheduler's working state (``home/schedule_state.sqlite``, table ``job_runs``; the graph run
+it started is in the journal), and its result is delivered to a folder and, when a bot token
+and chats are configured, to Telegram.
+
+A scan job runs :func:`agents.runtime.scan.run_scan` (its records become the scan state
+``regimedesk scan`` compares with) and delivers :func:`agents.runtime.scan_text.scan_summary`:
+the symbols whose regimes changed since their last scan, then the failures. A scan in which
+every symbol failed is a failed job.
 
 Time zones and daylight saving: fire times follow the wall clock of the job's zone. A wall
 time that does not exist on the spring-forward day (02:30 in New York) fires at the same
@@ -204,6 +209,14 @@ def build_sender(settings: Settings, secrets: Secrets):
     return TelegramSender(token, base_url=tg.base_url, base_file_url=tg.base_file_url, timeout=tg.timeout)
 
 
+def _targets(job: ScheduledJob, shown: int = 20) -> str:
+    """What a job covers, in words: its universe, else its symbols (the first ``shown``)."""
+    if job.universe is not None:
+        return f"universe {job.universe}"
+    head = ", ".join(job.symbols[:shown])
+    return head if len(job.symbols) <= shown else f"{head} and {len(job.symbols) - shown} more"
+
+
 def _unique_path(folder: Path, stem: str, suffix: str) -> Path:
     path = folder / f"{stem}{suffix}"
     n = 2
@@ -259,6 +272,28 @@ class JobExecutor:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
+    def _scan(self, job: ScheduledJob):
+        from agents.runtime.scan import run_scan
+        from agents.services.portfolio import resolve_universe
+
+        if job.universe is not None:
+            uni = resolve_universe(self.settings, job.universe)
+            name, symbols = uni.name, list(uni.symbols)
+        else:
+            name, symbols = _targets(job), list(dict.fromkeys(s.upper() for s in job.symbols))
+        step = max(1, len(symbols) // 10)
+
+        def progress(done: int, failed: int, total: int) -> None:
+            if self.status is not None and (done == total or done % step == 0):
+                self.status(f"scan {job.name}: {done}/{total} symbols, {failed} failed")
+
+        outcome = run_scan(self.settings, symbols, universe=name, source=job.source, workers=job.workers,
+                           progress=progress, save=True)
+        if outcome.records and not any(r.ok for r in outcome.records):
+            first = outcome.records[0]
+            raise RegimeDeskError(f"every symbol failed ({len(outcome.records)}); {first.symbol}: {first.error}")
+        return outcome
+
     def _run(self, job: ScheduledJob, stamp: str) -> tuple[Any, Path | None]:
         from agents.runtime.runner import Runner
         from agents.services.context import build_request
@@ -297,7 +332,7 @@ class JobExecutor:
             files.append(str(text_path))
         if job.telegram and self.sender is not None:
             chats = self.settings.telegram.chat_ids
-            caption = f"RegimeDesk {job.kind} '{job.name}' ({', '.join(job.symbols)})"
+            caption = f"RegimeDesk {job.kind} '{job.name}' ({_targets(job)})"
             if job.kind == "report":
                 sent = self.sender.send_document(chats, files[0], caption=caption)
             else:
@@ -320,6 +355,8 @@ class JobExecutor:
 
         started = self.clock()
         stamp = (scheduled_for or started).astimezone(ZoneInfo(job.timezone)).strftime("%Y%m%d-%H%M")
+        if job.kind == "scan":
+            return self._finish(self._scan_job(job, scheduled_for, started, stamp))
         run_id = None
         try:
             outcome, report_path, retrained = self._run(job, stamp)
@@ -334,11 +371,32 @@ class JobExecutor:
             result = JobOutcome(job.name, job.kind, status, scheduled_for, started, self.clock(), run_id,
                                 summary, tuple(files), tuple(deliveries))
         except Exception as exc:  # a job failure is an outcome, never a crash of the scheduler
-            err = redact(f"{type(exc).__name__}: {exc}", self._secret_values())
-            log.debug("job %s failed: %s", job.name, err)
-            result = JobOutcome(job.name, job.kind, "error", scheduled_for, started, self.clock(), run_id, error=err)
-            if job.telegram:
-                self._alert(f"RegimeDesk job '{job.name}' failed: {err}")
+            result = self._failed(job, scheduled_for, started, run_id, exc)
+        return self._finish(result)
+
+    def _scan_job(self, job: ScheduledJob, scheduled_for: datetime | None, started: datetime,
+                  stamp: str) -> JobOutcome:
+        from agents.runtime.scan_text import scan_summary
+
+        try:
+            summary = scan_summary(self._scan(job))
+            files, deliveries = self._deliver(job, None, None, summary, stamp)
+            status = "ok" if all(d["ok"] for d in deliveries) else "partial"
+            return JobOutcome(job.name, job.kind, status, scheduled_for, started, self.clock(), None,
+                              summary, tuple(files), tuple(deliveries))
+        except Exception as exc:  # a job failure is an outcome, never a crash of the scheduler
+            return self._failed(job, scheduled_for, started, None, exc)
+
+    def _failed(self, job: ScheduledJob, scheduled_for: datetime | None, started: datetime, run_id: str | None,
+                exc: Exception) -> JobOutcome:
+        err = redact(f"{type(exc).__name__}: {exc}", self._secret_values())
+        log.debug("job %s failed: %s", job.name, err)
+        result = JobOutcome(job.name, job.kind, "error", scheduled_for, started, self.clock(), run_id, error=err)
+        if job.telegram:
+            self._alert(f"RegimeDesk job '{job.name}' failed: {err}")
+        return result
+
+    def _finish(self, result: JobOutcome) -> JobOutcome:
         result = _scrubbed(result, self._secret_values())
         self.record(result)
         return result

@@ -469,6 +469,13 @@ def _stamp_text(ts: pd.Timestamp) -> str:
     return ts.date().isoformat() if ts == ts.normalize() else ts.isoformat()
 
 
+@dataclass(frozen=True)
+class _Failed:
+    """A memoised result that is an error (see :meth:`AppContext.remember`)."""
+
+    error: BaseException
+
+
 @dataclass
 class AppContext:
     """Process-wide services for graph nodes; per-run pieces are built on first use."""
@@ -485,20 +492,35 @@ class AppContext:
     _memo_locks: dict[tuple, threading.Lock] = field(default_factory=dict)
     #: Receives one line per long step inside a node (the CLI prints them to stderr).
     status: Any = None
+    #: Runs per-symbol analysis elsewhere when set (``map_symbols(fn, symbols, *args, lost=...)``
+    #: of :mod:`agents.runtime.compute`, bound to a cluster); None: in this process.
+    mapper: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def memo(self, key: tuple, compute):
         """``compute()`` once per ``key`` for this context; concurrent callers wait for it.
 
         Nodes that run in parallel share expensive results this way (the regime and ML
-        agents both need a symbol's walk-forward regimes). Exceptions are not cached.
+        agents both need a symbol's walk-forward regimes). Exceptions ``compute`` raises are not
+        cached; a failure stored by :meth:`remember` is raised to every caller.
         """
         with self._lock:
             lock = self._memo_locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._memo:
                 self._memo[key] = compute()
-            return self._memo[key]
+            out = self._memo[key]
+        if isinstance(out, _Failed):
+            raise out.error
+        return out
+
+    def remember(self, key: tuple, value: Any) -> None:
+        """Store ``value`` under ``key`` unless something is there; an exception is stored as
+        a failure that :meth:`memo` raises to every caller (results computed elsewhere)."""
+        with self._lock:
+            lock = self._memo_locks.setdefault(key, threading.Lock())
+        with lock:
+            self._memo.setdefault(key, _Failed(value) if isinstance(value, BaseException) else value)
 
     def bars(self, request: dict[str, Any]) -> BarStore:
         """The bar store for this request's source, as-of time and first bar (``start``)."""

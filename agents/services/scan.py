@@ -14,15 +14,14 @@ reason; the other symbols are unaffected.
 
 from __future__ import annotations
 
-import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agents.config import TIMEFRAME_NAMES, Secrets, Settings
-from agents.services.context import AppContext
+from agents.config import TIMEFRAME_NAMES, Settings
+from agents.services.analysis import process_context
 from agents.services.ml import current_signal, decide
 from agents.services.regime import AGENT_METHOD, analyse_regimes, regime_report
 from agents.services.statistics import statistics_report
@@ -70,20 +69,6 @@ class ScanRecord:
         return a == b
 
 
-_CONTEXTS: dict[str, AppContext] = {}
-_LOCK = threading.Lock()
-
-
-def _context(settings: Settings) -> AppContext:
-    """One application context per settings per process (a worker scans many symbols)."""
-    key = settings.model_dump_json()
-    with _LOCK:
-        if key not in _CONTEXTS:
-            # Secrets come from this process's environment: a remote worker never receives keys.
-            _CONTEXTS[key] = AppContext(settings, Secrets.from_env())
-        return _CONTEXTS[key]
-
-
 def _signal(store, symbol: str, settings: Settings, analysis, family: str | None, fit_cache) -> dict[str, Any]:
     no_training = settings.model_copy(update={"ml": settings.ml.model_copy(update={"auto_train": False})})
     try:
@@ -108,7 +93,7 @@ def scan_symbol(symbol: str, settings: Settings, source: str, as_of: str | None 
     """
     started = time.perf_counter()
     try:
-        app = _context(settings)
+        app = process_context(settings)
         store = app.bars({"source": source, "as_of": as_of})
         canonical = store.market.source.canonical_symbol(symbol)
         with warnings.catch_warnings():

@@ -62,11 +62,21 @@ admin_ids = [{ADMIN}]
 rate_limit = 1000
 rate_window_seconds = 1.0
 alert_poll_seconds = 0
+[compute]
+workers = 1
+[portfolio.universes]
+pair = ["SP500", "NASDAQ"]
 [[schedule.jobs]]
 name = "close-report"
 kind = "report"
 cron = "30 17 * * mon-fri"
 symbols = ["SP500"]
+[[schedule.jobs]]
+name = "morning-scan"
+kind = "scan"
+cron = "0 8 * * mon-fri"
+universe = "pair"
+enabled = false
 """
 
 
@@ -182,7 +192,7 @@ def test_start_help_menu_and_unknown_command(desk, stub):
     assert "You are a user" in _text(stub, "/start", USER)
     helptext = _text(stub, "/help", USER)
     for name in ("start", "help", "status", "regime", "stats", "signal", "run", "report", "positions", "orders",
-                 "risk", "halt", "reduce", "resume", "flatten", "schedule"):
+                 "risk", "halt", "reduce", "resume", "flatten", "schedule", "scan"):
         assert f"/{name}" in helptext
     assert "/halt [REASON] [admin]" in helptext and "--approve" in helptext
     assert len(helptext.splitlines()) <= 40
@@ -235,6 +245,8 @@ def test_non_admins_may_not_trade_halt_or_approve(desk, stub, env):
     ("/positions ibkr", "/positions", "at most one broker"),
     ("/orders --open", "/orders", "unknown option"),
     ("/status now", "/status", "takes no arguments"),
+    ("/scan", "/scan UNIVERSE|SYMBOL...", "give a universe or symbols"),
+    ("/scan SP500 --as-of 2008-01-02", "/scan UNIVERSE|SYMBOL...", "unknown option --as-of"),
 ])
 def test_malformed_arguments_get_the_help_text(desk, stub, env, command, usage, why):
     settings, _ = env
@@ -318,6 +330,48 @@ def test_positions_orders_and_schedule(desk, stub):
     assert _text(stub, "/orders --all", USER).startswith("paper: ")
     sched = _text(stub, "/schedule", USER)
     assert "close-report (report SP500)" in sched and "America/New_York" in sched and "UTC)" in sched
+    assert "morning-scan (scan universe pair): disabled" in sched
+
+
+def test_scan_answers_with_what_changed_and_shares_the_state_with_the_command_line(desk, stub, env, capsys,
+                                                                                    monkeypatch):
+    from agents.services.scan import ScanRecord
+    from integrations import ScanStateStore
+
+    settings, cfg = env
+    universes = "sp500-20, factors, pair"
+    assert "only answers its owners" in _text(stub, "/scan SP500", STRANGER)
+    # bad input: one line, nothing scanned
+    assert _text(stub, "/scan SP$500", USER) == (
+        "/scan failed: 'SP$500' is not a symbol (letters, digits and . - / ^ = &, at most 20); "
+        f"or name one universe: {universes}")
+    many = " ".join(f"S{i}" for i in range(21))
+    assert _text(stub, f"/scan {many}", USER) == f"/scan failed: at most 20 symbols, not 21; or name one universe: {universes}"
+    lone = _text(stub, "/scan tech", USER)
+    assert lone.startswith(f"/scan failed: 'TECH' is not a universe ({universes}) and scanning it as a symbol failed: "
+                           "unknown symbol 'TECH'") and "\n" not in lone
+    with ScanStateStore(settings.paths.scan_state) as state:
+        assert state.load("builtin") == {}  # failures are not stored
+    # a configured universe, named in any case: the first scan of both symbols
+    (msg,) = _ask(stub, "/scan PAIR", USER)
+    head, first = msg["text"].splitlines()
+    assert head.startswith("pair: 2 symbols scanned in ") and head.endswith(" s, 0 failed")
+    assert first == "First scan: NASDAQ, SP500"
+    assert [p["text"] for p, _ in stub.calls_to("editMessageText") if int(p["message_id"]) == msg["message_id"]]
+    with ScanStateStore(settings.paths.scan_state) as state:
+        saved = state.load("builtin")
+    assert set(saved) == {"SP500", "NASDAQ"}
+    # symbols: SP500 compared with the scan above, the failure listed with its reason
+    lines = _text(stub, "/scan sp500 NOPE", USER).splitlines()
+    assert lines[0].startswith("SP500, NOPE: 2 symbols scanned in ") and lines[0].endswith(" s, 1 failed")
+    assert lines[1:3] == ["No changes since the last scan.", "Failed:"]
+    assert lines[3].startswith("  NOPE: unknown symbol 'NOPE' for the builtin source") and len(lines) == 4
+    # the command line reads the same state: nothing changed since the bot's scan
+    monkeypatch.setenv("REGIMEDESK_HOME", str(settings.home_dir))  # the bot's home (the variable wins over the file)
+    assert main(["--config", str(cfg), "scan", "NASDAQ", "SP500", "--workers", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(r["symbol"], r["changes"]) for r in doc["records"]] == [("NASDAQ", []), ("SP500", [])]
+    assert ScanRecord.from_dict(doc["records"][1]).same_result(ScanRecord.from_dict(saved["SP500"]))
 
 
 # ------------------------------------------------------------------ approvals

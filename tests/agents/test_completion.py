@@ -184,7 +184,8 @@ def test_zsh_completes_commands_and_subcommands(zsh_script_file, tmp_path):
 @needs_zsh
 def test_zsh_completes_options_and_their_choices(zsh_script_file, tmp_path):
     run_long = ["--approve", "--as-of", "--broker", "--help", "--json", "--llm", "--no-backtest", "--portfolio",
-                "--recompute", "--report", "--resume", "--source", "--start"]
+                "--recompute", "--report", "--resume", "--scheduler", "--source", "--start", "--universe",
+                "--workers"]
     cases = {
         "regimedesk run --": run_long,
         "regimedesk run -": sorted([*run_long, "-h"]),

@@ -7,10 +7,9 @@ from typing import Any
 
 from agents.graph.nodes._common import per_symbol
 from agents.graph.schema import MlSignal, MlSignalOutput, NodeUpdate, RunState
+from agents.services.analysis import run_signal
 from agents.services.context import AppContext
-from agents.services.ml import current_signal
 from agents.services.progress import status_progress
-from agents.services.regime import run_regimes
 from analytics import RegimeDeskError
 
 __all__ = ["make", "ml_facts", "ml_template"]
@@ -52,14 +51,10 @@ def ml_template(f: dict[str, Any]) -> str:
 def make(ctx: AppContext):
     def ml_signal(state: Mapping[str, Any]) -> NodeUpdate:
         run = RunState(state)
-        store = ctx.bars(run.request_doc)
         results, narratives, errors = per_symbol(
             ctx, run, "ml_signal",
-            lambda symbol: MlSignal(current_signal(store, symbol, ctx.settings,
-                                                   analysis=run_regimes(ctx, run.request_doc, symbol),
-                                                   fit_cache=ctx.fit_cache(),
-                                                   recompute=run.request.recompute,
-                                                   progress=status_progress(ctx.status, f"ml_signal {symbol}"))),
+            lambda symbol: MlSignal(run_signal(ctx, run.request_doc, symbol,
+                                               progress=status_progress(ctx.status, f"ml_signal {symbol}"))),
             ml_facts, ml_template, (RegimeDeskError, ValueError),
         )
         return NodeUpdate(MlSignalOutput(results), narratives, errors)

@@ -9,6 +9,7 @@ from typing import Any
 from agents.config import TIMEFRAME_NAMES
 from agents.graph.nodes._common import per_symbol
 from agents.graph.schema import NodeUpdate, RegimeOutput, RegimeReport, RunState
+from agents.services.analysis import prefetch
 from agents.services.context import AppContext
 from agents.services.regime import regime_report, run_regimes
 from analytics import RegimeDeskError
@@ -60,6 +61,7 @@ def regime_template(facts: dict[str, Any]) -> str:
 def make(ctx: AppContext):
     def regime(state: Mapping[str, Any]) -> NodeUpdate:
         run = RunState(state)
+        prefetch(ctx, run.request_doc)
         results, narratives, errors = per_symbol(
             ctx, run, "regime",
             lambda symbol: RegimeReport(regime_report(run_regimes(ctx, run.request_doc, symbol))),

@@ -16,8 +16,8 @@ from agents.graph.schema import (
     StatisticsReport,
     SymbolError,
 )
+from agents.services.analysis import run_statistics
 from agents.services.context import AppContext
-from agents.services.statistics import statistics_report
 from analytics import RegimeDeskError
 
 __all__ = ["make", "statistics_facts", "statistics_template"]
@@ -74,7 +74,6 @@ def statistics_template(symbol: str, facts: dict[str, Any]) -> str:
 def make(ctx: AppContext):
     def statistics(state: Mapping[str, Any]) -> NodeUpdate:
         run = RunState(state)
-        store = ctx.bars(run.request_doc)
         results: dict[str, dict[str, StatisticsReport | SymbolError]] = {}
         narratives: dict[str, AgentNarrative] = {}
         errors: list[AgentError] = []
@@ -82,13 +81,9 @@ def make(ctx: AppContext):
             per_tf: dict[str, StatisticsReport | SymbolError] = {}
             for tf in TIMEFRAME_NAMES:
                 try:
-                    bars = store.get(symbol, tf)
-                    rep = statistics_report(bars.frame["close"], store.lookback(tf), fit_cache=ctx.fit_cache())
+                    per_tf[tf] = StatisticsReport(run_statistics(ctx, run.request_doc, symbol, tf))
                 except RegimeDeskError as exc:
                     per_tf[tf] = SymbolError(str(exc))
-                    continue
-                rep["bar"] = store.bar_of(tf)
-                per_tf[tf] = StatisticsReport(rep)
             results[symbol] = per_tf
             if all(isinstance(r, SymbolError) for r in per_tf.values()):
                 errors.append(AgentError.from_exception("statistics", symbol, RegimeDeskError("no timeframe had data")))
