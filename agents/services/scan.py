@@ -21,10 +21,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agents.config import TIMEFRAME_NAMES, Settings
-from agents.services.analysis import process_context
-from agents.services.ml import current_signal, decide
-from agents.services.regime import AGENT_METHOD, analyse_regimes, regime_report
-from agents.services.statistics import statistics_report
+from agents.services.analysis import analyse_symbol, process_context
+from agents.services.ml import decide
+from agents.services.regime import regime_report
 from analytics import PolicyParams, RegimeDeskError
 
 __all__ = ["ScanRecord", "scan_symbol", "scan_changes", "rank_records"]
@@ -69,12 +68,9 @@ class ScanRecord:
         return a == b
 
 
-def _signal(store, symbol: str, settings: Settings, analysis, family: str | None, fit_cache) -> dict[str, Any]:
-    no_training = settings.model_copy(update={"ml": settings.ml.model_copy(update={"auto_train": False})})
-    try:
-        sig = current_signal(store, symbol, no_training, analysis=analysis, fit_cache=fit_cache)
-    except RegimeDeskError as exc:
-        return {"note": f"no signal: {exc} (regimedesk train {symbol})"}
+def _signal(symbol: str, settings: Settings, sig: Any, family: str | None) -> dict[str, Any]:
+    if isinstance(sig, BaseException):
+        return {"note": f"no signal: {sig} (regimedesk train {symbol})"}
     policy = settings.decision.policy
     params = sig["policy_params"].get(policy)
     weight = None
@@ -88,35 +84,38 @@ def _signal(store, symbol: str, settings: Settings, analysis, family: str | None
 def scan_symbol(symbol: str, settings: Settings, source: str, as_of: str | None = None) -> ScanRecord:
     """The scan record of ``symbol`` from ``source`` as of ``as_of`` (None: the newest bar).
 
+    The analysis is :func:`agents.services.analysis.analyse_symbol`'s (what a run's agents
+    compute), with model training off; the bars are read afresh for every scan, so a
+    long-running process (the bot, the scheduler, a cluster's workers) never scans old data.
     Never raises for the symbol's own problems (unknown symbol, too little data, a model that
     cannot be read): those give ``ok=False`` and the reason.
     """
     started = time.perf_counter()
+    no_training = settings.model_copy(update={"ml": settings.ml.model_copy(update={"auto_train": False})})
+    app = process_context(no_training)
+    request: dict[str, Any] = {"source": source, "as_of": as_of, "start": None, "recompute": False}
     try:
-        app = process_context(settings)
-        store = app.bars({"source": source, "as_of": as_of})
+        store = app.bars(request)
         canonical = store.market.source.canonical_symbol(symbol)
+        last = store.get(canonical, "MT").frame.index[-1].isoformat()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            analysis = analyse_regimes(store, canonical, AGENT_METHOD, fit_cache=app.fit_cache())
-            rep = regime_report(analysis)
-            regimes = {tf: {k: v.get(k) for k in ("label", "family", "probability", "since", "bars_in_regime")}
-                       for tf, v in rep["timeframes"].items()}
-            character: dict[str, str | None] = {}
-            for tf in TIMEFRAME_NAMES:
-                try:
-                    stats = statistics_report(store.get(canonical, tf).frame["close"], store.lookback(tf),
-                                              fit_cache=app.fit_cache())
-                except RegimeDeskError:
-                    character[tf] = None
-                    continue
-                ch = stats.get("character", {})
-                character[tf] = ch.get("character") if ch.get("available") else None
-            consensus = {k: rep["consensus"][k] for k in ("label", "family", "agreement")}
-            signal = _signal(store, canonical, settings, analysis, consensus["family"], app.fit_cache())
-        last = store.get(canonical, "MT").frame.index[-1].isoformat()
+            found = analyse_symbol(canonical, no_training, {**request, "symbols": [canonical]})
+        if isinstance(found.regimes, BaseException):
+            raise found.regimes
     except RegimeDeskError as exc:
+        app.release(request)
         return ScanRecord(symbol, False, error=str(exc), seconds=time.perf_counter() - started)
+    rep = regime_report(found.regimes)
+    regimes = {tf: {k: v.get(k) for k in ("label", "family", "probability", "since", "bars_in_regime")}
+               for tf, v in rep["timeframes"].items()}
+    character: dict[str, str | None] = {}
+    for tf in TIMEFRAME_NAMES:
+        stats = found.statistics.get(tf)
+        ch = {} if stats is None or isinstance(stats, BaseException) else stats.get("character", {})
+        character[tf] = ch.get("character") if ch.get("available") else None
+    consensus = {k: rep["consensus"][k] for k in ("label", "family", "agreement")}
+    signal = _signal(canonical, settings, found.signal, consensus["family"])
     return ScanRecord(canonical, True, last_bar=last, regimes=regimes, consensus=consensus, character=character,
                       seconds=time.perf_counter() - started, **signal)
 

@@ -158,3 +158,28 @@ def test_a_real_dask_cluster_gives_the_in_process_results(capsys, tmp_path):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=10)
+
+
+def test_a_long_running_process_scans_the_new_bars(tmp_path, monkeypatch):
+    # The bot and the scheduler scan in their own process again and again: every scan reads the
+    # bars afresh (the process context keeps no bars between scans).
+    import numpy as np
+    import pandas as pd
+
+    data = tmp_path / "data"
+    data.mkdir()
+    cfg = tmp_path / "regimedesk.toml"
+    cfg.write_text(f"[data]\nsource = 'file'\n[data.file]\ndirectory = '{data}'\n")
+    settings = load_settings(str(cfg))
+    rng = np.random.default_rng(7)
+    n = 700
+    close = 100 * np.exp(np.cumsum(0.01 * rng.standard_normal(n)))
+    frame = pd.DataFrame({"timestamp": pd.bdate_range("2020-01-01", periods=n), "open": close, "high": close * 1.01,
+                          "low": close * 0.99, "close": close, "volume": 1e6})
+    frame.iloc[:600].to_csv(data / "SYN.csv", index=False)
+    first = scan_symbol("SYN", settings, "file")
+    frame.to_csv(data / "SYN.csv", index=False)
+    second = scan_symbol("SYN", settings, "file")
+    assert first.ok and second.ok
+    assert first.last_bar.startswith(str(frame["timestamp"].iloc[599].date()))
+    assert second.last_bar.startswith(str(frame["timestamp"].iloc[-1].date()))
