@@ -61,7 +61,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_REGIME_METHODS = ("hmm", "garch", "markov", "ensemble")
+_REGIME_METHODS = ("hmm", "garch", "markov", "jump", "ensemble")
 #: Most symbols one /scan may list (a universe may hold more).
 SCAN_MAX_SYMBOLS = 20
 _BROKERS = ("none", "paper", "alpaca")
@@ -425,7 +425,7 @@ class DeskCommands:
             CommandSpec("start", self.start, "/start", "who you are to this bot"),
             CommandSpec("help", self.help, "/help", "this list"),
             CommandSpec("status", self.status, "/status", "trading state, last run, positions"),
-            CommandSpec("regime", self.regime, "/regime SYMBOL [--method hmm|garch|markov|ensemble] [--as-of DATE]",
+            CommandSpec("regime", self.regime, "/regime SYMBOL [--method hmm|garch|markov|jump|ensemble] [--as-of DATE]",
                         "regime per timeframe and consensus", long=True),
             CommandSpec("stats", self.stats, "/stats SYMBOL [--as-of DATE]",
                         "ADF, variance ratio, Hurst, market character", long=True),

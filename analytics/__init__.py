@@ -117,6 +117,7 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
     from analytics._regime_hmm import (
         GaussianHMMRegime,
     )
+    from analytics._regime_jump import JumpModelRegime
     from analytics._regime_markov import (
         MarkovSwitchingRegime,
     )
@@ -129,6 +130,16 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         TimeframeSpec,
         multi_timeframe_regimes,
         regime_consensus,
+    )
+    from analytics._significance import (
+        DeflatedSharpeResult,
+        ProbabilisticSharpeResult,
+        SharpeDifferenceCI,
+        deflated_sharpe_ratio,
+        expected_max_sharpe,
+        probabilistic_sharpe_ratio,
+        psr_from_moments,
+        sharpe_difference_ci,
     )
     from analytics._stress import (
         HISTORICAL_SCENARIOS,
@@ -172,6 +183,24 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         rolling_variance_ratio,
         variance_ratio,
     )
+    from analytics._volforecast import (
+        HAR_LAGS,
+        RISKMETRICS_LAMBDA,
+        DieboldMarianoResult,
+        GarchParams,
+        HARModel,
+        diebold_mariano,
+        ewma_variance,
+        fit_garch,
+        fit_har,
+        garch_cumulative_variance,
+        garch_variance,
+        har_regressors,
+        mse_log_variance,
+        predict_har,
+        qlike,
+        realised_variance_target,
+    )
     from analytics.bars import (
         BAR_COLUMNS,
         CLOSE_ONLY_MISSING,
@@ -202,6 +231,32 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
     )
 
 __all__ = [
+    # volatility forecasts and their baselines
+    "HAR_LAGS",
+    "RISKMETRICS_LAMBDA",
+    "DieboldMarianoResult",
+    "GarchParams",
+    "HARModel",
+    "diebold_mariano",
+    "ewma_variance",
+    "fit_garch",
+    "fit_har",
+    "garch_cumulative_variance",
+    "garch_variance",
+    "har_regressors",
+    "mse_log_variance",
+    "predict_har",
+    "qlike",
+    "realised_variance_target",
+    # significance of backtests
+    "DeflatedSharpeResult",
+    "ProbabilisticSharpeResult",
+    "SharpeDifferenceCI",
+    "deflated_sharpe_ratio",
+    "expected_max_sharpe",
+    "probabilistic_sharpe_ratio",
+    "psr_from_moments",
+    "sharpe_difference_ci",
     # portfolio
     "DEFAULT_HALF_LIVES",
     "DEFAULT_REGIME_CAPS",
@@ -347,6 +402,7 @@ __all__ = [
     "GaussianHMMRegime",
     "MarkovSwitchingRegime",
     "GarchVolatilityRegime",
+    "JumpModelRegime",
     "TIMEFRAMES",
     "DEFAULT_TIMEFRAME_SPECS",
     "TimeframeSpec",
@@ -363,6 +419,24 @@ __all__ = [
 #: so that `from analytics import RegimeDeskError` loads analytics.errors and not scipy,
 #: statsmodels and arch: light commands start fast (benchmarks/startup.py).
 _SOURCES: dict[str, tuple[str, ...]] = {
+    "analytics._volforecast": (
+        "HAR_LAGS",
+        "RISKMETRICS_LAMBDA",
+        "DieboldMarianoResult",
+        "GarchParams",
+        "HARModel",
+        "diebold_mariano",
+        "ewma_variance",
+        "fit_garch",
+        "fit_har",
+        "garch_cumulative_variance",
+        "garch_variance",
+        "har_regressors",
+        "mse_log_variance",
+        "predict_har",
+        "qlike",
+        "realised_variance_target",
+    ),
     "analytics._adf": (
         "ADFResult", "RollingADFResult", "adf_default_maxlag", "adf_test", "rolling_adf",
     ),
@@ -402,6 +476,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "RegimeResult", "apply_persistence", "expected_durations", "forward_filter",
         "label_states", "order_states", "walk_forward_regimes",
     ),
+    "analytics._regime_jump": ("JumpModelRegime",),
     "analytics._regime_detect": ("REGIME_METHODS", "detect_regimes", "make_regime_model"),
     "analytics._regime_garch": ("GarchVolatilityRegime",),
     "analytics._regime_hmm": ("GaussianHMMRegime",),
@@ -409,6 +484,10 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "analytics._regime_mtf": (
         "DEFAULT_TIMEFRAME_SPECS", "TIMEFRAMES", "MultiTimeframeRegime", "RegimeConflict",
         "TimeframeRegime", "TimeframeSpec", "multi_timeframe_regimes", "regime_consensus",
+    ),
+    "analytics._significance": (
+        "DeflatedSharpeResult", "ProbabilisticSharpeResult", "SharpeDifferenceCI", "deflated_sharpe_ratio",
+        "expected_max_sharpe", "probabilistic_sharpe_ratio", "psr_from_moments", "sharpe_difference_ci",
     ),
     "analytics._stress": (
         "HISTORICAL_SCENARIOS", "ShockResult", "StressResult", "StressScenario", "historical_stress",

@@ -10,6 +10,7 @@ import pandas as pd
 from analytics._regime_common import PersistenceRule, RegimeResult, walk_forward_regimes
 from analytics._regime_garch import GarchVolatilityRegime
 from analytics._regime_hmm import GaussianHMMRegime
+from analytics._regime_jump import JumpModelRegime
 from analytics._regime_markov import MarkovSwitchingRegime
 
 __all__ = ["REGIME_METHODS", "detect_regimes", "make_regime_model"]
@@ -19,6 +20,7 @@ REGIME_METHODS: dict[str, type] = {
     "hmm": GaussianHMMRegime,
     "markov": MarkovSwitchingRegime,
     "garch": GarchVolatilityRegime,
+    "jump": JumpModelRegime,
 }
 
 
@@ -27,7 +29,7 @@ def make_regime_model(method: str, n_states: int = 2, **options: Any) -> Any:
 
     Parameters
     ----------
-    method : {'hmm', 'markov', 'garch'}
+    method : {'hmm', 'markov', 'garch', 'jump'}
     n_states : int, default 2
     **options
         Further hyper-parameters of that method's class (e.g. ``vol_halflife`` for
@@ -35,7 +37,7 @@ def make_regime_model(method: str, n_states: int = 2, **options: Any) -> Any:
 
     Returns
     -------
-    GaussianHMMRegime, MarkovSwitchingRegime or GarchVolatilityRegime
+    GaussianHMMRegime, MarkovSwitchingRegime, GarchVolatilityRegime or JumpModelRegime
     """
     if not isinstance(method, str):
         raise TypeError(f"method must be a str, got {type(method).__name__}")
@@ -70,7 +72,7 @@ def detect_regimes(
     ----------
     returns : pandas.Series
         Log returns, tz-aware strictly increasing ``DatetimeIndex``.
-    method : {'hmm', 'markov', 'garch'}, default 'hmm'
+    method : {'hmm', 'markov', 'garch', 'jump'}, default 'hmm'
     n_states : int, default 2
     min_train, refit_every, max_train, persistence, periods_per_year, seed, fit_cache
         As in :func:`walk_forward_regimes`.

@@ -37,8 +37,21 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         data_hash,
         library_versions,
     )
+    from signals._volmodel import (
+        VOL_MODELS,
+        VolModelConfig,
+        VolScore,
+        VolWalkForwardResult,
+        walk_forward_vol,
+    )
 
 __all__ = [
+    # volatility forecasts
+    "VOL_MODELS",
+    "VolModelConfig",
+    "VolScore",
+    "VolWalkForwardResult",
+    "walk_forward_vol",
     "FEATURE_DESCRIPTIONS",
     "FeatureConfig",
     "build_features",
@@ -74,6 +87,13 @@ __all__ = [
 #: so that importing one name does not load xgboost and scikit-learn: light commands start fast
 #: (benchmarks/startup.py).
 _SOURCES: dict[str, tuple[str, ...]] = {
+    "signals._volmodel": (
+        "VOL_MODELS",
+        "VolModelConfig",
+        "VolScore",
+        "VolWalkForwardResult",
+        "walk_forward_vol",
+    ),
     "signals._features": (
         "FEATURE_DESCRIPTIONS", "FeatureConfig", "build_features", "garch_volatility", "latest_features",
     ),

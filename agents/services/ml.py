@@ -27,6 +27,7 @@ from agents.services.regime import (
     risk_off_path,
     run_regimes,
 )
+from agents.services.significance import edge_significance, policy_trial_sharpes
 from analytics import (
     POLICY_GRIDS,
     BacktestConfig,
@@ -415,6 +416,8 @@ def backtest_policy(
     strat = run_backtest(window, wp.target.iloc[lo:], cfg)
     hold = run_backtest(window, pd.Series(1.0, index=window.index), cfg)
     params_used = [s for s in wp.segments if s["start"] >= window.index[0]]
+    trials = policy_trial_sharpes(policy, window, ds.regime_family.to_numpy()[lo:], p_up[lo:], ds.vol.to_numpy()[lo:],
+                                  cfg)
     return {
         "symbol": symbol,
         "source": ds.source,
@@ -424,6 +427,7 @@ def backtest_policy(
         "costs": {"cost_bps": cfg.cost_bps, "slippage_bps": cfg.slippage_bps},
         "metrics": {"strategy": strat.metrics.to_dict(), "buy_and_hold": hold.metrics.to_dict()},
         "signal_out_of_sample": wf.metrics.to_dict() if wf is not None and wf.metrics else None,
+        "significance": edge_significance(strat.returns.iloc[1:], hold.returns.iloc[1:], trials),
         "reselections": len(params_used),
         "params_last": wp.segments[-1]["params"],
         "equity": {"strategy": strat.equity, "buy_and_hold": hold.equity},

@@ -50,7 +50,7 @@ __all__ = [
 # hmmlearn logs every non-monotone EM step; convergence is checked by analytics instead.
 logging.getLogger("hmmlearn").setLevel(logging.ERROR)
 
-METHODS: tuple[str, ...] = ("hmm", "markov", "garch", "ensemble")
+METHODS: tuple[str, ...] = ("hmm", "markov", "garch", "jump", "ensemble")
 #: The method of the regime agent, which the ML features and the decision policy also use.
 AGENT_METHOD = "hmm"
 _BASE = ("hmm", "markov", "garch")
@@ -179,7 +179,7 @@ def analyse_regimes(store, symbol: str, method: str = "hmm", seed: int = 0, fit_
         Bars of the run (full available history; the regime models need more than the
         display lookback: MT trains on 504 bars before its first filtered value).
     symbol : str
-    method : {'hmm', 'markov', 'garch', 'ensemble'}
+    method : {'hmm', 'markov', 'garch', 'jump', 'ensemble'}
     seed : int
         Seed of the model fits (results are deterministic given the seed).
     fit_cache : mutable mapping, optional

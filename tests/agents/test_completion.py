@@ -197,7 +197,7 @@ def test_zsh_completes_options_and_their_choices(zsh_script_file, tmp_path):
         "regimedesk run --source=po": ["polygon"],
         # a fill_later option is there; a hidden one (stats --timeframe) is not
         "regimedesk regime SP500 --m": ["--method"],
-        "regimedesk regime SP500 --method ": ["ensemble", "garch", "hmm", "markov"],
+        "regimedesk regime SP500 --method ": ["ensemble", "garch", "hmm", "jump", "markov"],
         "regimedesk stats SP500 --time": [],
     }
     assert zsh_complete(tmp_path, sourced(zsh_script_file), *cases) == list(cases.values())

@@ -185,6 +185,19 @@ def test_backtest_cli_table_and_json(fast_config, capsys):
     assert -1 < h["max_drawdown"] < -0.4  # the 2008 crash is inside the window
     eq = rep["equity"]["buy_and_hold"]
     assert len(eq) == rep["window"]["bars"] + 1
+    # the edge's significance is that of the two daily return series the equity curves come from
+    from analytics import deflated_sharpe_ratio, sharpe_difference_ci
+
+    r_s = np.diff(rep["equity"]["strategy"]) / np.asarray(rep["equity"]["strategy"][:-1])
+    r_h = np.diff(eq) / np.asarray(eq[:-1])
+    ci = sharpe_difference_ci(r_s, r_h, reps=1000, seed=0)
+    sig = rep["significance"]
+    assert sig["sharpe_difference"]["difference"] == pytest.approx(s["sharpe"] - h["sharpe"], abs=1e-9)
+    assert sig["sharpe_difference"]["ci_low"] == pytest.approx(ci.ci_low, abs=1e-9)
+    assert sig["sharpe_difference"]["ci_high"] == pytest.approx(ci.ci_high, abs=1e-9)
+    dsr = deflated_sharpe_ratio(r_s, 54, sig["deflated_sharpe"]["trial_sharpe_variance"])
+    assert sig["deflated_sharpe"]["dsr"] == pytest.approx(dsr.dsr, abs=1e-9) and dsr.n_trials == 54
+    assert "edge over buy-and-hold: Sharpe" in out.out and "deflated Sharpe ratio" in out.out
 
 
 def test_backtest_start_and_bad_arguments(fast_config, capsys):
@@ -252,3 +265,31 @@ def test_run_recompute_flag_gives_the_same_run(fast_config, capsys):
         _close(states[False][key], states[True][key], key)
     dec = [s["decision"]["symbols"]["SP500"] for s in (states[False], states[True])]
     _close(dec[0], dec[1], "decision")
+
+
+def test_volatility_command_scores_every_forecast_on_the_same_folds(fast_config, capsys):
+    from signals import VOL_MODELS, walk_forward_vol
+
+    args = ["--config", str(fast_config), "volatility", "SP500", "--as-of", "2010-12-31", "--horizon", "21"]
+    assert main([*args, "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["horizon"] == 21 and rep["window"]["end"] <= "2010-12-31"
+    assert set(rep["models"]) == {*VOL_MODELS, "chosen"}
+    assert rep["models"]["har"]["dm_qlike"] is None and rep["next_choice"] in VOL_MODELS
+    # the same numbers as the library on the same bars, folds and features
+    settings = load_settings(str(fast_config))
+    from agents.services.ml import build_dataset
+
+    ds = build_dataset(_store(settings, "2010-12-31"), "SP500", settings)
+    ml = settings.ml
+    res = walk_forward_vol(ds.bars, 21, min_train=ml.min_train, test_size=ml.refit_every, embargo=ml.embargo,
+                           max_train=ml.max_train or None, regime_risk_off=ds.features["regime_risk_off"])
+    for name, score in res.scores.items():
+        assert rep["models"][name]["qlike"] == pytest.approx(score.qlike, rel=1e-12)
+        assert rep["models"][name]["n"] == score.n
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "QLIKE" in out and "next pick: " in out
+    assert main([*args[:-1], "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--horizon must be between 1 and 63" in err[0]
