@@ -25,6 +25,14 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         signal_metrics,
         walk_forward_predict,
     )
+    from signals._regime_change import (
+        RegimeChangeResult,
+        baseline_change_probability,
+        change_labels,
+        family_stay_probability,
+        regime_age,
+        walk_forward_change,
+    )
     from signals._split import PurgedWalkForwardSplit
     from signals._store import (
         ModelNotFoundError,
@@ -46,6 +54,13 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
     )
 
 __all__ = [
+    # regime-change forecasts
+    "RegimeChangeResult",
+    "baseline_change_probability",
+    "change_labels",
+    "family_stay_probability",
+    "regime_age",
+    "walk_forward_change",
     # volatility forecasts
     "VOL_MODELS",
     "VolModelConfig",
@@ -87,6 +102,14 @@ __all__ = [
 #: so that importing one name does not load xgboost and scikit-learn: light commands start fast
 #: (benchmarks/startup.py).
 _SOURCES: dict[str, tuple[str, ...]] = {
+    "signals._regime_change": (
+        "RegimeChangeResult",
+        "baseline_change_probability",
+        "change_labels",
+        "family_stay_probability",
+        "regime_age",
+        "walk_forward_change",
+    ),
     "signals._volmodel": (
         "VOL_MODELS",
         "VolModelConfig",
