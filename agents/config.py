@@ -41,6 +41,7 @@ __all__ = [
     "TimeframesConfig",
     "LLMConfig",
     "MLConfig",
+    "DriftConfig",
     "DecisionConfig",
     "PortfolioConfig",
     "PortfolioCapsConfig",
@@ -226,6 +227,27 @@ class LLMConfig(_Model):
 _ML_REGIME_TIMEFRAMES = tuple(name for name, row in TIMEFRAME_TABLE.items() if not row.bar.intraday)
 
 
+class DriftConfig(_Model):
+    """``[ml.drift]``: when a stored model has drifted (``regimedesk models status``).
+
+    Feature drift compares the last ``window`` bars after the model's training data with its
+    training window; performance decay scores its forecasts on the last ``window`` labelled
+    bars after it against the Brier score validated at training time.
+    """
+
+    # A feature whose population stability index exceeds this has shifted (0.25: a common
+    # "significant shift" line).
+    psi: float = Field(default=0.25, gt=0, le=100)
+    # A feature whose two-sample Kolmogorov-Smirnov p-value is below this has shifted.
+    ks_pvalue: float = Field(default=0.01, gt=0, lt=1)
+    # Recent Brier score minus the validated one above this (absolute) is decay.
+    brier_increase: float = Field(default=0.02, gt=0, le=1)
+    # Recent bars compared (features) and labelled forecasts scored.
+    window: int = Field(default=63, ge=20, le=2520)
+    # true: a breach marks the model due, and the next scheduled or live retrain replaces it.
+    retrain_on_breach: bool = False
+
+
 class MLConfig(_Model):
     """The ML signal: labels, walk-forward schedule and the model-age rule."""
 
@@ -247,6 +269,8 @@ class MLConfig(_Model):
     # value, XGBoost trains outside the interpreter lock).
     train_threads: int = Field(default=2, ge=1, le=64)
     regime_timeframe: Literal[_ML_REGIME_TIMEFRAMES] = "MT"  # type: ignore[valid-type]
+    # Thresholds of the drift monitor (regimedesk models status).
+    drift: DriftConfig = DriftConfig()
 
     @model_validator(mode="after")
     def _retrain_before_stale(self) -> MLConfig:
@@ -897,6 +921,18 @@ retrain_after_days = 25.0
 train_threads = 2
 # Timeframe whose filtered risk-off probability is a model feature.
 regime_timeframe = "MT"
+
+[ml.drift]
+# Drift of stored models (regimedesk models status): the last `window` bars after a model's
+# training data against its training window (population stability index above `psi`, or a
+# Kolmogorov-Smirnov p-value below `ks_pvalue`, per feature), and its Brier score on the last
+# `window` labelled bars against the validated one (an increase above `brier_increase`).
+psi = 0.25
+ks_pvalue = 0.01
+brier_increase = 0.02
+window = 63
+# true: a breach marks the model due for the next scheduled or live retrain.
+retrain_on_breach = false
 
 [engine]
 # false: a run computes the newest bar's features only (fast); true: it rebuilds every

@@ -5,6 +5,16 @@ from typing import TYPE_CHECKING
 from analytics.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/test_import_graph.py
+    from signals._drift import (
+        PSI_EPSILON,
+        FeatureDrift,
+        FeatureDriftRow,
+        PerformanceDecay,
+        feature_drift,
+        performance_decay,
+        population_stability_index,
+        psi_edges,
+    )
     from signals._features import (
         FEATURE_DESCRIPTIONS,
         FeatureConfig,
@@ -54,6 +64,15 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
     )
 
 __all__ = [
+    # drift of stored models
+    "PSI_EPSILON",
+    "FeatureDrift",
+    "FeatureDriftRow",
+    "PerformanceDecay",
+    "feature_drift",
+    "performance_decay",
+    "population_stability_index",
+    "psi_edges",
     # regime-change forecasts
     "RegimeChangeResult",
     "baseline_change_probability",
@@ -102,6 +121,16 @@ __all__ = [
 #: so that importing one name does not load xgboost and scikit-learn: light commands start fast
 #: (benchmarks/startup.py).
 _SOURCES: dict[str, tuple[str, ...]] = {
+    "signals._drift": (
+        "PSI_EPSILON",
+        "FeatureDrift",
+        "FeatureDriftRow",
+        "PerformanceDecay",
+        "feature_drift",
+        "performance_decay",
+        "population_stability_index",
+        "psi_edges",
+    ),
     "signals._regime_change": (
         "RegimeChangeResult",
         "baseline_change_probability",

@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         export,
         live,
         ml,
+        models,
         regime,
         report,
         risk,
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_VersionAction, help="print 'regimedesk VERSION' and exit")
     # nested subparsers default to the parent's class, so every parser gets _Parser's formatter
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (run, regime, stats, scan, ml, export, report, schedule, live, risk,
+    for module in (run, regime, stats, scan, ml, models, export, report, schedule, live, risk,
                    data, config, bot, completion):
         module.register(sub)
     return parser

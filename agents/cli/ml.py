@@ -71,9 +71,13 @@ def _register_volatility(sub: argparse._SubParsersAction) -> None:
     )
     v.epilog = examples("regimedesk volatility SP500", "regimedesk volatility NASDAQ --horizon 21 --json",
                         "regimedesk volatility SP500 --as-of 2012-12-31")
+    v.fill_later(_volatility_options)
+    v.set_defaults(handler=_volatility)
+
+
+def _volatility_options(v: argparse.ArgumentParser) -> None:
     add_symbol_options(v)
     v.add_argument("--horizon", type=int, default=5, help="bars ahead the variance is summed over (default 5)")
-    v.set_defaults(handler=_volatility)
 
 
 def _volatility(args: argparse.Namespace, ctx) -> int:

@@ -18,11 +18,19 @@ integrations). One module per workflow:
 ``fitcache``     fitted regime parameters kept between runs
 ``format``       number formatting for people
 ``progress``     status lines with an estimate of the time left for long steps
+``analysis``     a symbol's regimes, statistics and signal for one run, here or on a worker
+``scan``         one symbol's scan record and what changed since the last scan
+``portfolio``, ``allocation``, ``portfolio_risk``, ``portfolio_report``, ``portfolio_export``,
+``portfolio_text``  universes, the portfolio agent, portfolio VaR/stress, report, export, bot text
+``significance`` whether a backtest's edge over buy-and-hold is distinguishable from luck
+``volatility``   volatility forecasts against their baselines (HAR-RV, GARCH, EWMA)
+``drift``        drift of stored models: feature PSI/KS, score decay, breaches journaled and alerted
 
 The package ``__init__`` imports nothing, so a light command pays only for what it uses.
 """
 
 __all__ = [
-    "context", "data", "emergency", "export", "fitcache", "format", "ml", "narrator", "progress",
-    "regime", "report", "risk", "run_summary", "statistics",
+    "allocation", "analysis", "context", "data", "drift", "emergency", "export", "fitcache", "format", "ml",
+    "narrator", "portfolio", "portfolio_export", "portfolio_report", "portfolio_risk", "portfolio_text", "progress",
+    "regime", "report", "risk", "run_summary", "scan", "significance", "statistics", "volatility",
 ]

@@ -253,20 +253,30 @@ def retrain_due(store, symbol: str, settings: Settings) -> str | None:
     """Why ``symbol``'s model should be retrained after the store's last bar (None: not due).
 
     Due when ``ml.retrain_after_days`` is on (> 0) and the newest model allowed at that bar
-    is at least that old, or there is none. Live sessions and scheduled runs call this after
-    a bar's orders are sent and train then, so the next decision finds a fresh model and
-    never trains (see ``ml.retrain_after_days``).
+    is at least that old, or there is none; or, with ``ml.drift.retrain_on_breach``, when a
+    drift check marked that model (``agents.services.drift.drift_retrain_reason``). Live
+    sessions and scheduled runs call this after a bar's orders are sent and train then, so the
+    next decision finds a fresh model and never trains (see ``ml.retrain_after_days``).
     """
     after = settings.ml.retrain_after_days
-    if not after:
+    on_drift = settings.ml.drift.retrain_on_breach
+    if not after and not on_drift:
         return None
     as_of = store.get(symbol, "MT").frame.index[-1]
     try:
         stored = _newest_model(store, symbol, settings)
     except UnreadableModelError as exc:
-        return str(exc) if settings.ml.auto_train else None
+        return str(exc) if settings.ml.auto_train and after else None
     except ModelNotFoundError:
-        return "no model stored" if settings.ml.auto_train else None
+        return "no model stored" if settings.ml.auto_train and after else None
+    if on_drift:
+        from agents.services.drift import drift_retrain_reason  # drift imports this module
+
+        drifted = drift_retrain_reason(stored)
+        if drifted is not None:
+            return drifted
+    if not after:
+        return None
     age = float((as_of - stored.train_end) / pd.Timedelta(days=1))
     if age < after:
         return None

@@ -145,7 +145,7 @@ def test_a_command_help_shows_options_added_when_it_is_used(capsys):
         main(["regime", "--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
-    assert "--method {hmm,markov,garch,ensemble}" in text and "--source {builtin,file,polygon,alpaca}" in text
+    assert "--method {hmm,markov,garch,jump,ensemble}" in text and "--source {builtin,file,polygon,alpaca}" in text
     args = build_parser().parse_args(["export", "csv", "SP500", "--policy", "combined", "--source", "file"])
     assert (args.export_command, args.symbols, args.policy, args.source) == ("csv", ["SP500"], "combined", "file")
     with pytest.raises(SystemExit) as exc:

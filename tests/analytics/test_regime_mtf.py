@@ -156,7 +156,7 @@ def test_bad_arguments_are_not_swallowed(sp500_close):
     with pytest.raises(TypeError, match="TimeframeSpec"):
         multi_timeframe_regimes({"MT": daily}, method="garch", specs={"MT": {"min_train": 10}})
     with pytest.raises(ValueError, match="method"):
-        multi_timeframe_regimes({"MT": daily}, method="jump")
+        multi_timeframe_regimes({"MT": daily}, method="nope")
 
 
 def test_custom_spec_is_used(sp500_close):
