@@ -25,12 +25,13 @@ integrations). One module per workflow:
 ``significance`` whether a backtest's edge over buy-and-hold is distinguishable from luck
 ``volatility``   volatility forecasts against their baselines (HAR-RV, GARCH, EWMA)
 ``drift``        drift of stored models: feature PSI/KS, score decay, breaches journaled and alerted
+``drift_marks``  the drift mark a check writes and the scheduled retrain reads
 
 The package ``__init__`` imports nothing, so a light command pays only for what it uses.
 """
 
 __all__ = [
-    "allocation", "analysis", "context", "data", "drift", "emergency", "export", "fitcache", "format", "ml",
+    "allocation", "analysis", "context", "data", "drift", "drift_marks", "emergency", "export", "fitcache", "format", "ml",
     "narrator", "portfolio", "portfolio_export", "portfolio_report", "portfolio_risk", "portfolio_text", "progress",
     "regime", "report", "risk", "run_summary", "scan", "significance", "statistics", "volatility",
 ]

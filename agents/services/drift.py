@@ -22,10 +22,7 @@ scheduler's sender, and with ``ml.drift.retrain_on_breach`` marks the model due:
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ from urllib.parse import unquote
 import pandas as pd
 
 from agents.config import Settings
+from agents.services.drift_marks import drift_retrain_reason, mark_due
 from agents.services.ml import Dataset, build_dataset, model_store
 from analytics import InsufficientDataError, RegimeDeskError
 from signals import (
@@ -69,7 +67,6 @@ DRIFT_EVENT = "model_drift"
 #: Fewest bars after the training data (and labelled forecasts) a drift measure is computed on.
 MIN_RECENT_BARS = 20
 #: The file beside a symbol's model versions that marks a version due for retraining.
-_DUE_FILE = "drift-due.json"
 
 _KIND_TEXT = {"psi": "PSI", "ks_pvalue": "KS p-value", "brier_increase": "Brier increase"}
 
@@ -308,40 +305,9 @@ def record_breaches(reports: DriftReport | list[DriftReport], settings: Settings
             out["alerted"] = [{"to": "telegram", "ok": False, "error": f"{type(exc).__name__}: {exc}"}]
     if settings.ml.drift.retrain_on_breach:
         for r in hit:
-            _mark_due(r)
+            mark_due(r.model_dir, r.version, r.as_of.isoformat(), [b.text for b in r.breaches])
             out["marked"].append(f"{r.symbol} {r.version}")
     return out
-
-
-def _mark_due(report: DriftReport) -> None:
-    """Write ``drift-due.json`` beside the versions (atomically): this version is due."""
-    doc = {"version": report.version, "checked_at": report.as_of.isoformat(),
-           "breaches": [b.text for b in report.breaches]}
-    fd, tmp = tempfile.mkstemp(prefix=".drift-", dir=report.model_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2)
-        os.replace(tmp, report.model_dir / _DUE_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def drift_retrain_reason(stored: StoredModel) -> str | None:
-    """Why ``stored`` is due for retraining after a drift breach (None: not marked).
-
-    A mark names one version: once a newer version is trained, the mark no longer applies to
-    the newest model and nothing needs removing. An unreadable mark counts as none.
-    """
-    try:
-        doc = json.loads((stored.path.parent / _DUE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(doc, dict) or doc.get("version") != stored.version:
-        return None
-    what = list(doc.get("breaches") or [])
-    shown = "; ".join(map(str, what[:3])) + (f" (+{len(what) - 3} more)" if len(what) > 3 else "")
-    return f"model {stored.version} drifted at {str(doc.get('checked_at', ''))[:10]}: {shown}"
 
 
 def drift_checks(ctx: Any, request: dict[str, Any], *, sender=None) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from agents.config import Settings
+from agents.services.drift_marks import drift_retrain_reason
 from agents.services.regime import (
     AGENT_METHOD,
     RegimeAnalysis,
@@ -254,7 +255,7 @@ def retrain_due(store, symbol: str, settings: Settings) -> str | None:
 
     Due when ``ml.retrain_after_days`` is on (> 0) and the newest model allowed at that bar
     is at least that old, or there is none; or, with ``ml.drift.retrain_on_breach``, when a
-    drift check marked that model (``agents.services.drift.drift_retrain_reason``). Live
+    drift check marked that model (``agents.services.drift_marks.drift_retrain_reason``). Live
     sessions and scheduled runs call this after a bar's orders are sent and train then, so the
     next decision finds a fresh model and never trains (see ``ml.retrain_after_days``).
     """
@@ -270,8 +271,6 @@ def retrain_due(store, symbol: str, settings: Settings) -> str | None:
     except ModelNotFoundError:
         return "no model stored" if settings.ml.auto_train and after else None
     if on_drift:
-        from agents.services.drift import drift_retrain_reason  # drift imports this module
-
         drifted = drift_retrain_reason(stored)
         if drifted is not None:
             return drifted

@@ -66,6 +66,10 @@ def test_truth_beats_all_and_garch_beats_ewma(sim):
     q = {m: res.scores[m].qlike for m in (*VOL_MODELS, "chosen")}
     assert q["garch"] < q["ewma"]
     assert all(true_q < v for v in q.values()), (true_q, q)
+    # The stated margins (issue 27 acceptance; measured on seeds 0-2: chosen +0.002..+0.011,
+    # XGBoost +0.050..+0.063 above the true model's QLIKE): the walk-forward choice is within 0.02
+    # of the truth, the XGBoost model within 0.08.
+    assert q["chosen"] - true_q < 0.02 and q["xgboost"] - true_q < 0.08, (true_q, q)
     # the scored bars are the test folds' bars with a complete future: 8 folds from bar 1000
     assert res.scores["har"].n == int(s.sum()) == 3000 - MIN_TRAIN - H
     assert all(sc.n == res.scores["har"].n for sc in res.scores.values())
