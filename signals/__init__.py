@@ -35,6 +35,12 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
         signal_metrics,
         walk_forward_predict,
     )
+    from signals._onnx import (
+        ONNX_INPUT,
+        OnnxExport,
+        export_onnx,
+        onnx_max_difference,
+    )
     from signals._regime_change import (
         RegimeChangeResult,
         baseline_change_probability,
@@ -64,6 +70,11 @@ if TYPE_CHECKING:  # the same names as _SOURCES, for type checkers and tests/tes
     )
 
 __all__ = [
+    # ONNX export
+    "ONNX_INPUT",
+    "OnnxExport",
+    "export_onnx",
+    "onnx_max_difference",
     # drift of stored models
     "PSI_EPSILON",
     "FeatureDrift",
@@ -121,6 +132,12 @@ __all__ = [
 #: so that importing one name does not load xgboost and scikit-learn: light commands start fast
 #: (benchmarks/startup.py).
 _SOURCES: dict[str, tuple[str, ...]] = {
+    "signals._onnx": (
+        "ONNX_INPUT",
+        "OnnxExport",
+        "export_onnx",
+        "onnx_max_difference",
+    ),
     "signals._drift": (
         "PSI_EPSILON",
         "FeatureDrift",

@@ -196,3 +196,31 @@ def test_drift_settings_defaults_and_validation(tmp_path):
         path.write_text(f"[ml.drift]\n{body}\n")
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             load_settings(path)
+
+
+def test_export_onnx_writes_the_model_and_its_features_and_reproduces_xgboost(home, capsys, tmp_path):
+    import onnxruntime as ort
+
+    _, config = home
+    out = tmp_path / "onnx" / "sp500.onnx"
+    capsys.readouterr()
+    assert main(["--config", str(config), "models", "export-onnx", "SP500", "--as-of", CHECK_AS_OF,
+                 "--out", str(out), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    stored = ModelStore(home[0] / "models").load("SP500")
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert rep["version"] == sidecar["version"] == "v0001" and rep["onnx"] == str(out)
+    assert sidecar["features"] == list(stored.model.features) == rep["features"]
+    assert rep["rows_checked"] == stored.model.n_validation and rep["max_difference"] <= 1e-6
+    # the file alone, as a C# user would run it: P(up) of the stored model on rows of features
+    rows = np.random.default_rng(0).standard_normal((64, len(sidecar["features"]))).astype(np.float32)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    probs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {sidecar["input"]["name"]: rows}),
+                     strict=True))["probabilities"]
+    np.testing.assert_allclose(probs[:, 1], stored.model.model.predict_proba(rows)[:, 1], atol=1e-6)
+    # bad requests: one line, nothing written
+    for argv, needle in ((["--out", str(tmp_path / "m.txt")], "--out must name a .onnx file"),
+                         (["--version", "v0009"], "no model SP500 v0009")):
+        code = main(["--config", str(config), "models", "export-onnx", "SP500", *argv])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code in (1, 2) and len(err) == 1 and needle in err[0], err
