@@ -499,6 +499,10 @@ class RegimeFit:
         Per-bar log-return mean and standard deviation of each ordered state.
     transition_matrix : ndarray, shape (k, k)
     state_labels : tuple of str
+    n_regimes : int
+        Regimes the fit found in its training window: ``k``, or 1 when the model tested the
+        window against one regime and one explained it (``GaussianHMMRegime``'s
+        ``one_regime_test``; then every state has the same label).
     """
 
     first_date: pd.Timestamp
@@ -512,6 +516,7 @@ class RegimeFit:
     state_vols: np.ndarray
     transition_matrix: np.ndarray
     state_labels: tuple[str, ...]
+    n_regimes: int
 
     @property
     def expected_durations(self) -> np.ndarray:
@@ -675,6 +680,7 @@ class RegimeResult:
             "transition_matrix": [[float(x) for x in row] for row in self.transition_matrix],
             "expected_durations": [float(x) for x in self.expected_durations],
             "converged": self.converged,
+            "n_regimes": self.fits[-1].n_regimes if self.fits else self.n_states,
             "n_fits": len(self.fits),
             "n_switches": self.n_switches,
             "switches_per_year": self.switches_per_year,
@@ -774,6 +780,9 @@ def _labels(fitted: Any, periods_per_year: float, drift_sharpe: float) -> tuple[
     if entry is not None and entry[0] is fitted and entry[1][0] == (periods_per_year, drift_sharpe):
         return entry[1][1]
     labels = label_states(fitted.means, fitted.vols, periods_per_year, drift_sharpe)
+    if getattr(fitted, "n_regimes", None) == 1:
+        # One regime in the window: every state carries the calmest state's label.
+        labels = (labels[0],) * len(labels)
     with _LABELS_LOCK:
         if len(_LABELS) > 100_000:
             _LABELS.clear()
@@ -946,6 +955,7 @@ def walk_forward_regimes(
                 state_vols=_frozen(fitted.vols),
                 transition_matrix=_frozen(fitted.transmat),
                 state_labels=labels,
+                n_regimes=int(getattr(fitted, "n_regimes", k)),
             )
         )
         if prefix_key is not None and j == done - 1:

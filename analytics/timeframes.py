@@ -102,7 +102,8 @@ _DAY = Timeframe(1, "D")
 #: data): LT weekly bars: 2-year first window, refit every 4 weeks, 2-week confirmation;
 #: MT daily bars: 2-year first window, monthly refits, expanding, 1-week confirmation;
 #: ST daily bars: 1-year first window, monthly refits on a rolling 2-year window (adapts
-#: faster than MT), 2-day confirmation;
+#: faster than MT), 1-week confirmation like MT (was 2 days: the confirmation guards against the
+#: noise of the daily features, whose volatility half-life is 5 bars on both; docs/regimes.md);
 #: US 5-minute bars (78 per session): 3 sessions first, refit every session on a rolling
 #: 10-session window, 30-minute confirmation.
 #: A timeframe needs more than ``min_train`` bars to report a regime; the cost grows with the
@@ -125,7 +126,7 @@ TIMEFRAME_TABLE: Mapping[str, AnalysisTimeframe] = MappingProxyType({
         AnalysisTimeframe(
             "ST", "short term", _DAY, 63, None,
             TimeframeSpec(min_train=252, refit_every=21, max_train=504, periods_per_year=252.0,
-                          persistence=PersistenceRule(0.8, 2)),
+                          persistence=PersistenceRule(0.8, 5)),
         ),
         AnalysisTimeframe(
             "US", "ultra-short", Timeframe(5, "Min"), 390, None,

@@ -9,10 +9,11 @@ For each method (Gaussian HMM, Markov-switching regression, GARCH volatility reg
   whole history with those parameters (what a daily "refit and score today" costs).
 
 ``--validate`` instead prints the validation numbers of docs/regimes.md with the default
-monthly refits: balanced accuracy on the simulated 2- and 3-state series (10 seeds each) and
+monthly refits: balanced accuracy on the simulated 2- and 3-state series (``--seeds``, 10
+by default; the one-regime test's figures use 20) and
 the S&P 500 crisis / calm fractions and switches per year.
 
-Usage: ``python benchmarks/regime_fit.py [--refit 21] [--methods hmm,markov,garch] [--validate]``
+Usage: ``python benchmarks/regime_fit.py [--refit 21] [--methods hmm,markov,garch] [--validate [--seeds N]]``
 """
 
 from __future__ import annotations
@@ -150,15 +151,16 @@ def _bacc(truth, pred):
     return float(np.mean([np.mean(pred[truth == c] == c) for c in np.unique(truth)]))
 
 
-def validate(methods, refit: int) -> None:
+def validate(methods, refit: int, n_seeds: int = 10) -> None:
     warnings.simplefilter("ignore", EstimationWarning)
-    print(f"Simulations: T=2000, walk-forward from bar 500, refit_every={refit}, scored on bars 500..1999")
+    print(f"Simulations: T=2000, {n_seeds} seeds, walk-forward from bar 500, refit_every={refit}, "
+          "scored on bars 500..1999")
     print(f"{'method':<8}{'states':>7}{'filtered':>10}{'persist.':>10}{'min seed':>10}{'secs':>7}")
     for k, (mu, sig, p, base) in {2: (MU2, SIGMA2, P2, 0), 3: (MU3, SIGMA3, P3, 100)}.items():
         for m in methods:
             t0 = time.perf_counter()
             raw, held = [], []
-            for seed in range(10):
+            for seed in range(n_seeds):
                 r, s = _simulate(mu, sig, p, 2000, base + seed)
                 res = walk_forward_regimes(r, make_regime_model(m, k), min_train=500, refit_every=refit)
                 raw.append(_bacc(s[500:], res.states))
@@ -185,13 +187,16 @@ def main() -> None:
     ap.add_argument("--refit", type=int, default=21, help="bars between refits (default 21)")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of hmm,markov,garch")
     ap.add_argument("--validate", action="store_true", help="print the validation numbers instead")
+    ap.add_argument("--seeds", type=int, default=10, help="simulated series per case in --validate (default 10)")
     args = ap.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = set(methods) - set(METHODS)
     if bad:
         ap.error(f"unknown methods {sorted(bad)}")
     if args.validate:
-        validate(methods, args.refit)
+        if args.seeds < 1:
+            ap.error("--seeds must be at least 1")
+        validate(methods, args.refit, args.seeds)
     else:
         benchmark(methods, args.refit)
 

@@ -93,12 +93,14 @@ def _regime(args: argparse.Namespace, ctx) -> int:
     rows = []
     for tf, r in report["timeframes"].items():
         if not r["available"]:
-            rows.append([tf, r["bar"], "unavailable", "", "", "", r["reason"][:70]])
+            rows.append([tf, r["bar"], "unavailable", "", "", "", "", r["reason"][:70]])
             continue
         dur = r["expected_duration_bars"]
-        rows.append([tf, r["bar"], r["label"], f"{r['probability']:.2f}", r["since"][:10],
-                     str(r["bars_in_regime"]), "" if dur is None else f"{dur:.0f}"])
-    print_table(["tf", "bar", "regime", "prob", "since", "bars", "expected bars"], rows)
+        one = " (one regime)" if r.get("n_regimes") == 1 else ""
+        rows.append([tf, r["bar"], r["label"] + one, f"{r['probability']:.2f}", r["since"][:10],
+                     str(r["bars_in_regime"]), "" if dur is None else f"{dur:.0f}" if dur < 1e5 else ">99999",
+                     f"{r['switches_per_year']:.1f}"])
+    print_table(["tf", "bar", "regime", "prob", "since", "bars", "expected bars", "switches/yr"], rows)
     c = report["consensus"]
     agreement = "" if c["agreement"] is None else f", agreement {c['agreement']:.2f}"
     print(f"\nconsensus: {c['label']} ({c['family']}{agreement})")

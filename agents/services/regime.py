@@ -14,6 +14,7 @@ methods in the winning family report (ties go to hmm, then markov).
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,6 +76,7 @@ class _Path:
     switches_per_year: float
     converged: bool
     n_fits: int
+    n_regimes: int | None = None  # regimes the latest fit found in its window (None: ensemble)
 
 
 @dataclass(frozen=True)
@@ -112,12 +114,15 @@ def _path_from_result(res: RegimeResult) -> _Path:
         raw_probability=np.asarray(res.probabilities[rows, res.states], dtype=float),
         risk_off=np.asarray(risk_off, dtype=float),
         family_probabilities=fam,
-        expected_duration=float(res.expected_durations[res.current_state]),
+        # None when the state is absorbing (a window of one regime: no change expected).
+        expected_duration=duration if math.isfinite(duration := float(res.expected_durations[res.current_state]))
+        else None,
         transition_matrix=[[float(x) for x in row] for row in res.transition_matrix],
         state_labels=list(res.state_labels),
         switches_per_year=float(res.switches_per_year),
         converged=bool(res.converged),
         n_fits=len(res.fits),
+        n_regimes=int(res.fits[-1].n_regimes),
     )
 
 
@@ -265,6 +270,7 @@ def regime_report(analysis: RegimeAnalysis) -> dict[str, Any]:
             "switches_per_year": path.switches_per_year,
             "converged": path.converged,
             "n_fits": path.n_fits,
+            "n_regimes": path.n_regimes,
         }
     c = analysis.consensus
     return {

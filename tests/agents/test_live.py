@@ -19,7 +19,10 @@ from agents.cli import main
 from agents.config import Secrets, load_settings
 from integrations import Journal, LiveStateStore, TransientError
 
-FAST = "[ml]\nrefit_every = 252\n[live]\nretry_backoff = 0.0\nretries = 3\n"
+# The "ml" policy at half weight: these tests need the first bars to send orders whatever the
+# regimes say (P(up) is above 0.55 there, so the target is the 0.5 cap).
+FAST = ("[ml]\nrefit_every = 252\n[decision]\npolicy = \"ml\"\nmax_weight = 0.5\n"
+        "[live]\nretry_backoff = 0.0\nretries = 3\n")
 
 
 @pytest.fixture()
@@ -162,7 +165,17 @@ def test_transient_broker_errors_are_retried_then_the_bar_degrades(fast, monkeyp
     with PaperBroker(settings.home_dir / "paper_broker.sqlite") as broker:
         orders = broker.orders()
     assert len(orders) == len({o.client_order_id for o in orders}) >= 1  # sent once, after the retry
-    # a broker that stays down: the bar fails after 3 attempts, an alert, and the next bar still runs
+    # a broker that stays down: the bar fails after 3 attempts, an alert, and the next bar still runs.
+    # Buy to about 0.9 of the account first (the broker still up, past the gate): the next bar's
+    # decision then sells back to its 0.5 cap, a sell the gate lets through.
+    from integrations.brokers import OrderRequest
+
+    price = orders[-1].avg_fill_price
+    with PaperBroker(settings.home_dir / "paper_broker.sqlite") as broker:
+        extra = int(0.9 * broker.account().equity / price) - broker.positions()["SP500"].qty
+        more = real(broker, OrderRequest(client_order_id="manual-top-up", symbol="SP500", side="buy", qty=extra,
+                                         reference_price=price, bar_time=bar["bar_time"]))
+        assert more.status == "filled"
     calls.update(n=0, fail=10**6)
     lines.clear()
     out = _run_loop(settings, 2, lines)

@@ -35,7 +35,8 @@ from integrations.brokers import OrderRequest, PaperBroker
 
 pytestmark = pytest.mark.filterwarnings("ignore::analytics.DataQualityWarning")
 
-FAST = "[ml]\nrefit_every = 252\n[live]\npoll_seconds = 3600\n"
+# The "ml" policy: the test needs the first bars to hold a position whatever the regimes say.
+FAST = "[ml]\nrefit_every = 252\n[decision]\npolicy = \"ml\"\n[live]\npoll_seconds = 3600\n"
 SESSION = "silence-test"
 
 

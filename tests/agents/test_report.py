@@ -181,8 +181,10 @@ def test_html_report_is_the_same_report_with_interactive_charts(tmp_path, capsys
 
 
 def test_run_with_a_paper_broker_reports_verdicts_and_orders(tmp_path, capsys):
+    # As of a calm mid-2017 bar (risk-on on every timeframe), so that the run has an order to report.
     out = tmp_path / "run.pdf"
-    assert main(["run", "SP500", "--broker", "paper", "--report", str(out), "--no-backtest", "--json"]) == 0
+    assert main(["run", "SP500", "--as-of", "2017-06-30", "--broker", "paper", "--report", str(out),
+                 "--no-backtest", "--json"]) == 0
     state = json.loads(capsys.readouterr().out)
     assert state["report"]["pdf"]["path"] == str(out)
     text = _flat(" ".join(_pages(out)))

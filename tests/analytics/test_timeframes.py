@@ -31,7 +31,7 @@ PINNED = {
     "MT": ("medium term", "1D", 252, None, "daily",
            TimeframeSpec(504, 21, None, 252.0, PersistenceRule(0.8, 5))),
     "ST": ("short term", "1D", 63, None, "daily",
-           TimeframeSpec(252, 21, 504, 252.0, PersistenceRule(0.8, 2))),
+           TimeframeSpec(252, 21, 504, 252.0, PersistenceRule(0.8, 5))),
     "US": ("ultra-short", "5Min", 390, None, "intraday",
            TimeframeSpec(234, 78, 780, 19656.0, PersistenceRule(0.8, 6))),
 }
