@@ -246,6 +246,8 @@ class DriftConfig(_Model):
     window: int = Field(default=63, ge=20, le=2520)
     # true: a breach marks the model due, and the next scheduled or live retrain replaces it.
     retrain_on_breach: bool = False
+    # true: scheduled run jobs check their symbols' models after the run (before the retrain).
+    after_runs: bool = True
 
 
 class MLConfig(_Model):
@@ -933,6 +935,9 @@ brier_increase = 0.02
 window = 63
 # true: a breach marks the model due for the next scheduled or live retrain.
 retrain_on_breach = false
+# true: scheduled run jobs check their symbols' models after the run and alert new breaches
+# (each breach once per model version).
+after_runs = true
 
 [engine]
 # false: a run computes the newest bar's features only (fast); true: it rebuilds every

@@ -142,9 +142,11 @@ def coerce_signal_frame(frame: pd.DataFrame) -> pd.DataFrame:
             except (TypeError, ValueError):
                 raise ValueError(f"frame: column {col} holds a value that is not a number") from None
         else:
-            out[col] = [None if _missing(v) else str(v) for v in s]
-    return pd.DataFrame(out, columns=list(SIGNAL_COLUMNS)).astype({c: object for c in SIGNAL_COLUMNS
-                                                                    if c not in _FLOATS})
+            # An object Series: from a plain list pandas 3 infers its string dtype, whose
+            # missing value is NaN, and a column would hold None or NaN depending on
+            # whether it has any text at all.
+            out[col] = pd.Series([None if _missing(v) else str(v) for v in s], dtype=object)
+    return pd.DataFrame(out, columns=list(SIGNAL_COLUMNS))
 
 
 def _missing(v: Any) -> bool:

@@ -44,8 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "  breaches                  thresholds of [ml.drift] crossed: psi, ks_pvalue (two-sample\n"
             "                            Kolmogorov-Smirnov per feature), brier_increase\n\n"
             "Breaches are journaled (live events of session 'models:drift'), sent as one Telegram alert "
-            "when a bot token and telegram.chat_ids are configured, and with ml.drift.retrain_on_breach "
-            "mark the model due for the next scheduled retrain; --no-record only shows them."
+            "when a bot token and telegram.chat_ids are configured (each breach once per model version), "
+            "and with ml.drift.retrain_on_breach mark the model due for the next scheduled retrain; "
+            "--no-record only shows them. Scheduled run jobs run the same check after the run "
+            "(ml.drift.after_runs)."
         ),
         epilog=examples("regimedesk models status", "regimedesk models status SP500 --as-of 2016-12-30",
                         "regimedesk models status SP500 NASDAQ --json --no-record"),
@@ -178,5 +180,7 @@ def _status(args: argparse.Namespace, ctx) -> int:
         sent = recorded["alerted"]
         print(f"\n{recorded['journaled']} breach(es) journaled"
               + (f"; Telegram alert: {sum(d['ok'] for d in sent)}/{len(sent)} chat(s)" if sent else "")
+              + (f"; {recorded['already_alerted']} alerted before, not sent again"
+                 if recorded["already_alerted"] else "")
               + (f"; marked due for retraining: {', '.join(recorded['marked'])}" if recorded["marked"] else ""))
     return 0

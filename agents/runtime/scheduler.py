@@ -294,7 +294,7 @@ class JobExecutor:
             raise RegimeDeskError(f"every symbol failed ({len(outcome.records)}); {first.symbol}: {first.error}")
         return outcome
 
-    def _run(self, job: ScheduledJob, stamp: str) -> tuple[Any, Path | None]:
+    def _run(self, job: ScheduledJob, stamp: str) -> tuple[Any, Path | None, list[str]]:
         from agents.runtime.runner import Runner
         from agents.services.context import build_request
 
@@ -309,12 +309,38 @@ class JobExecutor:
         with Runner(self.settings, self.secrets) as runner:
             runner.ctx.status = self.status
             outcome = runner.start(request)
-            retrained = []
+            after: list[str] = []
             if job.kind == "run":  # after the orders: the next run's decision finds a fresh model
                 from agents.services.ml import retrain_due_models
 
-                retrained = retrain_due_models(runner.ctx, request.to_dict())
-        return outcome, report_path, retrained
+                if self.settings.ml.drift.after_runs:
+                    after += self._drift_lines(runner.ctx, request.to_dict())
+                for d in retrain_due_models(runner.ctx, request.to_dict()):
+                    after.append(f"Model {d['symbol']}: retrained after the run ({d['reason']}): {d['version']}"
+                                 if "error" not in d else
+                                 f"Model {d['symbol']}: the retrain after the run failed ({d['reason']}): {d['error']}")
+        return outcome, report_path, after
+
+    def _drift_lines(self, ctx, request: dict[str, Any]) -> list[str]:
+        """Check the run's models for drift (breaches journaled, new ones alerted, marked due if
+        configured); one summary line per model with a breach or whose check failed."""
+        from agents.services.drift import drift_checks
+
+        try:
+            done = drift_checks(ctx, request, sender=self.sender)
+        except Exception as exc:  # noqa: BLE001 - a failed check never fails the run job
+            return [f"Models: the drift check failed: {type(exc).__name__}: {exc}"]
+        lines = []
+        for d in done:
+            rep = d.get("report")
+            if rep is None:
+                if "ModelNotFoundError" not in d["error"]:
+                    lines.append(f"Model {d['symbol']}: the drift check failed: {d['error']}")
+            elif rep["breaches"]:
+                shown = "; ".join(b["text"] for b in rep["breaches"][:3])
+                more = f" (+{len(rep['breaches']) - 3} more)" if len(rep["breaches"]) > 3 else ""
+                lines.append(f"Model {d['symbol']} {rep['version']}: drift: {shown}{more}")
+        return lines
 
     def _deliver(self, job: ScheduledJob, outcome, report_path: Path | None, summary: str, stamp: str):
         files: list[str] = []
@@ -359,13 +385,9 @@ class JobExecutor:
             return self._finish(self._scan_job(job, scheduled_for, started, stamp))
         run_id = None
         try:
-            outcome, report_path, retrained = self._run(job, stamp)
+            outcome, report_path, after = self._run(job, stamp)
             run_id = outcome.run_id
-            summary = run_summary_text(outcome)
-            for d in retrained:
-                summary += (f"\nModel {d['symbol']}: retrained after the run ({d['reason']}): {d['version']}"
-                            if "error" not in d else
-                            f"\nModel {d['symbol']}: the retrain after the run failed ({d['reason']}): {d['error']}")
+            summary = "\n".join([run_summary_text(outcome), *after])
             files, deliveries = self._deliver(job, outcome, report_path, summary, stamp)
             status = "ok" if all(d["ok"] for d in deliveries) else "partial"
             result = JobOutcome(job.name, job.kind, status, scheduled_for, started, self.clock(), run_id,

@@ -14,16 +14,19 @@ features and labels are prefix-invariant (``tests/agents/test_ml_agent.py``), so
 ``train_end`` are those the training run saw, and nothing reads a bar after the store's last.
 
 A breach (a threshold of ``[ml.drift]`` crossed) is journaled as a journal live event of the
-session :data:`DRIFT_SESSION`, alerted once per check to the Telegram chats through the
-scheduler's sender, and with ``ml.drift.retrain_on_breach`` marks the model due: a file
+session :data:`DRIFT_SESSION` at every check, alerted to the Telegram chats through the
+scheduler's sender once per model version and breach (a breach still there at the next check
+is journaled again but not alerted again; ``drift-alerted.json`` beside the model's versions
+remembers what was sent), and with ``ml.drift.retrain_on_breach`` marks the model due: a file
 ``drift-due.json`` beside the model's versions names the version, and
-:func:`drift_retrain_reason` gives the reason the scheduled retrain reads.
+:func:`drift_retrain_reason` gives the reason the scheduled retrain reads. Scheduled run jobs
+check their symbols' models after the run (``ml.drift.after_runs``, :func:`drift_checks`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -31,7 +34,12 @@ from urllib.parse import unquote
 import pandas as pd
 
 from agents.config import Settings
-from agents.services.drift_marks import drift_retrain_reason, mark_due
+from agents.services.drift_marks import (
+    alerted_breaches,
+    drift_retrain_reason,
+    mark_due,
+    remember_alerted,
+)
 from agents.services.ml import Dataset, build_dataset, model_store
 from analytics import InsufficientDataError, RegimeDeskError
 from signals import (
@@ -83,6 +91,11 @@ class DriftBreach:
     feature: str | None
     value: float
     threshold: float
+
+    @property
+    def key(self) -> str:
+        """What the breach is about, without its value: ``kind:feature`` (alerted once per model)."""
+        return f"{self.kind}:{self.feature or ''}"
 
     @property
     def text(self) -> str:
@@ -257,7 +270,7 @@ def _alert_text(reports: list[DriftReport]) -> str:
 
 def record_breaches(reports: DriftReport | list[DriftReport], settings: Settings, *, journal=None,
                     sender=None) -> dict[str, Any]:
-    """Journal every breach, send one Telegram alert for all, mark models due if configured.
+    """Journal every breach, alert the new ones in one Telegram message, mark models due if configured.
 
     Parameters
     ----------
@@ -269,17 +282,20 @@ def record_breaches(reports: DriftReport | list[DriftReport], settings: Settings
         :data:`DRIFT_EVENT`.
     sender : integrations.TelegramSender, optional
         The alert path (``agents.runtime.scheduler.build_sender``); None sends nothing. One
-        message to ``telegram.chat_ids`` lists every model with a breach.
+        message to ``telegram.chat_ids`` lists the breaches not alerted before for the same
+        model version; once every chat received it, they are remembered and not sent again
+        (a failed delivery is retried at the next check).
 
     Returns
     -------
     dict
-        ``journaled`` (events written), ``alerted`` (deliveries: ``to``, ``ok``, ``error``) and
-        ``marked`` (``SYMBOL VERSION`` marked due for retraining).
+        ``journaled`` (events written), ``alerted`` (deliveries: ``to``, ``ok``, ``error``),
+        ``already_alerted`` (breaches not sent again) and ``marked`` (``SYMBOL VERSION``
+        marked due for retraining).
     """
     reports = [reports] if isinstance(reports, DriftReport) else list(reports)
     hit = [r for r in reports if r.breaches]
-    out: dict[str, Any] = {"journaled": 0, "alerted": [], "marked": []}
+    out: dict[str, Any] = {"journaled": 0, "alerted": [], "already_alerted": 0, "marked": []}
     if not hit:
         return out
     own = journal is None
@@ -297,12 +313,23 @@ def record_breaches(reports: DriftReport | list[DriftReport], settings: Settings
         if own:
             journal.close()
     if sender is not None and settings.telegram.chat_ids:
-        try:
-            sent = sender.send_message(settings.telegram.chat_ids, _alert_text(hit))
-            out["alerted"] = [{"to": f"telegram:{d.chat_id}", "ok": d.ok, "error": d.error} for d in sent]
-        except Exception as exc:  # an alert that cannot be sent must not hide the check's outcome
-            log.warning("could not send the drift alert to Telegram: %s: %s", type(exc).__name__, exc)
-            out["alerted"] = [{"to": "telegram", "ok": False, "error": f"{type(exc).__name__}: {exc}"}]
+        new = []
+        for r in hit:
+            seen = alerted_breaches(r.model_dir, r.version)
+            fresh = tuple(b for b in r.breaches if b.key not in seen)
+            out["already_alerted"] += len(r.breaches) - len(fresh)
+            if fresh:
+                new.append(replace(r, breaches=fresh))
+        if new:
+            try:
+                sent = sender.send_message(settings.telegram.chat_ids, _alert_text(new))
+                out["alerted"] = [{"to": f"telegram:{d.chat_id}", "ok": d.ok, "error": d.error} for d in sent]
+            except Exception as exc:  # an alert that cannot be sent must not hide the check's outcome
+                log.warning("could not send the drift alert to Telegram: %s: %s", type(exc).__name__, exc)
+                out["alerted"] = [{"to": "telegram", "ok": False, "error": f"{type(exc).__name__}: {exc}"}]
+            if out["alerted"] and all(d["ok"] for d in out["alerted"]):
+                for r in new:
+                    remember_alerted(r.model_dir, r.version, [b.key for b in r.breaches])
     if settings.ml.drift.retrain_on_breach:
         for r in hit:
             mark_due(r.model_dir, r.version, r.as_of.isoformat(), [b.text for b in r.breaches])

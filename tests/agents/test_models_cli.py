@@ -147,6 +147,11 @@ def test_breaches_reach_output_journal_telegram_and_retrain_mark(home, capsys, m
     (msg,) = [p for p, _ in stub.calls_to("sendMessage")]
     assert str(msg["chat_id"]) == "42" and msg["text"].startswith("RegimeDesk model drift:\nSP500 v0001")
 
+    # checked again: journaled again, not alerted again (the same breaches of the same version)
+    assert main(["--config", str(config), "models", "status", "--as-of", CHECK_AS_OF]) == 0
+    assert f"{len(over)} breach(es) journaled; {len(over)} alerted before, not sent again" in capsys.readouterr().out
+    assert len(stub.calls_to("sendMessage")) == 1
+
     stored = ModelStore(settings.paths.models).load("SP500")
     reason = drift_retrain_reason(stored)
     assert reason.startswith(f"model v0001 drifted at {CHECK_AS_OF}: PSI of {over[0]}")

@@ -378,6 +378,46 @@ def test_a_run_job_retrains_a_model_due_after_the_run(tmp_path, stub, monkeypatc
     assert used["model_version"] == "v0001" and used["model_note"] is None  # the decision trained nothing
 
 
+def test_a_run_job_checks_its_models_for_drift_and_alerts_a_breach_once(tmp_path, stub, monkeypatch, capsys):
+    """ml.drift.after_runs: after the run the job checks the stored model (trained a month
+    earlier, so 21 bars after its data, 20 needed); the breaches are in the job's summary and journal at
+    every run, the Telegram drift alert goes out at the first run only."""
+    from agents.cli import main
+    from agents.services.drift import DRIFT_SESSION
+    from integrations import Journal
+
+    home = tmp_path / "home"
+    body = FAST.format(home=home).replace(
+        "refit_every = 252\n", "refit_every = 252\nmax_model_age_days = 60.0\nretrain_after_days = 0\n")
+    body += "[ml.drift]\npsi = 0.001\nks_pvalue = 1e-300\nbrier_increase = 1.0\n"
+    body += f"[telegram]\nbase_url = '{stub.base_url}'\nbase_file_url = '{stub.base_file_url}'\nchat_ids = [42]\n"
+    body += _job_toml(name="daily-run", kind="run", cron="0 9 * * *", symbols=["NASDAQ"])
+    path = _config(tmp_path, body)
+    monkeypatch.setenv("REGIMEDESK_CONFIG", str(path))
+    assert main(["train", "NASDAQ", "--as-of", "2018-11-28", "--json"]) == 0
+    capsys.readouterr()
+    settings = load_settings(path, env={})
+    ex = JobExecutor(settings, Secrets.from_env({"TELEGRAM_BOT_TOKEN": TOKEN}))
+    try:
+        texts = []
+        for _ in range(2):
+            outcome = ex(settings.schedule.jobs[0], None)
+            assert outcome.status == "ok", outcome.error
+            texts.append(open(outcome.files[0]).read())
+    finally:
+        ex.close()
+    for text in texts:
+        (line,) = [x for x in text.splitlines() if x.startswith("Model NASDAQ v0001: drift: PSI of ")]
+    alerts = [p["text"] for p, _ in stub.calls_to("sendMessage") if p["text"].startswith("RegimeDesk model drift:")]
+    assert len(alerts) == 1 and alerts[0].splitlines()[1].startswith("NASDAQ v0001 (data to 2018-11-28")
+    with Journal(home / "journal.sqlite") as j:
+        events = j.live_events(DRIFT_SESSION, limit=10_000)
+    assert events and len(events) % 2 == 0  # the same breaches journaled at both runs
+    half = len(events) // 2
+    assert [e["message"] for e in events[:half]] == [e["message"] for e in events[half:]]
+    assert (home / "models" / "NASDAQ" / "drift-alerted.json").exists()
+
+
 def test_no_token_means_no_telegram(tmp_path, stub):
     settings = _executor_settings(tmp_path, stub, [
         {"name": "r", "kind": "run", "cron": "0 9 * * *", "symbols": ["NOSUCH"]}])

@@ -110,6 +110,17 @@ def _import(path: Path, name: str):
     return mod
 
 
+def test_missing_text_is_none_in_every_text_column():
+    """A text column with some text and one with none hold the same missing value (None).
+    Under pandas 3 the first used to get NaN, so an export's prefix differed from a longer
+    export's rows whenever only one of them had a gate reason."""
+    f = coerce_signal_frame(_frame(("SP500",)))
+    assert f["gate_reasons"].tolist() == [None, None, None, "trim:regime_gross_cap;x", None, None]
+    assert f["st_label"].tolist() == [None] * 6
+    assert f["gate_action"].tolist()[:2] == [None, "approve"]
+    assert all(f[c].dtype == object for c in ("gate_reasons", "st_label", "gate_action"))
+
+
 def test_parser_reads_every_value_exactly(tmp_path):
     f = coerce_signal_frame(_frame(("SP500", "NASDAQ")))
     project = write_lean_project(tmp_path / "p", f)
