@@ -23,7 +23,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	@echo "==> regimedesk run SP500 (embedded data, no keys). The first run trains and stores the SP500"
-	@echo "    model and fits every regime model: about 15-25 s; later runs reuse them (a few seconds)."
+	@echo "    model and fits every regime model: about 15 s; later runs reuse them (a few seconds)."
 	$(BIN)/regimedesk run SP500
 
 test: $(STAMP)
