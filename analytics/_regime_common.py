@@ -502,7 +502,7 @@ class RegimeFit:
     n_regimes : int
         Regimes the fit found in its training window: ``k``, or 1 when the model tested the
         window against one regime and one explained it (``GaussianHMMRegime``'s
-        ``one_regime_test``; then every state has the same label).
+        ``one_regime_test``; the parameters are then those the model filters that block with).
     """
 
     first_date: pd.Timestamp
@@ -780,8 +780,8 @@ def _labels(fitted: Any, periods_per_year: float, drift_sharpe: float) -> tuple[
     if entry is not None and entry[0] is fitted and entry[1][0] == (periods_per_year, drift_sharpe):
         return entry[1][1]
     labels = label_states(fitted.means, fitted.vols, periods_per_year, drift_sharpe)
-    if getattr(fitted, "n_regimes", None) == 1:
-        # One regime in the window: every state carries the calmest state's label.
+    if getattr(fitted, "collapse_labels", False):
+        # One regime and no earlier fit to filter with: every state carries the calmest state's label.
         labels = (labels[0],) * len(labels)
     with _LABELS_LOCK:
         if len(_LABELS) > 100_000:

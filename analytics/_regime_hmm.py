@@ -10,8 +10,8 @@ filter, never from hmmlearn's ``predict``/``predict_proba``, which are smoothed.
 
 Before a fit is used, :func:`analytics._regime_states.one_regime_test` asks whether the
 training window's returns need more than one regime at all; when one Gaussian explains them
-as well (by BIC), the window is one regime and every bar it filters is in the calmest state
-with probability 1 (see :class:`GaussianHMMRegime`).
+as well (by BIC), the window's own two-state split is not used (see
+:class:`GaussianHMMRegime`).
 """
 
 from __future__ import annotations
@@ -97,14 +97,19 @@ class _HMMFitted:
 
 @dataclass
 class _OneRegime:
-    """A window that holds one regime: every bar it filters is in state 0 with probability 1.
+    """A window that holds one regime (the test kept one Gaussian).
 
-    ``means``/``vols`` are the single Gaussian's, repeated for each state, and the transition
-    matrix is the identity (no change is expected under one regime); ``inner`` is the k-state
-    fit the test rejected, kept as the warm start of the next refit.
+    Such a window says nothing about what a second regime looks like, so the block it
+    filters is filtered by ``reference``, the latest fit whose window held several regimes,
+    and ``means``/``vols``/``transmat`` are that fit's. Without one (no window so far held
+    more than one regime) every bar is in state 0 with probability 1, ``means``/``vols`` are
+    the single Gaussian's repeated for each state, the transition matrix is the identity and
+    every state carries the same label (``collapse_labels``). ``inner`` is the k-state fit
+    the test rejected, kept as the warm start of the next refit.
     """
 
     inner: _HMMFitted
+    reference: _HMMFitted | None
     test: StatesTest
     means: np.ndarray
     vols: np.ndarray
@@ -114,7 +119,13 @@ class _OneRegime:
     loglik: float
     n_regimes: int = 1
 
+    @property
+    def collapse_labels(self) -> bool:
+        return self.reference is None
+
     def filter(self, ctx: _HMMContext, train_lo: int, start: int, stop: int, prior: np.ndarray | None) -> np.ndarray:
+        if self.reference is not None:
+            return self.reference.filter(ctx, train_lo, start, stop, prior)
         out = np.zeros((stop - start, self.means.size))
         out[:, 0] = 1.0
         return out
@@ -158,10 +169,12 @@ class GaussianHMMRegime:
     one_regime_test : bool, default True
         Test every training window against a single regime
         (:func:`analytics._regime_states.one_regime_test`, BIC) before its fit is used. A
-        window that holds one regime is reported as one: all its bars in the calmest state
-        with probability 1, labelled ``'calm'`` (or ``'bull'`` by its drift), identity
-        transition matrix; ``RegimeFit.n_regimes`` is 1. Without the test a calm-only window
-        is split in two and its less calm half called risk-off.
+        window that holds one regime (``RegimeFit.n_regimes`` 1) is not split in two: its
+        block is filtered with the latest fit whose window held several regimes (it knows
+        what turbulence looks like); when there is none yet, every bar is in the calmest
+        state with probability 1, labelled ``'calm'`` (or ``'bull'`` by its drift), with an
+        identity transition matrix. Without the test a calm-only window is split in two and
+        its less calm half called risk-off.
 
     Notes
     -----
@@ -237,8 +250,9 @@ class GaussianHMMRegime:
 
     def _fit(self, ctx: _HMMContext, lo: int, hi: int, previous: _HMMFitted | _OneRegime | None,
              seed: int) -> _HMMFitted | _OneRegime:
+        reference = previous  # the latest fit whose window held several regimes
         if isinstance(previous, _OneRegime):
-            previous = previous.inner
+            reference, previous = previous.reference, previous.inner
         fitted = self._fit_states(ctx, lo, hi, previous, seed)
         if not self.one_regime_test:
             return fitted
@@ -247,8 +261,12 @@ class GaussianHMMRegime:
         if not test.one_regime:
             return fitted
         k = self.n_states
-        return _OneRegime(inner=fitted, test=test, means=np.full(k, r.mean()), vols=np.full(k, r.std()),
-                          transmat=np.eye(k), converged=fitted.converged, n_iter=fitted.n_iter,
+        if reference is not None:
+            means, vols, transmat = reference.means, reference.vols, reference.transmat
+        else:
+            means, vols, transmat = np.full(k, r.mean()), np.full(k, r.std()), np.eye(k)
+        return _OneRegime(inner=fitted, reference=reference, test=test, means=means, vols=vols,
+                          transmat=transmat, converged=fitted.converged, n_iter=fitted.n_iter,
                           loglik=fitted.loglik)
 
     def _fit_states(self, ctx: _HMMContext, lo: int, hi: int, previous: _HMMFitted | None, seed: int) -> _HMMFitted:

@@ -48,7 +48,7 @@ def test_report_in_the_2008_crisis(crisis):
 def test_agent_method_switch_rates_per_timeframe(symbol):
     """The agent's HMM regimes on the embedded indices, every timeframe at its persistence
     rule. Before the one-regime test and ST's 5-bar confirmation SP500's ST switched 5.01 times
-    a year and NASDAQ's 5.70 (now 3.64 and 4.22, docs/regimes.md); the project's limit is 4 on
+    a year and NASDAQ's 5.70 (now 3.80 and 3.96, docs/regimes.md); the project's limit is 4 on
     the index."""
     rep = regime_report(analyse_regimes(_store(None), symbol, "hmm"))
     rates = {tf: rep["timeframes"][tf]["switches_per_year"] for tf in ("LT", "MT", "ST")}
