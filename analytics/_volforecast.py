@@ -382,6 +382,15 @@ def garch_cumulative_variance(one_step: Any, params: GarchParams, horizon: int) 
     return _like(total, one_step, f"garch_var_{h}")
 
 
+def _paired_variances(forecast_var: Any, realised_var: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both variance arrays and the mask of the bars where both are finite and positive."""
+    f = _as_array(forecast_var, "forecast_var")
+    rv = _as_array(realised_var, "realised_var")
+    if f.shape != rv.shape:
+        raise ValueError("forecast_var and realised_var must have the same length")
+    return f, rv, np.isfinite(f) & np.isfinite(rv) & (f > 0) & (rv > 0)
+
+
 def qlike(forecast_var: Any, realised_var: Any) -> np.ndarray:
     """QLIKE loss per forecast (Patton 2011): ``RV / F - log(RV / F) - 1``.
 
@@ -389,11 +398,7 @@ def qlike(forecast_var: Any, realised_var: Any) -> np.ndarray:
     conditional mean of ``RV``, also when ``RV`` is a noisy unbiased proxy. NaN where either
     input is not finite and positive.
     """
-    f = _as_array(forecast_var, "forecast_var")
-    rv = _as_array(realised_var, "realised_var")
-    if f.shape != rv.shape:
-        raise ValueError("forecast_var and realised_var must have the same length")
-    ok = np.isfinite(f) & np.isfinite(rv) & (f > 0) & (rv > 0)
+    f, rv, ok = _paired_variances(forecast_var, realised_var)
     out = np.full(f.shape, np.nan)
     ratio = rv[ok] / f[ok]
     out[ok] = ratio - np.log(ratio) - 1.0
@@ -402,11 +407,7 @@ def qlike(forecast_var: Any, realised_var: Any) -> np.ndarray:
 
 def mse_log_variance(forecast_var: Any, realised_var: Any) -> np.ndarray:
     """Squared error of log variance per forecast: ``(log F - log RV)^2`` (NaN where undefined)."""
-    f = _as_array(forecast_var, "forecast_var")
-    rv = _as_array(realised_var, "realised_var")
-    if f.shape != rv.shape:
-        raise ValueError("forecast_var and realised_var must have the same length")
-    ok = np.isfinite(f) & np.isfinite(rv) & (f > 0) & (rv > 0)
+    f, rv, ok = _paired_variances(forecast_var, realised_var)
     out = np.full(f.shape, np.nan)
     out[ok] = (np.log(f[ok]) - np.log(rv[ok])) ** 2
     return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any
 
@@ -121,7 +120,9 @@ def _export(args: argparse.Namespace, ctx) -> int:
 
 
 def _num(x: Any, fmt: str) -> str:
-    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
+    from agents.services.format import is_missing
+
+    return "-" if is_missing(x) else format(x, fmt)
 
 
 def _status(args: argparse.Namespace, ctx) -> int:

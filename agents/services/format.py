@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["METRIC_ROWS", "format_metric", "format_value", "is_missing"]
+__all__ = ["METRIC_ROWS", "finite_or_none", "format_metric", "format_value", "is_missing"]
 
 #: Performance metrics shown by ``backtest`` and the report: (key, label, kind).
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -27,6 +27,14 @@ METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
 def is_missing(v: Any) -> bool:
     """True for a value shown as 'n/a': None, NaN or an infinity."""
     return v is None or (isinstance(v, float) and not math.isfinite(v))
+
+
+def finite_or_none(v: Any) -> float | None:
+    """``float(v)``, or None when it is not a finite number (for JSON: no NaN, no infinity)."""
+    if v is None:
+        return None
+    x = float(v)
+    return x if math.isfinite(x) else None
 
 
 def format_value(v: Any, spec: str = ".2f") -> str:

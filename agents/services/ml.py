@@ -20,6 +20,7 @@ import pandas as pd
 
 from agents.config import Settings
 from agents.services.drift_marks import drift_retrain_reason
+from agents.services.format import finite_or_none
 from agents.services.regime import (
     AGENT_METHOD,
     RegimeAnalysis,
@@ -357,15 +358,10 @@ def current_signal(store, symbol: str, settings: Settings, *, analysis: RegimeAn
         "model_age_days": float((frame.index[-1] - stored.train_end) / pd.Timedelta(days=1)),
         "out_of_sample": {k: oos[k] for k in ("n", "auc", "brier", "brier_climatology", "accuracy", "base_rate")},
         "top_contributions": {k: float(v) for k, v in top.items()},
-        "vol_forecast": _finite_or_none(x["garch_vol"].iloc[-1]),
+        "vol_forecast": finite_or_none(x["garch_vol"].iloc[-1]),
         "policy_params": stored.metadata["policy_params"],
         "model_note": note,
     }
-
-
-def _finite_or_none(x: Any) -> float | None:
-    x = float(x)
-    return x if np.isfinite(x) else None
 
 
 def decide(

@@ -9,10 +9,10 @@ and tested against HAR (Diebold-Mariano). The regime input of the features is th
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from agents.config import Settings
+from agents.services.format import finite_or_none
 from agents.services.ml import build_dataset
 from signals import walk_forward_vol
 
@@ -20,10 +20,6 @@ __all__ = ["HORIZONS", "volatility_report"]
 
 #: The horizons of the issue: a trading week and a trading month.
 HORIZONS = (5, 21)
-
-
-def _num(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
 
 
 def volatility_report(store, symbol: str, settings: Settings, horizon: int, fit_cache=None) -> dict[str, Any]:
@@ -58,7 +54,7 @@ def volatility_report(store, symbol: str, settings: Settings, horizon: int, fit_
     scored = res.forecasts.index[res.forecasts["scored"].astype(bool)]
     models = {}
     for name, row in res.table().iterrows():
-        models[str(name)] = {k: _num(row[k]) if k != "n" else int(row[k])
+        models[str(name)] = {k: finite_or_none(row[k]) if k != "n" else int(row[k])
                                 for k in ("n", "qlike", "mse_log", "dm_qlike", "p_qlike", "dm_mse_log", "p_mse_log")}
     return {
         "symbol": symbol,
